@@ -1,0 +1,52 @@
+"""`darknet_py` command line: Darknet's commands and flags (`-thresh .25`, `-ext_output`...).
+
+Every :class:`~darknet_py.errors.DarknetError` becomes one message and exit status 1; `--debug` shows the
+traceback instead."""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+from .commands.convert import convert, partial
+from .commands.detector import detector
+from .errors import DarknetError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Darknet's detector commands, in PyTorch."""
+    ctx.obj = {"debug": debug}
+
+
+cli.add_command(detector)
+cli.add_command(convert)
+cli.add_command(partial)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> None:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_warning
+    try:
+        cli.main(args=argv, prog_name="darknet_py", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DarknetError as exc:
+        if debug:
+            raise
+        print(f"darknet_py: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Click commands, one module per command family; :mod:`darknet_py.cli` assembles them."""

@@ -1,0 +1,55 @@
+"""`darknet_py convert CFG SRC DST` (.weights <-> .pt) and `darknet_py partial CFG SRC DST N`."""
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from ..network import Network
+from ..config.cfg import parse_cfg
+from ..weights import WeightsHeader, load_any, load_weights, save_pt, save_weights
+from .options import flavor_option
+
+
+def _kind(path: str) -> str:
+    if path.endswith(".pt"):
+        return "pt"
+    if path.endswith(".weights") or ".conv." in path or path.endswith(".backup"):
+        return "weights"
+    raise UsageError(f"cannot tell the format of '{path}' from its extension (use .weights or .pt)")
+
+
+@click.command()
+@click.argument("cfg", type=click.Path())
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@flavor_option
+def convert(cfg: str, src: str, dst: str, flavor: str) -> None:
+    """Convert SRC to DST (.weights <-> .pt; the direction follows the extensions)."""
+    src_kind, dst_kind = _kind(src), _kind(dst)
+    if src_kind == dst_kind:
+        raise UsageError(f"'{src}' and '{dst}' are both {src_kind} files: nothing to convert")
+    network = Network(parse_cfg(cfg, flavor=flavor, batch=1))
+    load_any(network, src)
+    if dst_kind == "pt":
+        save_pt(network, dst)
+    else:
+        save_weights(network, dst)
+    click.echo(f"{src} -> {dst} (seen {network.seen})")
+
+
+@click.command()
+@click.argument("cfg", type=click.Path())
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.argument("layers", type=int)
+@flavor_option
+def partial(cfg: str, src: str, dst: str, layers: int, flavor: str) -> None:
+    """Write the first LAYERS layers of SRC to DST with seen=0 (Darknet's `partial`)."""
+    if layers < 0:
+        raise UsageError(f"the layer count must not be negative, got {layers}")
+    network = Network(parse_cfg(cfg, flavor=flavor, batch=1))
+    report = load_weights(network, src, cutoff=layers)
+    version = (0, 2, 0) if flavor == "pj" else (0, 2, 5)
+    save_weights(network, dst, cutoff=layers, header=WeightsHeader(*version, 0))
+    click.echo(f"Loaded {report.layers_loaded} layers with parameters from {src}; "
+               f"saved the first {layers} layers to {dst}")

@@ -1,0 +1,1 @@
+"""Readers for Darknet's text files: `.cfg` (:mod:`.cfg`), `.data`/`.names` (:mod:`.data`)."""

@@ -1,0 +1,99 @@
+"""`.cfg` files -> :class:`CfgModel`: typed `[net]` options and one typed option object per layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CfgError
+from .net import FLAVORS, NetOptions, parse_net
+from .reader import Section, read_sections
+
+# [net] keys Darknet reads in some pipeline (classifier, RNN, AB extras) that darknet_py's detector ignores
+# on purpose: they are not reported as unused.
+_NET_KEYS_IGNORED = frozenset("""
+time_steps inputs angle aspect max_crop min_crop center max_ratio min_ratio random notruth cutmix blur
+gaussian_noise dynamic_minibatch label_smooth_eps track augment_speed sequential_subdivisions contrastive
+contrastive_jit_flip contrastive_color unsupervised attention adversarial_lr try_fix_nan weights_reject_freq
+equidistant_point badlabels_rejection_percentage num_sigmas_reject_badlabels use_cuda_graph optimized_memory
+workspace_size_limit_MB max_chart_loss show_receptive_field seq_scales init_sequential_subdivisions
+train_only_bn burnin_update dont_update step scale steps scales gamma B1 B2 eps learning_rate_min sgdr_cycle
+sgdr_mult
+""".split())
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer section after parsing: its kind, typed options and common keys, and where it came from."""
+    kind: str
+    options: Any
+    common: Any
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class CfgModel:
+    file: str
+    net: NetOptions
+    layers: tuple[LayerSpec, ...]
+    text: str
+
+    @property
+    def flavor(self) -> str:
+        return self.net.flavor
+
+    @property
+    def base_name(self) -> str:
+        """Darknet's backup name: the cfg file name without directory and extension."""
+        return Path(self.file).stem
+
+
+def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) -> CfgModel:
+    """Read a `.cfg`. ``batch`` overrides `[net] batch` and `subdivisions` (inference uses 1, as Darknet)."""
+    from ..layers import SECTION_KINDS, UNSUPPORTED_KINDS
+    from ..layers.base import parse_common
+
+    if flavor not in FLAVORS:
+        raise CfgError(f"unknown flavor '{flavor}', expected one of {', '.join(FLAVORS)}")
+    sections = read_sections(path, CfgError)
+    if not sections or sections[0].kind not in ("net", "network"):
+        first = sections[0] if sections else None
+        raise CfgError("the first section must be [net] or [network]", file=str(path),
+                       line=first.line if first else None, value=f"[{first.kind}]" if first else None)
+    net_section = sections[0]
+    if batch is not None:
+        _override_batch(net_section, batch)
+    net = parse_net(net_section, flavor)
+    _report_unused_net(net_section)
+    if len(sections) == 1:
+        raise CfgError("the cfg has no layers after [net]", file=str(path))
+    layers = []
+    for section in sections[1:]:
+        kind = SECTION_KINDS.get(section.kind)
+        if kind is None:
+            reason = "is not supported by darknet_py" if section.kind in UNSUPPORTED_KINDS else "is unknown"
+            raise CfgError(f"section [{section.kind}] {reason}", file=section.file, line=section.line)
+        if kind.ab_only and flavor == "pj":
+            raise CfgError(f"section [{section.kind}] exists only in AlexeyAB's Darknet (flavor ab)",
+                           file=section.file, line=section.line)
+        options = kind.parse(section, flavor)
+        common = parse_common(section)
+        section.report_unused()
+        layers.append(LayerSpec(kind.name, options, common, section.file, section.line))
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    return CfgModel(str(path), net, tuple(layers), text)
+
+
+def _override_batch(section: Section, batch: int) -> None:
+    from .reader import Option
+    section.options = [o for o in section.options if o.key not in ("batch", "subdivisions")]
+    section.options += [Option("batch", str(batch), section.line, f"batch={batch}"),
+                        Option("subdivisions", "1", section.line, "subdivisions=1")]
+
+
+def _report_unused_net(section: Section) -> None:
+    for opt in section.options:
+        if opt.key in _NET_KEYS_IGNORED:
+            opt.used = True
+    section.report_unused()

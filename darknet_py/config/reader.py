@@ -1,0 +1,206 @@
+"""Darknet's line grammar shared by `.cfg` and `.data` files (spec §1.1).
+
+Every space, tab, CR and LF anywhere in a line is deleted; a line starting with `#` or `;` is a comment;
+`[name]` opens a section; anything else is `key=value`. Values are looked up through typed getters of
+:class:`Section`, which remember which keys were used so the rest can be reported as unused.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+from ..errors import CfgError, DarknetError
+
+T = TypeVar("T")
+
+_INT = re.compile(r"[+-]?\d+")
+_WHITESPACE = str.maketrans("", "", " \t\r\n")
+
+
+class DarknetWarning(UserWarning):
+    """Something Darknet tolerates but a user probably did not mean (unused key, inline comment...)."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, DarknetWarning, stacklevel=3)
+
+
+@dataclass
+class Option:
+    key: str
+    value: Optional[str]  # None: a line without '=' (Darknet treats the key as absent)
+    line: int
+    text: str
+    used: bool = False
+
+
+@dataclass
+class Section:
+    """One `[kind]` block with its options in file order."""
+
+    kind: str
+    file: str
+    line: int
+    options: list[Option] = field(default_factory=list)
+    error_type: type[DarknetError] = CfgError
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def _find(self, key: str) -> Optional[Option]:
+        found = None
+        for opt in self.options:
+            if opt.key == key:
+                opt.used = True  # duplicates are "used" too: first wins (PJ/AB), the rest warned at parse
+                if found is None:
+                    found = opt
+        if found is not None and found.value is None:
+            return None
+        return found
+
+    def has(self, key: str) -> bool:
+        return self._find(key) is not None
+
+    def error(self, message: str, opt: Optional[Option] = None, hint: Optional[str] = None) -> DarknetError:
+        line = self.line if opt is None else opt.line
+        value = None if opt is None else opt.value
+        return self.error_type(f"[{self.kind}] {message}", file=self.file, line=line, value=value, hint=hint)
+
+    def _typed(self, key: str, default: T, convert: Callable[[str], T], what: str) -> T:
+        opt = self._find(key)
+        if opt is None:
+            return default
+        text = _strip_inline_comment(opt, self)
+        try:
+            return convert(text)
+        except (ValueError, OverflowError):
+            raise self.error(f"'{key}' must be {what}", opt) from None
+
+    # -- typed getters ----------------------------------------------------------------------------
+    def get_int(self, key: str, default: int) -> int:
+        return self._typed(key, default, _parse_int, "an integer")
+
+    def get_float(self, key: str, default: float) -> float:
+        return self._typed(key, default, _parse_float, "a number")
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        return self.get_int(key, int(default)) != 0
+
+    def get_str(self, key: str, default: str) -> str:
+        opt = self._find(key)
+        if opt is None:
+            return default
+        return _strip_inline_comment(opt, self)
+
+    def get_ints(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        return self._typed(key, default, lambda s: _parse_list(s, _parse_int), "a comma list of integers")
+
+    def get_floats(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        return self._typed(key, default, lambda s: _parse_list(s, _parse_float), "a comma list of numbers")
+
+    def get_choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        opt = self._find(key)
+        if opt is None:
+            return default
+        value = _strip_inline_comment(opt, self)
+        if value not in choices:
+            raise self.error(f"'{key}' must be one of {', '.join(choices)}", opt)
+        return value
+
+    def option(self, key: str) -> Optional[Option]:
+        """The raw option (for error messages that need its line)."""
+        return self._find(key)
+
+    def report_unused(self) -> None:
+        for opt in self.options:
+            if not opt.used:
+                warn(f"{self.file}:{opt.line}: unused field in [{self.kind}]: '{opt.text}'")
+
+
+def _strip_inline_comment(opt: Option, section: Section) -> str:
+    value = opt.value or ""
+    for mark in ("#", ";"):
+        if mark in value:
+            value = value.split(mark, 1)[0]
+            warn(f"{section.file}:{opt.line}: inline comment after '{opt.key}' ignored "
+                 f"(Darknet has no inline comments; it reads the leading number only)")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value != value:  # NaN in a cfg is never meant
+        raise ValueError(text)
+    return value
+
+
+def _parse_list(text: str, convert: Callable[[str], T]) -> tuple[T, ...]:
+    parts = text.split(",")
+    if parts and parts[-1] == "":  # a trailing comma adds no element worth reading
+        parts = parts[:-1]
+    if not parts:
+        raise ValueError(text)
+    return tuple(convert(p) for p in parts)
+
+
+def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
+                  allow_headless: bool = False) -> list[Section]:
+    """Split a file into sections by Darknet's grammar. With ``allow_headless`` (``.data`` files) the
+    options before any section go into a section of kind ``""``."""
+    path = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error_type("file not found", file=path) from None
+    except IsADirectoryError:
+        raise error_type("is a directory, not a file", file=path) from None
+    except OSError as exc:
+        raise error_type(f"cannot read file: {exc.strerror}", file=path) from None
+    if b"\x00" in raw:
+        raise error_type("looks like a binary file, not a text file", file=path,
+                         hint="check the argument order: DATA CFG WEIGHTS")
+    text = raw.decode("utf-8", errors="replace")
+    sections: list[Section] = []
+    current: Optional[Section] = Section("", path, 0, error_type=error_type) if allow_headless else None
+    if current is not None:
+        sections.append(current)
+    for number, physical in enumerate(text.split("\n"), start=1):
+        line = physical.translate(_WHITESPACE)
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            if not line.endswith("]"):
+                raise error_type("section header must end with ']'", file=path, line=number, value=line)
+            current = Section(line[1:-1], path, number, error_type=error_type)
+            sections.append(current)
+            continue
+        if current is None:
+            raise error_type("option before the first section", file=path, line=number, value=line,
+                             hint="a cfg must start with [net]")
+        _add_option(current, line, number)
+    return sections
+
+
+def _add_option(section: Section, line: str, number: int) -> None:
+    key, eq, value = line.partition("=")
+    if not eq:
+        warn(f"{section.file}:{number}: '{line}' has no '=': ignored (Darknet treats the key as absent)")
+        section.options.append(Option(key, None, number, line, used=True))
+        return
+    if value == "":
+        warn(f"{section.file}:{number}: '{line}' has an empty value: ignored")
+        return
+    for opt in section.options:
+        if opt.key == key and opt.value is not None:
+            warn(f"{section.file}:{number}: duplicate key '{key}' in [{section.kind}]: "
+                 f"the first value (line {opt.line}) is used, as in Darknet")
+            section.options.append(Option(key, value, number, line, used=True))
+            return
+    section.options.append(Option(key, value, number, line))

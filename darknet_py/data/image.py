@@ -1,0 +1,77 @@
+"""Images as Darknet sees them: RGB float32 in [0, 1], planar (C, H, W); Darknet's `resize_image` and
+`letterbox_image` (spec §12.1)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ImageError
+
+
+def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Decode an image file to a (C, H, W) float32 array in [0, 1] (RGB, or grey for channels=1)."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise ImageError("image file not found", file=path)
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    data = np.fromfile(path, dtype=np.uint8)
+    pixels = cv2.imdecode(data, flag) if data.size else None
+    if pixels is None:
+        raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+    if channels == 1:
+        return (pixels[None].astype(np.float32) / 255.0)
+    rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def _axis_weights(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample index, fraction and 'last' mask of Darknet's align-corners bilinear for one axis (float32
+    arithmetic as in C)."""
+    scale = np.float32(src - 1) / np.float32(dst - 1) if dst > 1 else np.float32(0)
+    pos = np.arange(dst, dtype=np.float32) * scale
+    index = pos.astype(np.int64)
+    frac = (pos - index.astype(np.float32)).astype(np.float32)
+    return index, frac, np.arange(dst) == dst - 1
+
+
+def resize_image(im: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Darknet `resize_image`: horizontal then vertical align-corners bilinear, no antialiasing. The last
+    column copies the source's last column; the last row takes only the `(1 − f)·row[k]` term."""
+    c, ih, iw = im.shape
+    if (ih, iw) == (height, width):
+        return im.copy()
+    ix, fx, last_x = _axis_weights(iw, width)
+    if iw == 1:
+        part = np.repeat(im[:, :, :1], width, axis=2)
+    else:
+        right = np.minimum(ix + 1, iw - 1)
+        part = (1 - fx) * im[:, :, ix] + fx * im[:, :, right]
+        part[:, :, last_x] = im[:, :, iw - 1:iw]
+    iy, fy, last_y = _axis_weights(ih, height)
+    out = (1 - fy)[None, :, None] * part[:, iy, :]
+    if ih > 1:
+        below = np.minimum(iy + 1, ih - 1)
+        add = fy[None, :, None] * part[:, below, :]
+        add[:, last_y, :] = 0
+        out = out + add
+    return out.astype(np.float32, copy=False)
+
+
+def letterbox_size(iw: int, ih: int, width: int, height: int) -> tuple[int, int]:
+    """`(new_w, new_h)` of Darknet's letterbox, integer arithmetic."""
+    if width / iw < height / ih:
+        return width, (ih * width) // iw
+    return (iw * height) // ih, height
+
+
+def letterbox_image(im: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Darknet `letterbox_image`: aspect-preserving resize pasted centred on a 0.5 grey canvas."""
+    c, ih, iw = im.shape
+    new_w, new_h = letterbox_size(iw, ih, width, height)
+    resized = resize_image(im, new_w, new_h)
+    canvas = np.full((c, height, width), 0.5, dtype=np.float32)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[:, top:top + new_h, left:left + new_w] = resized
+    return canvas

@@ -1,0 +1,59 @@
+"""The project's error types: every bad input becomes one of these, carrying file, line and value.
+
+The CLI prints ``str(error)`` (one line, plus a hint) and exits non-zero; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class DarknetError(Exception):
+    """Base of every error darknet_py raises on purpose about a user's input."""
+
+    def __init__(self, message: str, file: Optional[str] = None, line: Optional[int] = None,
+                 value: Optional[str] = None, hint: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.value = value
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = where + self.message
+        if self.value is not None:
+            text += f" (value: {self.value!r})"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class CfgError(DarknetError):
+    """A .cfg file that Darknet would refuse or misread."""
+
+
+class DataFileError(DarknetError):
+    """A .data or .names file, or a list file it names."""
+
+
+class WeightsError(DarknetError):
+    """A .weights or .pt file that does not fit its cfg."""
+
+
+class LabelError(DarknetError):
+    """A label file (class x y w h) that cannot be used."""
+
+
+class ImageError(DarknetError):
+    """An image that cannot be read."""
+
+
+class UsageError(DarknetError):
+    """A command-line flag or argument that makes no sense."""
+
+
+class TrainingError(DarknetError):
+    """Training cannot go on (non-finite loss, nothing to train on, ...)."""

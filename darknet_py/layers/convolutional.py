@@ -1,0 +1,119 @@
+"""`[convolutional]` / `[conv]` (spec §3.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config.reader import Section
+from .activation import activate, get_activation
+from .base import BuildContext, DarknetLayer, Shape
+from .batchnorm import BatchNorm
+
+_UNSUPPORTED = ("binary", "xnor", "share_index", "antialiasing", "assisted_excitation", "coordconv",
+                "sway", "rotate", "stretch", "stretch_sway", "deform")
+
+
+@dataclass(frozen=True)
+class ConvolutionalOptions:
+    filters: int
+    size: int
+    stride_x: int
+    stride_y: int
+    padding: int
+    groups: int
+    dilation: int
+    batch_normalize: bool
+    activation: str
+    flipped: bool
+
+
+def parse(section: Section, flavor: str) -> ConvolutionalOptions:
+    for key in _UNSUPPORTED:
+        if section.get_str(key, "0") != "0":
+            raise section.error(f"'{key}' is not supported by darknet_py", section.option(key))
+    filters = section.get_int("filters", 1)
+    size = section.get_int("size", 1)
+    stride = section.get_int("stride", 1)
+    stride_x = section.get_int("stride_x", -1) if flavor == "ab" else -1
+    stride_y = section.get_int("stride_y", -1) if flavor == "ab" else -1
+    pad = section.get_int("pad", 0)
+    padding = size // 2 if pad else section.get_int("padding", 0)
+    groups = max(section.get_int("groups", 1), 1)
+    dilation = section.get_int("dilation", 1) if flavor == "ab" else 1
+    if size == 1:
+        dilation = 1
+    for key, value in (("filters", filters), ("size", size), ("stride", stride), ("dilation", dilation)):
+        if value < 1:
+            raise section.error(f"'{key}' must be at least 1", section.option(key))
+    if dilation > 1 and not (size % 2 == 1 and padding == size // 2):
+        raise section.error("dilation > 1 needs an odd size with pad=1 (Darknet's shape formula "
+                            "ignores dilation otherwise)", section.option("dilation"))
+    return ConvolutionalOptions(
+        filters=filters, size=size,
+        stride_x=stride_x if stride_x > 0 else stride, stride_y=stride_y if stride_y > 0 else stride,
+        padding=padding, groups=groups, dilation=dilation,
+        batch_normalize=section.get_bool("batch_normalize", False),
+        activation=get_activation(section, "logistic"),
+        flipped=section.get_bool("flipped", False),
+    )
+
+
+class ConvolutionalLayer(DarknetLayer):
+    kind = "convolutional"
+
+    def __init__(self, opts: ConvolutionalOptions, ctx: BuildContext):
+        ctx.require_image_input()
+        c, h, w = ctx.input_shape.c, ctx.input_shape.h, ctx.input_shape.w
+        if c % opts.groups or opts.filters % opts.groups:
+            raise ctx.error(f"groups={opts.groups} must divide the input channels ({c}) and filters "
+                            f"({opts.filters})")
+        out_h = (h + 2 * opts.padding - opts.size) // opts.stride_y + 1
+        out_w = (w + 2 * opts.padding - opts.size) // opts.stride_x + 1
+        if out_h < 1 or out_w < 1:
+            raise ctx.error(f"a {opts.size}x{opts.size} kernel does not fit the {w}x{h} input")
+        super().__init__(ctx, Shape(opts.filters, out_h, out_w))
+        self.options = opts
+        self.conv = nn.Conv2d(c, opts.filters, opts.size, (opts.stride_y, opts.stride_x),
+                              padding=opts.padding * opts.dilation, dilation=opts.dilation,
+                              groups=opts.groups, bias=not opts.batch_normalize)
+        self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
+        self._init_like_darknet(c // opts.groups, ctx.flavor)
+
+    def _init_like_darknet(self, c_per_group: int, flavor: str) -> None:
+        scale = (2.0 / (self.options.size ** 2 * c_per_group)) ** 0.5
+        with torch.no_grad():
+            if flavor == "pj":
+                self.conv.weight.normal_(0.0, 1.0).mul_(scale)
+            else:
+                self.conv.weight.uniform_(-1.0, 1.0).mul_(scale)
+            if self.conv.bias is not None:
+                self.conv.bias.zero_()
+
+    @property
+    def biases(self) -> torch.Tensor:
+        """Darknet's `biases`: the conv bias, or BN β when batch-normalised."""
+        return self.bn.bias if self.bn is not None else self.conv.bias
+
+    def forward(self, x, outputs):
+        z = self.conv(x)
+        if self.bn is not None:
+            z = self.bn(z)
+        return activate(z, self.options.activation)
+
+    def pre_activation(self, x):
+        z = self.conv(x)
+        return self.bn(z) if self.bn is not None else z
+
+    def darknet_arrays(self):
+        arrays = [self.biases]
+        if self.bn is not None:
+            arrays += [self.bn.weight, self.bn.running_mean, self.bn.running_var]
+        return arrays + [self.conv.weight]
+
+    def describe(self):
+        o = self.options
+        stride = f"{o.stride_x}" if o.stride_x == o.stride_y else f"{o.stride_x}x{o.stride_y}"
+        return f"conv {o.filters:5d} {o.size} x {o.size} / {stride}"

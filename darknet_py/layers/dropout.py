@@ -1,0 +1,37 @@
+"""`[dropout]` (spec §3.10): identity at inference; probability default .5 (PJ) / .2 (AB)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from ..config.reader import Section
+from .base import BuildContext, DarknetLayer
+
+
+@dataclass(frozen=True)
+class DropoutOptions:
+    probability: float
+
+
+def parse(section: Section, flavor: str) -> DropoutOptions:
+    p = section.get_float("probability", 0.5 if flavor == "pj" else 0.2)
+    if not 0.0 <= p < 1.0:
+        raise section.error("'probability' must be in [0, 1)", section.option("probability"))
+    if section.get_int("dropblock", 0):
+        raise section.error("'dropblock' is not supported by darknet_py", section.option("dropblock"))
+    return DropoutOptions(p)
+
+
+class DropoutLayer(DarknetLayer):
+    kind = "dropout"
+
+    def __init__(self, opts: DropoutOptions, ctx: BuildContext):
+        super().__init__(ctx, ctx.input_shape)
+        self.probability = opts.probability
+
+    def forward(self, x, outputs):
+        return F.dropout(x, self.probability, self.training)
+
+    def describe(self):
+        return f"dropout       p = {self.probability:.2f}"

@@ -1,0 +1,81 @@
+"""`[maxpool]` / `[max]` (spec §3.2): −inf padding, `size−1` total padding split floor/ceil, AB
+`maxpool_depth`. `[local_avgpool]` shares the geometry, see :mod:`.local_avgpool`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config.reader import Section
+from .base import BuildContext, DarknetLayer, Shape
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    size: int
+    stride_x: int
+    stride_y: int
+    padding: int
+    maxpool_depth: bool
+    out_channels: int
+
+
+def parse(section: Section, flavor: str) -> PoolOptions:
+    stride = section.get_int("stride", 1)
+    stride_x = section.get_int("stride_x", stride) if flavor == "ab" else stride
+    stride_y = section.get_int("stride_y", stride) if flavor == "ab" else stride
+    size = section.get_int("size", stride)
+    padding = section.get_int("padding", size - 1)
+    for key, value in (("size", size), ("stride", min(stride_x, stride_y))):
+        if value < 1:
+            raise section.error(f"'{key}' must be at least 1", section.option(key))
+    if padding < 0:
+        raise section.error("'padding' must not be negative", section.option("padding"))
+    if flavor == "ab" and section.get_int("antialiasing", 0):
+        raise section.error("'antialiasing' is not supported by darknet_py", section.option("antialiasing"))
+    return PoolOptions(size, stride_x, stride_y, padding,
+                       maxpool_depth=flavor == "ab" and section.get_bool("maxpool_depth", False),
+                       out_channels=section.get_int("out_channels", 1) if flavor == "ab" else 1)
+
+
+def pooled_shape(opts: PoolOptions, ctx: BuildContext) -> Shape:
+    ctx.require_image_input()
+    s = ctx.input_shape
+    if opts.maxpool_depth:
+        if opts.out_channels < 1:
+            raise ctx.error("'out_channels' must be at least 1")
+        return Shape(opts.out_channels, s.h, s.w)
+    out_h = (s.h + opts.padding - opts.size) // opts.stride_y + 1
+    out_w = (s.w + opts.padding - opts.size) // opts.stride_x + 1
+    if out_h < 1 or out_w < 1:
+        raise ctx.error(f"a {opts.size}x{opts.size} window does not fit the {s.w}x{s.h} input")
+    return Shape(s.c, out_h, out_w)
+
+
+def pad_window(x: torch.Tensor, opts: PoolOptions, value: float) -> torch.Tensor:
+    """Darknet's window for output (i, j) starts at i*stride − padding/2: pad floor/ceil of the total."""
+    p = opts.padding
+    return F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2), value=value)
+
+
+class MaxpoolLayer(DarknetLayer):
+    kind = "maxpool"
+
+    def __init__(self, opts: PoolOptions, ctx: BuildContext):
+        super().__init__(ctx, pooled_shape(opts, ctx))
+        self.options = opts
+
+    def forward(self, x, outputs):
+        o = self.options
+        if o.maxpool_depth:
+            n, c, h, w = x.shape
+            groups = -(-c // o.out_channels)
+            padded = F.pad(x, (0, 0, 0, 0, 0, groups * o.out_channels - c), value=float("-inf"))
+            return padded.view(n, groups, o.out_channels, h, w).amax(dim=1)
+        y = F.max_pool2d(pad_window(x, o, float("-inf")), (o.size, o.size), (o.stride_y, o.stride_x))
+        return y[..., :self.out_shape.h, :self.out_shape.w]
+
+    def describe(self):
+        o = self.options
+        return f"max          {o.size} x {o.size} / {o.stride_x}"

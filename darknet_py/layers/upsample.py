@@ -1,0 +1,47 @@
+"""`[upsample]` (spec §3.6): nearest neighbour ×stride times `scale`; negative stride = sum-downsample."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from ..config.reader import Section
+from .base import BuildContext, DarknetLayer, Shape
+
+
+@dataclass(frozen=True)
+class UpsampleOptions:
+    stride: int
+    scale: float
+
+
+def parse(section: Section, flavor: str) -> UpsampleOptions:
+    stride = section.get_int("stride", 2)
+    if stride == 0:
+        raise section.error("'stride' must not be 0", section.option("stride"))
+    return UpsampleOptions(stride, section.get_float("scale", 1.0))
+
+
+class UpsampleLayer(DarknetLayer):
+    kind = "upsample"
+
+    def __init__(self, opts: UpsampleOptions, ctx: BuildContext):
+        ctx.require_image_input()
+        s, st = ctx.input_shape, opts.stride
+        out = Shape(s.c, s.h * st, s.w * st) if st > 0 else Shape(s.c, s.h // -st, s.w // -st)
+        if out.h < 1 or out.w < 1:
+            raise ctx.error(f"downsampling {s} by {-st} leaves nothing")
+        super().__init__(ctx, out)
+        self.options = opts
+
+    def forward(self, x, outputs):
+        st, scale = self.options.stride, self.options.scale
+        if st > 0:
+            y = x.repeat_interleave(st, dim=2).repeat_interleave(st, dim=3)
+        else:
+            k = -st
+            y = F.avg_pool2d(x[..., :self.out_shape.h * k, :self.out_shape.w * k], k, divisor_override=1)
+        return y * scale if scale != 1.0 else y
+
+    def describe(self):
+        return f"upsample           {self.options.stride}x"

@@ -1,0 +1,104 @@
+"""The network: an ``nn.Module`` built layer by layer from a :class:`~darknet_py.config.cfg.CfgModel`.
+
+Like Darknet's `network.c` it runs the layers in order; unlike it, it keeps a layer's output only while a
+later layer still needs it (or the caller asked for it)."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+from .config.cfg import CfgModel, parse_cfg
+from .layers import SECTION_KINDS
+from .layers.base import BuildContext, DarknetLayer, Shape
+
+
+class Network(nn.Module):
+    def __init__(self, cfg: CfgModel):
+        super().__init__()
+        self.cfg = cfg
+        self.net = cfg.net
+        self.seen = 0                 # images trained on (Darknet `seen`)
+        self.header = None            # WeightsHeader of the loaded .weights, kept for saving
+        shapes: list[Shape] = []
+        layers: list[DarknetLayer] = []
+        shape = Shape(cfg.net.channels, cfg.net.height, cfg.net.width)
+        for index, spec in enumerate(cfg.layers):
+            ctx = BuildContext(index, shape, tuple(shapes), cfg.net, spec.file, spec.line, spec.kind)
+            layer = SECTION_KINDS[spec.kind].layer(spec.options, ctx)
+            layer.common = spec.common
+            layers.append(layer)
+            shape = layer.out_shape
+            shapes.append(shape)
+        self.layers = nn.ModuleList(layers)
+        self._last_use = self._compute_last_use()
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def shapes(self) -> list[Shape]:
+        return [layer.out_shape for layer in self.layers]
+
+    @property
+    def detection_indices(self) -> list[int]:
+        return [i for i, layer in enumerate(self.layers) if layer.kind in ("yolo", "region")]
+
+    def detection_layers(self) -> list[DarknetLayer]:
+        return [self.layers[i] for i in self.detection_indices]
+
+    def last_detection_layer(self) -> Optional[DarknetLayer]:
+        """Where Darknet's trainer takes jitter/random/max from (AB: the last yolo/region layer)."""
+        found = self.detection_layers()
+        return found[-1] if found else None
+
+    def _compute_last_use(self) -> list[int]:
+        last = list(range(1, len(self.layers) + 1))  # every output feeds the next layer
+        for i, layer in enumerate(self.layers):
+            for src in layer.sources:
+                last[src] = max(last[src], i)
+        return last
+
+    def resize(self, width: int, height: int) -> None:
+        """Change the input size (multiscale training); yolo layers re-normalise anchors to it."""
+        for layer in self.layers:
+            if hasattr(layer, "resize"):
+                layer.resize(width, height)
+
+    # -- running --------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, keep: Optional[Iterable[int]] = None) -> dict[int, torch.Tensor]:
+        """Run all layers on ``x`` (N, C, H, W). Returns ``{index: output}`` for the layers in ``keep``
+        (default: the yolo/region layers)."""
+        wanted = set(self.detection_indices if keep is None else keep)
+        outputs: list[Optional[torch.Tensor]] = [None] * len(self.layers)
+        release: dict[int, list[int]] = {}
+        for i, last in enumerate(self._last_use):
+            release.setdefault(last, []).append(i)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, outputs)
+            outputs[i] = x
+            for j in release.get(i, ()):
+                if j not in wanted:
+                    outputs[j] = None
+        return {i: outputs[i] for i in sorted(wanted)}
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output (for comparisons with Darknet's per-layer dumps)."""
+        out = self.forward(x, keep=range(len(self.layers)))
+        return [out[i] for i in range(len(self.layers))]
+
+    def summary(self) -> str:
+        """Darknet's layer table (`layer filters size input output`)."""
+        lines = ["layer     filters    size              input                output"]
+        for i, layer in enumerate(self.layers):
+            lines.append(f"{i:5d} {layer.describe():<40s} {str(layer.in_shape):>18s}   ->  {layer.out_shape}")
+        return "\n".join(lines)
+
+
+def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str = "ab",
+                 batch: Optional[int] = None, cutoff: Optional[int] = None) -> Network:
+    """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it."""
+    network = Network(parse_cfg(cfg_path, flavor=flavor, batch=batch))
+    if weights_path is not None:
+        from .weights import load_any
+        load_any(network, weights_path, cutoff=cutoff)
+    return network
