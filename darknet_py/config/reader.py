@@ -65,7 +65,8 @@ class Section:
     def error(self, message: str, opt: Optional[Option] = None, hint: Optional[str] = None) -> DarknetError:
         line = self.line if opt is None else opt.line
         value = None if opt is None else opt.value
-        return self.error_type(f"[{self.kind}] {message}", file=self.file, line=line, value=value, hint=hint)
+        prefix = f"[{self.kind}] " if self.kind else ""
+        return self.error_type(prefix + message, file=self.file, line=line, value=value, hint=hint)
 
     def _typed(self, key: str, default: T, convert: Callable[[str], T], what: str) -> T:
         opt = self._find(key)
@@ -115,7 +116,8 @@ class Section:
     def report_unused(self) -> None:
         for opt in self.options:
             if not opt.used:
-                warn(f"{self.file}:{opt.line}: unused field in [{self.kind}]: '{opt.text}'")
+                where = f"[{self.kind}]" if self.kind else Path(self.file).name
+                warn(f"{self.file}:{opt.line}: unused field in {where}: '{opt.text}'")
 
 
 def _strip_inline_comment(opt: Option, section: Section) -> str:
