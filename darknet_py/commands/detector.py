@@ -1,9 +1,17 @@
-"""`darknet_py detector ...`: the group; each sub-command lives in its own module."""
+"""`darknet_py detector ...`: the group; each family of sub-commands lives in its own module and lists its
+click commands in ``COMMANDS``."""
 from __future__ import annotations
 
 import click
+
+from . import check, evaluate, train
 
 
 @click.group()
 def detector() -> None:
     """Darknet's `detector` commands (train, test, valid, map, recall, calc_anchors, check)."""
+
+
+for _module in (train, evaluate, check):
+    for _command in _module.COMMANDS:
+        detector.add_command(_command)
