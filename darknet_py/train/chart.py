@@ -1,0 +1,94 @@
+"""`chart.png`: AB Darknet's training chart — avg loss per iteration (blue) and, with `-map`, the mAP of each
+evaluation (red) on a 0..max_batches axis — drawn with OpenCV and written atomically (spec §7.8)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SIZE = (1000, 700)           # width, height of the picture
+MARGIN = (70, 30, 30, 60)    # left, top, right, bottom
+BLUE, RED, GREY, BLACK = (255, 0, 0), (0, 0, 255), (220, 220, 220), (0, 0, 0)   # BGR
+
+
+@dataclass
+class TrainingChart:
+    """The points drawn so far; kept in the training state so a resumed run continues the same chart."""
+    max_batches: int
+    losses: list[tuple[int, float]] = field(default_factory=list)    # (iteration, avg_loss)
+    maps: list[tuple[int, float]] = field(default_factory=list)      # (iteration, mAP in [0, 1])
+
+    def add_loss(self, iteration: int, avg_loss: float) -> None:
+        self.losses.append((iteration, float(avg_loss)))
+
+    def add_map(self, iteration: int, mean_average_precision: float) -> None:
+        self.maps.append((iteration, float(mean_average_precision)))
+
+    def to_plain(self) -> dict:
+        return {"max_batches": self.max_batches, "losses": [list(p) for p in self.losses],
+                "maps": [list(p) for p in self.maps]}
+
+    @classmethod
+    def from_plain(cls, data: dict) -> "TrainingChart":
+        return cls(data["max_batches"], [tuple(p) for p in data["losses"]], [tuple(p) for p in data["maps"]])
+
+    def draw(self) -> np.ndarray:
+        width, height = SIZE
+        left, top, right, bottom = MARGIN
+        image = np.full((height, width, 3), 255, np.uint8)
+        plot_w, plot_h = width - left - right, height - top - bottom
+        finite = [v for _, v in self.losses if np.isfinite(v)]
+        # Like AB's max_chart_loss, but adapted to the run: the first losses are the largest.
+        y_max = _nice_ceiling(max(finite) if finite else 1.0)
+
+        def px(iteration: float, value: float, scale: float) -> tuple[int, int]:
+            x = left + plot_w * min(max(iteration / max(self.max_batches, 1), 0.0), 1.0)
+            y = top + plot_h * (1.0 - min(max(value / scale, 0.0), 1.0))
+            return int(round(x)), int(round(y))
+
+        for k in range(11):
+            y = top + plot_h * k // 10
+            cv2.line(image, (left, y), (left + plot_w, y), GREY, 1)
+            cv2.putText(image, f"{y_max * (10 - k) / 10:.3g}", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, BLACK, 1)
+            x = left + plot_w * k // 10
+            cv2.line(image, (x, top), (x, top + plot_h), GREY, 1)
+            cv2.putText(image, str(self.max_batches * k // 10), (x - 15, top + plot_h + 18),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, BLACK, 1)
+        cv2.rectangle(image, (left, top), (left + plot_w, top + plot_h), BLACK, 1)
+        for iteration, value in self.losses:
+            if np.isfinite(value):
+                cv2.circle(image, px(iteration, value, y_max), 1, BLUE, -1)
+        points = [px(i, m, 1.0) for i, m in self.maps]
+        for a, b in zip(points, points[1:]):
+            cv2.line(image, a, b, RED, 2)
+        for (iteration, value), point in zip(self.maps, points):
+            cv2.putText(image, f"{100 * value:.1f}%", (point[0] - 20, point[1] - 6),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, RED, 1)
+        caption = f"Loss (blue, 0..{y_max:.3g})" + (", mAP% (red, 0..100)" if self.maps else "")
+        current = f"   iteration {self.losses[-1][0]}  avg loss {self.losses[-1][1]:.4f}" if self.losses else ""
+        cv2.putText(image, caption + current, (left, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BLACK, 1)
+        return image
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        ok, encoded = cv2.imencode(".png", self.draw())
+        if not ok:
+            return
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, path)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1/2/5·10^k at or above ``value``."""
+    if value <= 0:
+        return 1.0
+    exponent = np.floor(np.log10(value))
+    for step in (1, 2, 5, 10):
+        candidate = step * 10 ** exponent
+        if candidate >= value:
+            return float(candidate)
+    return float(10 ** (exponent + 1))

@@ -1,0 +1,171 @@
+"""Multi-process (multi-GPU) training with torchrun and torch.distributed.
+
+This is a deliberate deviation from Darknet (spec §7.2), which trains a separate copy per GPU on B images
+each, averages *weights* every 4 iterations and multiplies the learning rate by the GPU count. darknet_py
+keeps Darknet's single-device semantics instead: one iteration still consumes ``B = batch`` images (the
+same B images a single process would draw) and makes exactly the single-process update.
+
+How the global batch is split over ``W`` ranks (images 0..B-1 of an iteration, micro-batch ``s`` holding
+images ``s·B_mini .. (s+1)·B_mini-1``):
+
+* ``subdivisions % W == 0`` ("whole micro-batches"): rank ``r`` runs the ``S/W`` consecutive micro-batches
+  ``r·S/W ..`` of ``B_mini`` images each. Every micro-batch sees the same images as in one process, so batch
+  norm's batch statistics are exact too.
+* otherwise, if ``B_mini % W == 0`` ("split micro-batches"): every rank runs all ``S`` micro-batches, each
+  with its own ``B_mini/W`` consecutive images of that micro-batch. Batch norm then normalises over
+  ``B_mini/W`` images per rank (plain per-rank BN, not SyncBN): exact only for cfgs without batch norm.
+* anything else is refused with a hint.
+
+Each rank's gradient is its images' summed gradient divided by the *global* B; before every optimizer
+step the gradients are all-reduced with SUM, so every rank applies the single-process update to identical
+weights. Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so
+the copies stay identical; in one process they are a sequential EMA over the S micro-batches, so with BN
+they differ from the single-process values by that ordering (the learned weights do not depend on them).
+Only rank 0 logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see
+:func:`torchrun_command`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.distributed as dist
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which images of the global batch one rank trains on, and as how many micro-batches."""
+    first: int               # index of the rank's first image in the global batch (whole micro-batches)
+    micro_batches: int       # micro-batches this rank runs per iteration
+    micro_batch_size: int    # images per micro-batch on this rank
+    indices: tuple[int, ...]  # the rank's images, positions in the global batch, in training order
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init_distributed(device: torch.device) -> DistributedContext:
+    """Join the process group torchrun prepared (gloo on CPU, nccl on CUDA); one process: a no-op."""
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+        return DistributedContext()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def shutdown(ctx: DistributedContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> ShardPlan:
+    world, rank = ctx.world_size, ctx.rank
+    if subdivisions % world == 0:
+        per_rank = subdivisions // world
+        first = rank * per_rank * mini_batch
+        return ShardPlan(first, per_rank, mini_batch, tuple(range(first, first + per_rank * mini_batch)))
+    if mini_batch % world == 0:
+        part = mini_batch // world
+        indices = tuple(s * mini_batch + rank * part + k for s in range(subdivisions) for k in range(part))
+        return ShardPlan(indices[0], subdivisions, part, indices)
+    raise UsageError(f"cannot split batch={mini_batch * subdivisions} (subdivisions={subdivisions}) over "
+                     f"{world} processes",
+                     hint="make subdivisions, or batch/subdivisions, a multiple of the number of GPUs")
+
+
+def install_gradient_all_reduce(optimizer: torch.optim.Optimizer, ctx: DistributedContext) -> None:
+    """Sum every rank's gradients right before each optimizer step (one flat all-reduce)."""
+    if not ctx.enabled:
+        return
+
+    def all_reduce_gradients(opt, args, kwargs):
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    optimizer.register_step_pre_hook(all_reduce_gradients)
+
+
+def average_batchnorm_statistics(network: torch.nn.Module, ctx: DistributedContext) -> None:
+    """Keep the ranks' running mean/variance identical (see the module docstring)."""
+    if not ctx.enabled:
+        return
+    buffers = [b for name, b in network.named_buffers() if name.endswith(("running_mean", "running_var"))]
+    if not buffers:
+        return
+    flat = torch.cat([b.reshape(-1) for b in buffers])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= ctx.world_size
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset:offset + b.numel()].view_as(b))
+        offset += b.numel()
+
+
+def all_reduce_sum(values: Sequence[float], ctx: DistributedContext, device: torch.device) -> list[float]:
+    """Sum a few numbers (loss, costs) over the ranks."""
+    if not ctx.enabled:
+        return list(values)
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def any_rank(flag: bool, ctx: DistributedContext, device: torch.device) -> bool:
+    """True on every rank when it is true on one (a stop request must stop all ranks together)."""
+    if not ctx.enabled:
+        return flag
+    tensor = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def parse_gpus(value: Optional[str]) -> list[int]:
+    if not value:
+        return []
+    try:
+        gpus = [int(v) for v in value.split(",") if v.strip() != ""]
+    except ValueError:
+        raise UsageError("-gpus takes a comma-separated list of GPU indices", value=value) from None
+    if not gpus or any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise UsageError("-gpus takes distinct, non-negative GPU indices", value=value)
+    return gpus
+
+
+def torchrun_command(gpus: Sequence[int], argv: Sequence[str]) -> tuple[list[str], dict]:
+    """The torchrun command line (and environment) that runs ``darknet_py detector train`` on ``gpus``:
+    one process per GPU, each seeing its GPU as ``cuda:<local rank>``."""
+    torchrun = shutil.which("torchrun")
+    launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    command = launcher + ["--standalone", f"--nproc_per_node={len(gpus)}", "-m", "darknet_py", *argv]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(str(g) for g in gpus))
+    return command, env
