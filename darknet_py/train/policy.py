@@ -1,0 +1,147 @@
+"""Learning-rate policies (spec §8): Darknet's `get_current_rate`, for both forks.
+
+Darknet stores the `[net]` rates as C ``float`` and mixes float and double arithmetic; the result is returned
+as a float. Reproducing those roundings matters: ``exp`` with ``gamma=0.998`` drifts by 3e-5 relative after
+1200 iterations if gamma is taken as a double, and ``poly`` near ``max_batches`` amplifies the rounding of
+``n/max_batches``. So every operand Darknet holds as a float goes through :func:`_f32`, every operation Darknet
+does in float arithmetic is rounded, and double operations are left to Python floats (both use glibc's libm).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Protocol
+
+import numpy as np
+
+from ..config.net import NetOptions
+from ..errors import CfgError
+
+RAND_MAX = 2147483647
+_SIZE_T = 2 ** 64
+
+
+class UniformSource(Protocol):
+    """Anything with ``random() -> float in [0, 1]``: :class:`GlibcRandom`, ``random.Random``, ..."""
+
+    def random(self) -> float: ...
+
+
+class GlibcRandom:
+    """glibc's ``rand()`` (the TYPE_3 additive feedback generator, the default state size), so that
+    ``policy=random`` draws the same sequence as a Darknet binary after ``srand(seed)``."""
+
+    _DEGREE, _SEPARATION = 31, 3
+
+    def __init__(self, seed: int = 1):
+        word = seed & 0xFFFFFFFF or 1          # glibc maps seed 0 to 1
+        if word >= 2 ** 31:
+            word -= 2 ** 32
+        state = [word]
+        for _ in range(1, self._DEGREE):
+            # Schrage's method for 16807 * word mod (2^31 - 1) without overflow, as glibc computes it
+            hi = word // 127773 if word >= 0 else -(-word // 127773)   # C truncating division
+            lo = word - hi * 127773
+            word = 16807 * lo - 2836 * hi
+            if word < 0:
+                word += RAND_MAX
+            state.append(word)
+        self._state = [s & 0xFFFFFFFF for s in state]
+        self._front, self._rear = self._SEPARATION, 0
+        for _ in range(10 * self._DEGREE):     # glibc discards the first 310 outputs
+            self.rand()
+
+    def rand(self) -> int:
+        s = self._state
+        s[self._front] = (s[self._front] + s[self._rear]) & 0xFFFFFFFF
+        result = s[self._front] >> 1
+        self._front = (self._front + 1) % self._DEGREE
+        self._rear = (self._rear + 1) % self._DEGREE
+        return result
+
+    def random(self) -> float:
+        """Darknet's ``rand_uniform(0, 1)``: ``(float)rand() / RAND_MAX`` in float arithmetic."""
+        return _f32(_f32(self.rand()) / _f32(RAND_MAX))
+
+
+def _f32(x: float) -> float:
+    """Round to the nearest C float (what storing into a ``float`` or float arithmetic does)."""
+    with np.errstate(all="ignore"):
+        return float(np.float32(x))
+
+
+def _pow(base: float, exponent: float) -> float:
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        return math.inf
+    except ValueError:
+        return math.nan
+
+
+def get_current_rate(net: NetOptions, iteration: int, rng: Optional[UniformSource] = None) -> float:
+    """The learning rate Darknet uses for the update that ends iteration ``iteration`` (1 for the first
+    update: ``iteration = seen / (batch*subdivisions)`` after the micro-batches). Burn-in first, then the
+    policy. ``rng`` feeds ``policy=random`` (default: a fresh :class:`GlibcRandom` seeded 1 per call)."""
+    n = iteration
+    lr = _f32(net.learning_rate)
+    if n < net.burn_in:
+        return _f32(lr * _pow(_f32(_f32(n) / _f32(net.burn_in)), _f32(net.power)))
+    policy = net.policy
+    if policy == "sgdr" and net.flavor == "pj":
+        policy = "constant"                     # pjreddie has no sgdr: "Couldn't find policy", constant
+    if policy == "constant":
+        return lr
+    if policy == "step":
+        return _f32(lr * _pow(_f32(net.scale), n // net.step))
+    if policy == "steps":
+        return _steps_rate(net, n, lr)
+    if policy == "exp":
+        return _f32(lr * _pow(_f32(net.gamma), n))
+    if policy == "poly":
+        fraction = _f32(_f32(n) / _f32(net.max_batches)) if net.max_batches else math.inf
+        return _f32(lr * _pow(_f32(1.0 - fraction), _f32(net.power)))
+    if policy == "random":
+        u = (rng or GlibcRandom(1)).random()
+        return _f32(lr * _pow(u, _f32(net.power)))
+    if policy == "sigmoid":
+        return _sigmoid_rate(net, n, lr)
+    if policy == "sgdr":
+        return _sgdr_rate(net, n, lr)
+    raise CfgError(f"unknown learning-rate policy '{net.policy}'")
+
+
+def _steps_rate(net: NetOptions, n: int, lr: float) -> float:
+    rate = lr
+    for step, scale in zip(net.steps, net.scales):
+        if step > n:                           # the first unmet step ends the scan (steps need not be sorted)
+            break
+        rate = _f32(rate * _f32(scale))        # `rate` is a float in Darknet: float multiplication
+    return rate
+
+
+def _sigmoid_rate(net: NetOptions, n: int, lr: float) -> float:
+    distance = n - net.step
+    if net.flavor == "pj" and distance < 0:
+        # pjreddie's batch number is a size_t: `n - step` wraps to ~1.8e19 before `step`, so exp() overflows
+        # and the rate is exactly 0 (for gamma > 0) until iteration `step`.
+        distance += _SIZE_T
+    exponent = _f32(_f32(net.gamma) * _f32(distance))
+    try:
+        return _f32(lr * (1.0 / (1.0 + math.exp(exponent))))
+    except OverflowError:
+        return 0.0
+
+
+def _sgdr_rate(net: NetOptions, n: int, lr: float) -> float:
+    start, cycle = 0, net.sgdr_cycle
+    while start + cycle < n:
+        if cycle <= 0:
+            raise CfgError(f"policy=sgdr needs a positive sgdr_cycle and sgdr_mult (cycle is {cycle}); "
+                           "Darknet would loop forever here", value=str(net.sgdr_cycle),
+                           hint="set sgdr_cycle (default: max_batches) and sgdr_mult >= 1 in [net]")
+        start += cycle
+        cycle *= net.sgdr_mult
+    lr_min = _f32(net.learning_rate_min)
+    spread = _f32(lr - lr_min)                 # float - float in Darknet
+    angle = _f32(n - start) * 3.14159265 / cycle
+    return _f32(lr_min + 0.5 * spread * (1.0 + math.cos(angle)))
