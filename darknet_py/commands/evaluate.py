@@ -1,4 +1,122 @@
-"""`darknet_py detector ...` commands of this family; each click command is appended to COMMANDS."""
+"""`darknet_py detector test|valid|map|recall|calc_anchors`: Darknet's inference and evaluation commands.
+
+Flags are spelled as in Darknet (`-thresh .25`, `-ext_output`); each command is appended to COMMANDS."""
 from __future__ import annotations
 
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..config.data import DataConfig, parse_data
+from ..data.image import load_image
+from ..errors import DataFileError
+from ..eval.detect import detect_arrays, uses_letter_box
+from ..eval.draw import draw_detections, save_image
+from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
+from ..network import Network, load_network
+from ..weights import write_atomically
+from .options import flavor_option
+
 COMMANDS: list = []
+
+TEST_THRESH = {"ab": .25, "pj": .5}
+TEST_NMS = .45
+
+
+def detector_classes(network: Network) -> int:
+    last = network.last_detection_layer()
+    if last is None:
+        raise DataFileError("the cfg has no [yolo] or [region] layer, so it cannot detect anything",
+                            file=network.cfg.file)
+    return last.options.classes
+
+
+def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
+    """The class names; fewer names than classes is an error (Darknet would read past its name array)."""
+    names = data.read_names()
+    classes = detector_classes(network)
+    if len(names) < classes:
+        raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
+                            file=str(data.resolve("names")), hint="one class name per line")
+    if len(names) > classes:
+        warnings.warn(f"{data.resolve('names')}: {len(names)} names, classes={classes}; the extra names "
+                      "are ignored")
+    return names
+
+
+def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str):
+    """(.data config, class names, network loaded with batch 1) as every evaluation command needs them."""
+    data = parse_data(data_file, flavor=flavor)
+    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network.eval()
+    return data, checked_names(data, network), network
+
+
+def _image_paths(filename: Optional[str]):
+    if filename:
+        yield filename
+        return
+    while True:
+        click.echo("Enter Image Path: ", nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line.strip("\r\n")
+
+
+@click.command("test")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.argument("filename", metavar="IMAGE", required=False)
+@click.option("-thresh", "thresh", type=float, default=None, help="Detection threshold (AB .25, PJ .5).")
+@click.option("-hier", "hier", type=float, default=.5, help="Hierarchy threshold (YOLO9000 only; ignored).")
+@click.option("-ext_output", "ext_output", is_flag=True, help="AB: print each box in pixels.")
+@click.option("-out", "outfile", default=None,
+              help="AB: write detections as JSON to this file. PJ: name of the output picture (+.jpg).")
+@click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
+@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write a YOLO label file beside the image.")
+@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
+@flavor_option
+def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, letter_box, save_labels,
+         dont_show, flavor):
+    """Detect objects in IMAGE (or in each path read from stdin) and save predictions.jpg."""
+    data, names, network = open_detector(data_file, cfg, weights, flavor)
+    thresh = TEST_THRESH[flavor] if thresh is None else thresh
+    letter = uses_letter_box(network, letter_box, "test")
+    blocks = []
+    for frame_id, path in enumerate(_image_paths(filename), start=1):
+        image = load_image(path, channels=network.net.channels)
+        start = time.perf_counter()
+        dets = detect_arrays(network, image, thresh, TEST_NMS, letter)
+        elapsed = time.perf_counter() - start
+        _, im_h, im_w = image.shape
+        if flavor == "pj":
+            click.echo(f"{path}: Predicted in {elapsed:f} seconds.")
+            lines = pj_detection_lines(dets, names, thresh)
+        else:
+            click.echo(f"{path}: Predicted in {elapsed * 1000:f} milli-seconds.")
+            lines = ab_detection_lines(dets, names, thresh, im_w, im_h, ext_output)
+        for line in lines:
+            click.echo(line)
+        picture_name = outfile if (flavor == "pj" and outfile) else "predictions"
+        save_image(draw_detections(image, dets, names, thresh), picture_name)
+        if flavor == "ab" and outfile:
+            blocks.append(detection_to_json(dets, names, frame_id, path))
+        if flavor == "ab" and save_labels:
+            _save_labels(path, dets, thresh)
+    if flavor == "ab" and outfile:
+        write_atomically(outfile, json_document(blocks).encode())
+
+
+def _save_labels(image_path: str, dets, thresh: float) -> None:
+    target = Path(image_path).with_suffix(".txt")
+    text = "".join(line + "\n" for line in label_lines(dets, thresh))
+    write_atomically(target, text.encode())
+
+
+COMMANDS.append(test)

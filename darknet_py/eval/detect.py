@@ -1,0 +1,90 @@
+"""One image through the network to Darknet's final detection list (spec §9.7, §12.1–12.3):
+resize or letterbox, `network_predict`, `get_network_boxes` (+ `correct_yolo_boxes`), NMS."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..data.image import letterbox_image, resize_image
+from .boxes import correct_yolo_boxes
+from .detections import Detection, DetectionArrays
+from .nms import apply_nms
+
+
+def uses_letter_box(network, letter_box: Optional[bool], command: str = "test") -> bool:
+    """Whether a command letterboxes its input (§12.1): PJ always letterboxes (except `recall`); AB stretches
+    unless `[net] letter_box=1` or, for `test` only, the `-letter_box` flag."""
+    if command == "recall":
+        return False
+    if network.net.flavor == "pj":
+        return True
+    return bool(network.net.letter_box or (letter_box and command == "test"))
+
+
+def prepare_image(image: np.ndarray, net_w: int, net_h: int, letter_box: bool) -> np.ndarray:
+    """The network input for ``image`` (C, H, W) float32: Darknet's `letterbox_image` or `resize_image`."""
+    return letterbox_image(image, net_w, net_h) if letter_box else resize_image(image, net_w, net_h)
+
+
+def network_predict(network, sized: np.ndarray) -> dict[int, torch.Tensor]:
+    """Run the network in inference mode on one prepared (C, H, W) input; the detection layers' outputs."""
+    device = next((p.device for p in network.parameters()), torch.device("cpu"))
+    network.eval()
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(sized, dtype=np.float32))[None].to(device)
+        return network(x)
+
+
+def get_network_boxes(network, outputs: dict[int, torch.Tensor], im_w: int, im_h: int, thresh: float,
+                      relative: bool = True, letter_box: bool = False, batch_index: int = 0) -> DetectionArrays:
+    """Candidates of every detection layer in network order, corrected to the image (§9.7, §12.2)."""
+    parts = []
+    for index in network.detection_indices:
+        layer = network.layers[index]
+        found = layer.detections(outputs[index][batch_index], thresh)
+        boxes = found.boxes.detach().cpu().numpy().astype(np.float32)
+        boxes = correct_yolo_boxes(boxes, im_w, im_h, network.net.width, network.net.height, relative,
+                                   letter_box)
+        parts.append(DetectionArrays(boxes, found.objectness.detach().cpu().numpy().astype(np.float32),
+                                     found.probs.detach().cpu().numpy().astype(np.float32)))
+    if not parts:
+        return DetectionArrays.empty(0)
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.concat(part)
+    return result
+
+
+def nms_settings(network) -> tuple[str, float]:
+    """(`nms_kind`, `beta_nms`) of the last detection layer, which AB's commands use; PJ has only the
+    default NMS."""
+    last = network.last_detection_layer()
+    options = getattr(last, "options", None)
+    if network.net.flavor == "pj" or options is None:
+        return "default", 0.6
+    return getattr(options, "nms_kind", "default"), getattr(options, "beta_nms", 0.6)
+
+
+def detect_arrays(network, image: np.ndarray, thresh: float, nms: float = .45, letter_box: bool = False,
+                  relative: bool = True) -> DetectionArrays:
+    """:func:`detect` returning parallel arrays (what the evaluation commands consume)."""
+    _, im_h, im_w = image.shape
+    sized = prepare_image(image, network.net.width, network.net.height, letter_box)
+    outputs = network_predict(network, sized)
+    dets = get_network_boxes(network, outputs, im_w, im_h, thresh, relative, letter_box)
+    kind, beta = nms_settings(network)
+    return apply_nms(dets, nms, kind, beta)
+
+
+def detect(network, image: np.ndarray, thresh: float, nms: float = .45, letter_box: bool = False,
+           hier: float = .5, relative: bool = True) -> list[Detection]:
+    """Darknet's detections of one image (C, H, W) float32 RGB in [0, 1], in Darknet's order after NMS.
+
+    ``thresh``: objectness and class-prob threshold of `get_network_boxes`; ``nms``: NMS IoU threshold (0 =
+    none); ``letter_box``: letterbox instead of stretching (see :func:`uses_letter_box` for each command's
+    rule); ``hier`` only matters for YOLO9000 tree models, which darknet_py does not run; ``relative``:
+    boxes in [0, 1] image units, else pixels. Load the network with ``batch=1``."""
+    del hier   # [yolo] ignores hier_thresh; [region] tree (YOLO9000) is refused at parse time
+    return detect_arrays(network, image, thresh, nms, letter_box, relative).to_list()
