@@ -1,0 +1,209 @@
+"""`check_dataset`: everything `detector check` verifies about a `.data` file, its lists, images and labels,
+and (with a cfg) the model's agreement with the data.
+
+Fast mode (what `detector train` runs first) only looks at file existence and label files, so it keeps up
+with 100k-image lists; full mode also decodes every image."""
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..config.cfg import CfgModel
+from ..config.data import DataConfig, parse_data
+from ..data.labels import image_path_candidates, label_path_candidates
+from ..errors import DarknetError, DataFileError, ImageError, LabelError
+from .labels import BoxTable, check_dropped, check_label_file
+from .model import check_anchors, check_model, load_model
+from .report import ERROR, WARNING, CheckReport
+
+LABEL_RULES = {
+    "ab": "AlexeyAB rule: /JPEGImages/ (and /images/train2017/ ...) -> /labels/, image extension -> .txt",
+    "pj": "pjreddie rule: first 'images', 'JPEGImages', 'raw' -> 'labels', .jpg/.png/.JPG/.JPEG -> .txt",
+}
+DEFAULT_MAX_BOXES = {"ab": 200, "pj": 90}
+
+
+def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | str | os.PathLike | None = None,
+                  flavor: str = "ab", fast: bool = False) -> CheckReport:
+    """Check a data set before training. ``data_config`` is a parsed `.data` or its path; ``cfg`` (a path or
+    a parsed cfg) adds the model checks. A `.data` file that cannot be parsed raises its
+    :class:`~darknet_py.errors.DataFileError`; every other problem becomes a finding in the report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the report says everything the readers would warn about
+        data = data_config if isinstance(data_config, DataConfig) else parse_data(data_config, flavor)
+        report = CheckReport(data.file, flavor, fast)
+        model = load_model(cfg, flavor, report)
+        _check_names(data, report)
+        max_boxes = _max_boxes(model, flavor)
+        table = BoxTable()
+        for key in _list_keys(data):
+            _check_list(data, key, flavor, fast, max_boxes, table, report)
+            if key == "train":
+                train = np.arange(len(table.rows))   # anchors and class counts describe what trains
+        kept = check_dropped(table, flavor, (model.net.width, model.net.height) if model else None, report)
+        kept_train = train[kept[train]]
+        _check_class_use(data, table, kept_train, report)
+        if model is not None:
+            check_model(model, data.classes, report)
+            check_anchors(model, table, kept_train, report)
+        else:
+            for code in ("cfg", "cfg-classes", "cfg-filters", "anchors"):
+                report.skip(code, "no CFG given")
+    if fast:
+        report.skip("image-unreadable", "fast mode: existence only")
+    return report
+
+
+def _max_boxes(model: Optional[CfgModel], flavor: str) -> int:
+    """AB's trainer takes `max` from the last detection layer; without a cfg the flavour's default."""
+    yolo = [spec.options for spec in model.layers if spec.kind == "yolo"] if model else []
+    return yolo[-1].max_boxes if yolo else DEFAULT_MAX_BOXES[flavor]
+
+
+def _check_names(data: DataConfig, report: CheckReport) -> None:
+    try:
+        names = data.read_names()
+    except DarknetError as exc:
+        report.add("data", ERROR, exc.message, type(exc), file=exc.file, line=exc.line, value=exc.value,
+                   hint=exc.hint)
+        report.skip("names", "names file unreadable")
+        return
+    report.stats["names"] = f"{len(names)} in {data.resolve('names')}"
+    if len(names) != data.classes:
+        report.add("names", ERROR, f"{len(names)} names, but classes={data.classes}", DataFileError,
+                   file=str(data.resolve("names")),
+                   hint=f"one class name per line; {data.file} says classes={data.classes}")
+
+
+def _list_keys(data: DataConfig) -> list[str]:
+    """`train`, and `valid` when the `.data` file sets it to another list."""
+    keys = ["train"]
+    if "valid" in data.lines and data.valid != data.train:
+        keys.append("valid")
+    return keys
+
+
+def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: int, table: BoxTable,
+                report: CheckReport) -> None:
+    try:
+        list_file = str(data.resolve(key))
+        entries = _list_entries(list_file)
+    except DarknetError as exc:
+        report.add("list" if key in data.lines else "data", ERROR, exc.message, type(exc), file=exc.file,
+                   line=exc.line, value=exc.value, hint=exc.hint)
+        return
+    first_box = len(table.rows)
+    images = _existing_images(entries, list_file, report)
+    if not fast:
+        _check_decoding(images, report)
+    with_labels = empty = 0
+    for image in images:
+        label = _find_label(image, flavor, report)
+        if label is None:
+            continue
+        with_labels += 1
+        if check_label_file(label, data.classes, max_boxes, table, report) == 0:
+            empty += 1
+    report.stats[key] = (f"{list_file}: {len(entries)} listed, {len(images)} found, {with_labels} with label "
+                         f"files ({empty} empty), {len(table.rows) - first_box} boxes")
+
+
+def _list_entries(list_file: str) -> list[tuple[int, str]]:
+    """(line, entry) of every non-blank line of a list file."""
+    try:
+        raw = Path(list_file).read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read list file: {exc.strerror}", file=list_file) from None
+    if b"\x00" in raw:
+        raise DataFileError("looks like a binary file, not a list of image paths", file=list_file)
+    lines = raw.decode("utf-8", errors="replace").split("\n")
+    entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not entries:
+        raise DataFileError("list file names no images", file=list_file)
+    return entries
+
+
+def _existing_images(entries: list[tuple[int, str]], list_file: str, report: CheckReport) -> list[str]:
+    images, first_line = [], {}
+    for number, entry in entries:
+        first = first_line.setdefault(entry, number)
+        if first != number:
+            report.add("list-duplicate", WARNING, f"listed again (first on line {first}): Darknet draws it "
+                       "twice as often", DataFileError, file=list_file, line=number, value=entry)
+            continue
+        tried = image_path_candidates(entry, list_file)
+        found = next((p for p in tried if os.path.isfile(p)), None)
+        if found is None:
+            report.add("image-missing", ERROR, f"image not found (tried {' and '.join(tried)})", ImageError,
+                       file=list_file, line=number, value=entry)
+        elif os.path.getsize(found) == 0:
+            report.add("image-unreadable", ERROR, "image file is empty", ImageError, file=found)
+        else:
+            images.append(found)
+    return images
+
+
+def _check_decoding(images: list[str], report: CheckReport) -> None:
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 releases the GIL
+        for image, problem in zip(images, pool.map(_decode_problem, images)):
+            if problem:
+                report.add("image-unreadable", ERROR, problem, ImageError, file=image)
+
+
+def _decode_problem(path: str) -> Optional[str]:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        return f"cannot read image: {exc.strerror or exc}"
+    # A reduced decode still parses the whole stream but skips most of the pixel work.
+    if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_4) is None:
+        return "cannot decode image (corrupt or not an image)"
+    return None
+
+
+def _find_label(image: str, flavor: str, report: CheckReport) -> Optional[str]:
+    """The label file Darknet reads for ``image``, or None (reported) when it is missing."""
+    own, *others = label_path_candidates(image, flavor)
+    if not own.endswith(".txt"):
+        report.add("label-missing", ERROR, "Darknet cannot name a label file for this image: its extension "
+                   "is not one it maps to .txt", LabelError, file=image, hint=LABEL_RULES[flavor])
+        return None
+    if os.path.isfile(own):
+        return own
+    other_fork = "pj" if flavor == "ab" else "ab"
+    existing = [p for p in others if os.path.isfile(p)]
+    if existing:
+        hint = (f"a label file exists at {existing[0]}, where the {other_fork} flavour looks; "
+                f"use --flavor {other_fork} or move the labels (JPEGImages/ -> labels/ works for both)")
+    else:
+        hint = f"tried {own} ({LABEL_RULES[flavor]})"
+    if flavor == "pj":
+        report.add("label-missing", ERROR, f"no label file {own}: pjreddie's Darknet aborts", LabelError,
+                   file=image, hint=hint)
+    else:
+        report.add("label-missing", WARNING, f"no label file {own}: AlexeyAB trains on the image as "
+                   "background (no objects)", LabelError, file=image, hint=hint)
+    return None
+
+
+def _check_class_use(data: DataConfig, table: BoxTable, rows: np.ndarray, report: CheckReport) -> None:
+    """Box counts per class over ``rows`` of the table (the kept train boxes)."""
+    counts = Counter(table.rows[k][2] for k in rows)
+    try:
+        names = data.read_names()
+    except DarknetError:
+        names = ()
+    label = (lambda c: f"{c} '{names[c]}'") if len(names) >= data.classes else str
+    report.stats["boxes per class (train)"] = ", ".join(f"{label(c)}: {counts[c]}" for c in range(data.classes))
+    for c in range(data.classes):
+        if counts[c] == 0 and len(rows):
+            report.add("class-unused", WARNING, f"class {label(c)} has no boxes in the train list",
+                       LabelError, file=data.file, line=data.lines.get("classes"), value=str(data.classes),
+                       hint="Darknet never learns a class without boxes; check classes= and the class ids")
