@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,6 +17,8 @@ import torch
 from .errors import WeightsError
 
 AB_VERSION = (0, 2, 5)
+PJ_VERSION = (0, 2, 0)
+PT_FORMAT = "darknet_py/1"
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,12 @@ class WeightsHeader:
     minor: int
     revision: int
     seen: int
+    seen_bytes: Optional[int] = None   # 4 or 8 as read; None: by the version (AB's rule)
 
     @property
     def wide_seen(self) -> bool:
+        if self.seen_bytes is not None:
+            return self.seen_bytes == 8
         return self.major * 10 + self.minor >= 2
 
     @property
@@ -43,7 +49,12 @@ class WeightsHeader:
         return struct.pack(fmt, self.major, self.minor, self.revision, self.seen)
 
     def with_seen(self, seen: int) -> "WeightsHeader":
-        return WeightsHeader(self.major, self.minor, self.revision, seen)
+        return WeightsHeader(self.major, self.minor, self.revision, seen, self.seen_bytes)
+
+
+def new_header(flavor: str, seen: int) -> WeightsHeader:
+    """The header a fork writes for a network it did not load from a file (spec §6.1, §15.1)."""
+    return WeightsHeader(*(PJ_VERSION if flavor == "pj" else AB_VERSION), seen)
 
 
 @dataclass(frozen=True)
@@ -51,24 +62,32 @@ class LoadReport:
     header: WeightsHeader
     layers_loaded: int      # parameterised layers read from the file
     layers_total: int       # parameterised layers the cfg has (within cutoff)
+    loaded_upto: int        # layers 0 .. loaded_upto-1 came from the file (AB's "Loaded N layers")
     partial: bool
 
+    def describe(self) -> str:
+        text = f"Loaded {self.loaded_upto} layers from weights-file ({self.layers_loaded} with parameters)"
+        if self.partial:
+            text += f"; {self.layers_total - self.layers_loaded} layers with parameters keep their initial values"
+        return text
 
-def parse_header(raw: bytes, path: str) -> WeightsHeader:
+
+def parse_header(raw: bytes, path: str, flavor: str = "ab") -> WeightsHeader:
+    """`seen` is 8 bytes when major·10+minor >= 2; pjreddie also requires major and minor < 1000."""
     if len(raw) == 0:
         raise WeightsError("the weights file is empty", file=path)
     if len(raw) < 16:
         raise WeightsError(f"the weights file has only {len(raw)} bytes, less than a header", file=path)
     major, minor, revision = struct.unpack_from("<3i", raw)
-    wide = major * 10 + minor >= 2
     if not (0 <= major < 100000 and 0 <= minor < 100000 and 0 <= revision < 100000):
         raise WeightsError(f"not a Darknet weights file: header version {major}.{minor}.{revision} "
                            "is implausible", file=path,
                            hint="is this a .pt file, an image, or a file from another framework?")
+    wide = major * 10 + minor >= 2 and (flavor != "pj" or (major < 1000 and minor < 1000))
     if wide and len(raw) < 20:
         raise WeightsError("the weights file ends inside its 20-byte header", file=path)
     seen = struct.unpack_from("<Q" if wide else "<I", raw, 12)[0]
-    return WeightsHeader(major, minor, revision, seen)
+    return WeightsHeader(major, minor, revision, seen, 8 if wide else 4)
 
 
 def _layer_arrays(layer, for_load: bool) -> list[torch.Tensor]:
@@ -98,63 +117,95 @@ def _param_layers(network, cutoff: Optional[int], for_load: bool) -> list[tuple[
 
 
 def load_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None) -> LoadReport:
-    """Load a `.weights` file. A file that stops exactly at a layer boundary is a partial (backbone)
-    file: the layers it holds are loaded, the rest keep their values. Ending inside a layer or having bytes
-    left over is an error."""
+    """Load a `.weights` file into the layers before ``cutoff`` (default: all).
+
+    A file that stops exactly at a layer boundary is a partial (backbone) file: the layers it holds are
+    loaded, the rest keep their values (Darknet does the same). Ending inside a layer, or having floats left
+    over when no ``cutoff`` is given, is an error: the file does not belong to this cfg."""
     path = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise WeightsError("file not found", file=path) from None
-    except OSError as exc:
-        raise WeightsError(f"cannot read file: {exc.strerror}", file=path) from None
-    header = parse_header(raw, path)
+    raw = _read_weights_file(path)
+    header = parse_header(raw, path, network.net.flavor)
     payload_bytes = len(raw) - header.nbytes
     if payload_bytes % 4:
         raise WeightsError(f"payload of {payload_bytes} bytes is not a whole number of float32 values",
-                           file=path)
-    data = np.frombuffer(raw, dtype="<f4", offset=header.nbytes)
+                           file=path, hint="the file is truncated or not a Darknet weights file")
+    data = _float32_view(raw, header.nbytes)
     layers = _param_layers(network, cutoff, for_load=True)
+    sizes = [sum(a.numel() for a in arrays) for _, _, arrays in layers]
     pos, loaded = 0, 0
-    for index, layer, arrays in layers:
-        need = sum(a.numel() for a in arrays)
-        if pos == data.size:
+    for (index, layer, arrays), need in zip(layers, sizes):
+        if pos == data.numel():
             break
-        if pos + need > data.size:
-            rest = sum(sum(a.numel() for a in arr) for _, _, arr in layers[loaded:])
-            raise WeightsError(f"file ends inside layer {index} [{layer.kind}]: cfg needs {rest} floats from "
-                               f"layer {index} on, file has {data.size - pos}", file=path,
+        if pos + need > data.numel():
+            raise WeightsError(f"file ends inside layer {index} [{layer.kind}]: cfg needs {sum(sizes[loaded:])} "
+                               f"floats from layer {index} on, file has {data.numel() - pos}", file=path,
                                hint="the weights do not belong to this cfg (or the file is truncated)")
         _assign(layer, arrays, data[pos:pos + need], header)
         pos += need
         loaded += 1
-    if pos < data.size:
-        total = sum(sum(a.numel() for a in arr) for _, _, arr in layers)
-        raise WeightsError(f"file has {data.size - pos} floats left over: cfg needs {total} floats from layer 0 "
-                           f"on, file has {data.size}", file=path,
+    if pos < data.numel() and cutoff is None:
+        raise WeightsError(f"file has {data.numel() - pos} floats left over: cfg needs {sum(sizes)} floats from "
+                           f"layer 0 on, file has {data.numel()}", file=path,
                            hint="the weights do not belong to this cfg (different classes/filters?)")
     network.header = header
     network.seen = header.seen
-    return LoadReport(header, loaded, len(layers), loaded < len(layers))
+    end = len(network.layers) if cutoff is None else min(cutoff, len(network.layers))
+    loaded_upto = layers[loaded][0] if loaded < len(layers) else end
+    return LoadReport(header, loaded, len(layers), loaded_upto, loaded < len(layers))
 
 
-def _assign(layer, arrays: list[torch.Tensor], values: np.ndarray, header: WeightsHeader) -> None:
+def _read_weights_file(path: str) -> bytearray:
+    """The whole file in a writable buffer, so tensors can view it without another copy."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = bytearray(size)
+            if f.readinto(raw) != size:
+                raise WeightsError("the file changed while it was read", file=path)
+            return raw
+    except FileNotFoundError:
+        raise WeightsError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise WeightsError("is a directory, not a weights file", file=path) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read file: {exc.strerror}", file=path) from None
+
+
+def _float32_view(raw: bytearray, offset: int) -> torch.Tensor:
+    """The payload as little-endian float32 (Darknet writes native floats; every platform it ran on is
+    little-endian)."""
+    if len(raw) == offset:
+        return torch.zeros(0)
+    if sys.byteorder == "little":
+        return torch.frombuffer(raw, dtype=torch.float32, offset=offset)
+    return torch.from_numpy(np.frombuffer(raw, dtype="<f4", offset=offset).astype(np.float32))
+
+
+def _assign(layer, arrays: list[torch.Tensor], values: torch.Tensor, header: WeightsHeader) -> None:
     pos = 0
     with torch.no_grad():
         for tensor in arrays:
             n = tensor.numel()
-            chunk = torch.from_numpy(values[pos:pos + n].copy())
+            chunk = values[pos:pos + n]
             pos += n
             if layer.kind == "convolutional" and tensor is layer.conv.weight and layer.options.flipped:
-                chunk = chunk.view(-1, layer.options.filters).t().contiguous()
+                chunk = chunk.view(-1, layer.options.filters).t()      # file: [(c/groups)·k·k][n]
             if layer.kind == "connected" and tensor is layer.linear.weight and header.transpose:
-                chunk = chunk.view(tensor.shape[1], tensor.shape[0]).t().contiguous()
-            tensor.copy_(chunk.view(tensor.shape))
+                chunk = chunk.view(tensor.shape[1], tensor.shape[0]).t()  # file: [inputs][outputs]
+            tensor.copy_(chunk.reshape(tensor.shape))
 
 
-def weights_payload(network, cutoff: Optional[int] = None) -> np.ndarray:
-    arrays = [a.detach().reshape(-1).to("cpu", torch.float32)
-              for _, _, layer_arrays in _param_layers(network, cutoff, for_load=False) for a in layer_arrays]
+def weights_payload(network, cutoff: Optional[int] = None,
+                    header: Optional[WeightsHeader] = None) -> np.ndarray:
+    """Every saved array in file order as one float32 vector. ``header`` with the transpose flag writes
+    [connected] matrices transposed again, so a file read that way is written back the same way."""
+    transpose = header is not None and header.transpose
+    arrays = []
+    for _, layer, layer_arrays in _param_layers(network, cutoff, for_load=False):
+        for a in layer_arrays:
+            if transpose and layer.kind == "connected" and a is layer.linear.weight:
+                a = a.t()
+            arrays.append(a.detach().reshape(-1).to("cpu", torch.float32))
     if not arrays:
         return np.zeros(0, dtype="<f4")
     return torch.cat(arrays).numpy().astype("<f4", copy=False)
@@ -163,12 +214,11 @@ def weights_payload(network, cutoff: Optional[int] = None) -> np.ndarray:
 def save_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None,
                  header: Optional[WeightsHeader] = None) -> None:
     """Write a `.weights` file atomically (temp file + fsync + rename). Keeps the header read from the
-    loaded file (so load -> save is byte-identical); a fresh network gets AB's 0.2.5 header. ``seen`` is
-    the network's current `seen`."""
+    loaded file (so load -> save is byte-identical); a network that was not loaded from a file gets its
+    fork's header (AB 0.2.5, PJ 0.2.0). ``seen`` is the network's current `seen`."""
     if header is None:
-        header = network.header or WeightsHeader(*AB_VERSION, 0)
-        header = header.with_seen(network.seen)
-    write_atomically(path, header.pack() + weights_payload(network, cutoff).tobytes())
+        header = (network.header or new_header(network.net.flavor, 0)).with_seen(network.seen)
+    write_atomically(path, header.pack() + weights_payload(network, cutoff, header).tobytes())
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
@@ -191,38 +241,61 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
 def save_pt(network, path: str | os.PathLike) -> None:
     """A `.pt` holds the state dict, the `.weights` header, `seen` and the cfg text; plain types only, so
     it loads with ``torch.load(weights_only=True)``."""
-    header = network.header or WeightsHeader(*AB_VERSION, network.seen)
+    header = network.header or new_header(network.net.flavor, network.seen)
     payload = {
-        "format": "darknet_py/1",
+        "format": PT_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-        "header": [header.major, header.minor, header.revision],
+        "header": [header.major, header.minor, header.revision, header.nbytes - 12],
         "seen": int(network.seen),
         "cfg": network.cfg.text,
     }
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"cannot write checkpoint: {exc.strerror}", file=str(path)) from None
 
 
 def load_pt(network, path: str | os.PathLike) -> None:
+    """Load a `.pt` written by :func:`save_pt` (only plain tensors and types are unpickled)."""
     path = str(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError("file not found", file=path) from None
-    except Exception as exc:  # torch raises many types for non-checkpoint files
-        raise WeightsError(f"not a darknet_py .pt checkpoint ({type(exc).__name__})", file=path) from None
-    if not isinstance(payload, dict) or payload.get("format") != "darknet_py/1":
-        raise WeightsError("not a darknet_py .pt checkpoint (no 'format: darknet_py/1')", file=path)
+    payload = _read_pt(path)
     state = payload["state_dict"]
     own = network.state_dict()
     mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
     if mismatched or set(state) - set(own):
+        first = (mismatched or sorted(set(state) - set(own)))[0]
         raise WeightsError(f"checkpoint does not fit this cfg ({len(mismatched)} tensors missing or of "
-                           f"another shape, first: {(mismatched or sorted(set(state) - set(own)))[0]})", file=path)
+                           f"another shape, first: {first})", file=path,
+                           hint="was it written for another cfg? its cfg text is stored under 'cfg'")
     network.load_state_dict(state)
     network.seen = int(payload["seen"])
-    network.header = WeightsHeader(*payload["header"], network.seen)
+    major, minor, revision, *seen_bytes = payload["header"]
+    network.header = WeightsHeader(major, minor, revision, network.seen, *seen_bytes[:1])
+
+
+def _read_pt(path: str) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise WeightsError("is a directory, not a checkpoint", file=path) from None
+    except Exception as exc:  # torch raises many types for non-checkpoint files
+        raise WeightsError(f"not a darknet_py .pt checkpoint ({type(exc).__name__})", file=path,
+                           hint="convert .weights files with `darknet_py convert CFG IN.weights OUT.pt`") from None
+    if not isinstance(payload, dict) or payload.get("format") != PT_FORMAT:
+        raise WeightsError(f"not a darknet_py .pt checkpoint (no 'format: {PT_FORMAT}')", file=path)
+    header, state, seen = payload.get("header"), payload.get("state_dict"), payload.get("seen")
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+            and isinstance(seen, int) and seen >= 0 and isinstance(header, (list, tuple))
+            and len(header) in (3, 4) and all(isinstance(v, int) for v in header)):
+        raise WeightsError("damaged darknet_py .pt checkpoint (state_dict, seen or header missing or of the "
+                           "wrong type)", file=path)
+    return payload
 
 
 def load_any(network, path: str | os.PathLike, cutoff: Optional[int] = None) -> Optional[LoadReport]:

@@ -6,7 +6,7 @@ import click
 from ..errors import UsageError
 from ..network import Network
 from ..config.cfg import parse_cfg
-from ..weights import WeightsHeader, load_any, load_weights, save_pt, save_weights
+from ..weights import load_any, load_weights, new_header, save_pt, save_weights
 from .options import flavor_option
 
 
@@ -29,7 +29,9 @@ def convert(cfg: str, src: str, dst: str, flavor: str) -> None:
     if src_kind == dst_kind:
         raise UsageError(f"'{src}' and '{dst}' are both {src_kind} files: nothing to convert")
     network = Network(parse_cfg(cfg, flavor=flavor, batch=1))
-    load_any(network, src)
+    report = load_any(network, src)
+    if report is not None and report.partial:
+        click.echo(f"{src}: {report.describe()}")
     if dst_kind == "pt":
         save_pt(network, dst)
     else:
@@ -49,7 +51,6 @@ def partial(cfg: str, src: str, dst: str, layers: int, flavor: str) -> None:
         raise UsageError(f"the layer count must not be negative, got {layers}")
     network = Network(parse_cfg(cfg, flavor=flavor, batch=1))
     report = load_weights(network, src, cutoff=layers)
-    version = (0, 2, 0) if flavor == "pj" else (0, 2, 5)
-    save_weights(network, dst, cutoff=layers, header=WeightsHeader(*version, 0))
-    click.echo(f"Loaded {report.layers_loaded} layers with parameters from {src}; "
-               f"saved the first {layers} layers to {dst}")
+    # both forks write their own header with seen = 0 (pjreddie: 0.2.0, AlexeyAB: 0.2.5)
+    save_weights(network, dst, cutoff=layers, header=new_header(flavor, 0))
+    click.echo(f"{src}: {report.describe()}; saved the first {layers} layers to {dst}")
