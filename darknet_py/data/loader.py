@@ -1,0 +1,215 @@
+"""Detector training batches (spec §11.1): every iteration draws its images independently and uniformly WITH
+replacement from the train list — no epochs, no shuffled passes — and augments them per flavour
+(:mod:`darknet_py.data.augment`).
+
+Usage (what the training loop does)::
+
+    loader = detection_loader(cfg, read_list(data.resolve("train")), seed=1, num_workers=4)
+    for each iteration:
+        if multiscale says so: loader.set_size(w, h); network.resize(w, h)
+        batch = loader.next_batch()   # DetectionBatch(images (B,C,H,W) float32, truth (B,max,5|6), paths, iteration)
+
+Determinism: slot ``i`` of iteration ``n`` on rank ``r`` draws everything (image choice, crop, flip, HSV,
+label shuffle, mixup/mosaic partners) from a generator seeded by ``(seed, r, n, i)``, and AB's per-chunk
+mixup/mosaic switch from one seeded by ``(seed, r, n, chunk)``; a batch is therefore the same whatever the
+number of worker processes. Chunks emulate Darknet's loader threads: the batch is cut into
+``loader_threads`` contiguous chunks (AB with OpenCV: 6 per GPU; otherwise 64), each making its own switch.
+
+An image that cannot be decoded is warned about once (per worker) and replaced by another draw from the same
+generator. A missing label file is an image without objects (AB, with a warning). Errors about the user's
+data (:class:`~darknet_py.errors.DarknetError`) raised in a worker are re-raised intact by ``next_batch``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..config.reader import warn
+from ..errors import DataFileError, DarknetError, ImageError
+from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_data_detection
+from .image import load_image
+from .labels import label_path, read_labels
+
+MAX_DRAWS = 1000            # consecutive unreadable draws before giving up on the train list
+CHUNK_STREAM, SLOT_STREAM = 0, 1
+
+
+class BatchKey(NamedTuple):
+    iteration: int
+    slot: int
+    width: int
+    height: int
+
+
+class DetectionBatch(NamedTuple):
+    images: torch.Tensor        # (B, C, H, W) float32, RGB in [0, 1]
+    truth: torch.Tensor         # (B, max_boxes, 5 | 6) float32, Darknet truth rows, zero-padded
+    paths: list                 # per slot, the image path(s) used (several with mixup/mosaic)
+    iteration: int
+
+
+class _Failure(NamedTuple):
+    """A DarknetError crossing the worker boundary with its fields (exceptions pickle only their message)."""
+    error_type: type
+    message: str
+    file: Optional[str]
+    line: Optional[int]
+    value: Optional[str]
+    hint: Optional[str]
+
+    def reraise(self):
+        raise self.error_type(self.message, file=self.file, line=self.line, value=self.value, hint=self.hint)
+
+
+def slot_rng(seed: int, rank: int, iteration: int, stream: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, rank, iteration], spawn_key=(stream, index)))
+
+
+def chunk_of(slot: int, batch: int, threads: int) -> int:
+    """Darknet thread i loads images [i·B/threads, (i+1)·B/threads) (integer division)."""
+    return max(i for i in range(threads) if i * batch // threads <= slot)
+
+
+class DetectionDataset(Dataset):
+    """Map-style dataset keyed by :class:`BatchKey`; also the :class:`~darknet_py.data.augment.ImageSource`
+    that draws and decodes images."""
+
+    def __init__(self, paths: list[str], options: AugmentOptions, seed: int, batch: int, rank: int = 0,
+                 loader_threads: Optional[int] = None):
+        if not paths:
+            raise DataFileError("the train list names no images")
+        self.paths = list(paths)
+        self.options = options
+        self.seed, self.rank, self.batch = int(seed), int(rank), int(batch)
+        self.loader_threads = loader_threads or (6 if options.decodes_u8 else 64)
+        self._bad: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: BatchKey):
+        try:
+            opts = self.options.with_size(key.width, key.height)
+            chunk = chunk_of(key.slot, self.batch, self.loader_threads)
+            mode = chunk_mode(slot_rng(self.seed, self.rank, key.iteration, CHUNK_STREAM, chunk), opts)
+            rng = slot_rng(self.seed, self.rank, key.iteration, SLOT_STREAM, key.slot)
+            image, truth, used = load_data_detection(self, rng, opts, mode)
+            return image, truth, used, key
+        except DarknetError as exc:
+            return _Failure(type(exc), exc.message, exc.file, exc.line, exc.value, exc.hint)
+
+    def draw(self, rng: np.random.Generator) -> Sample:
+        for _ in range(MAX_DRAWS):
+            path = self.paths[int(rng.integers(len(self.paths)))]
+            if path in self._bad:
+                continue
+            try:
+                pixels = self._decode(path)
+            except ImageError as exc:
+                warn(f"{exc}; skipped during training, another image is drawn instead")
+                self._bad.add(path)
+                continue
+            labels = label_path(path, self.options.flavor)
+            return Sample(path, pixels, read_labels(labels, self.options.flavor), labels)
+        raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
+                            f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})")
+
+    def _decode(self, path: str) -> np.ndarray:
+        """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise.
+        pjreddie always loads 3 channels."""
+        if not self.options.decodes_u8:
+            return load_image(path, 3 if self.options.flavor == "pj" else self.options.channels)
+        grey = self.options.channels == 1
+        data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
+        if data is None:
+            raise ImageError("image file not found", file=path)
+        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data.size else None
+        if pixels is None:
+            raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+        return pixels if grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
+def collate(items):
+    failure = next((item for item in items if isinstance(item, _Failure)), None)
+    if failure is not None:
+        return failure
+    images, truth, paths, keys = zip(*items)
+    return DetectionBatch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(truth)),
+                          list(paths), keys[0].iteration)
+
+
+class IterationSampler(Sampler):
+    """Endless batches of keys: iteration ``start``, ``start + 1``, … at the size set before ``iter()``."""
+
+    def __init__(self, batch: int, start: int, width: int, height: int):
+        self.batch, self.start, self.width, self.height = batch, start, width, height
+
+    def __iter__(self):
+        iteration = self.start
+        while True:
+            yield [BatchKey(iteration, slot, self.width, self.height) for slot in range(self.batch)]
+            iteration += 1
+
+
+def _worker_init(_worker_id: int) -> None:
+    cv2.setNumThreads(1)        # workers are the parallelism; OpenCV's own threads would oversubscribe
+    torch.set_num_threads(1)
+
+
+class DetectionLoader:
+    """Batches for consecutive iterations, produced by ``num_workers`` persistent worker processes (0: in
+    this process). ``set_size`` takes effect at the next batch: batches prefetched at the old size are
+    dropped, as Darknet drops its prefetched batch when multiscale resizes."""
+
+    def __init__(self, dataset: DetectionDataset, num_workers: int = 0, pin_memory: bool = False,
+                 start_iteration: int = 0, prefetch_factor: int = 2):
+        self.dataset = dataset
+        self.iteration = int(start_iteration)
+        self.size = (dataset.options.width, dataset.options.height)
+        self._sampler = IterationSampler(dataset.batch, self.iteration, *self.size)
+        extra = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init) \
+            if num_workers > 0 else {}
+        self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=num_workers,
+                                  collate_fn=collate, pin_memory=pin_memory, **extra)
+        self._batches = None
+
+    def set_size(self, width: int, height: int) -> None:
+        if (width, height) != self.size:
+            self.size = (int(width), int(height))
+            self._batches = None
+
+    def next_batch(self) -> DetectionBatch:
+        if self._batches is None:
+            self._sampler.start, (self._sampler.width, self._sampler.height) = self.iteration, self.size
+            self._batches = iter(self._loader)
+        batch = next(self._batches)
+        if isinstance(batch, _Failure):
+            self._batches = None
+            batch.reraise()
+        self.iteration += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        """Plain ints: with the seed, enough to continue the exact batch sequence after a resume."""
+        return {"iteration": self.iteration, "width": self.size[0], "height": self.size[1]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+        self.size = (int(state["width"]), int(state["height"]))
+        self._batches = None
+
+
+def detection_loader(cfg, paths: list[str], seed: int, batch: Optional[int] = None, rank: int = 0,
+                     num_workers: int = 0, pin_memory: bool = False, backend: Optional[str] = None,
+                     start_iteration: int = 0, loader_threads: Optional[int] = None) -> DetectionLoader:
+    """The loader for training ``cfg`` (a CfgModel) on ``paths``: ``batch`` images per iteration (default
+    `[net]` batch, i.e. mini-batch × subdivisions), augmentation from the cfg (``backend`` 'opencv' or
+    'darknet' for flavor ab; default 'opencv')."""
+    options = augment_options(cfg, backend)
+    dataset = DetectionDataset(paths, options, seed, batch or cfg.net.images_per_update, rank, loader_threads)
+    return DetectionLoader(dataset, num_workers, pin_memory, start_iteration)
