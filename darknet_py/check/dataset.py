@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
-from ..data.labels import image_path_candidates, label_path_candidates
+from ..data.labels import label_path, label_path_candidates
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
 from .labels import BoxTable, check_dropped, check_label_file
 from .model import check_anchors, check_model, load_model
@@ -132,13 +132,15 @@ def _list_entries(list_file: str) -> list[tuple[int, str]]:
 
 def _existing_images(entries: list[tuple[int, str]], list_file: str, report: CheckReport) -> list[str]:
     images, first_line = [], {}
+    list_dir = os.path.dirname(os.path.abspath(list_file))
     for number, entry in entries:
         first = first_line.setdefault(entry, number)
         if first != number:
             report.add("list-duplicate", WARNING, f"listed again (first on line {first}): Darknet draws it "
                        "twice as often", DataFileError, file=list_file, line=number, value=entry)
             continue
-        tried = image_path_candidates(entry, list_file)
+        # Darknet's rule (as written, from the current directory), then beside the list file (darknet_py).
+        tried = [entry] if os.path.isabs(entry) else [entry, os.path.join(list_dir, entry)]
         found = next((p for p in tried if os.path.isfile(p)), None)
         if found is None:
             report.add("image-missing", ERROR, f"image not found (tried {' and '.join(tried)})", ImageError,
@@ -170,13 +172,14 @@ def _decode_problem(path: str) -> Optional[str]:
 
 def _find_label(image: str, flavor: str, report: CheckReport) -> Optional[str]:
     """The label file Darknet reads for ``image``, or None (reported) when it is missing."""
-    own, *others = label_path_candidates(image, flavor)
+    own = label_path(image, flavor)
+    if os.path.isfile(own) and own.endswith(".txt"):
+        return own
+    others = label_path_candidates(image, flavor)[1:]
     if not own.endswith(".txt"):
         report.add("label-missing", ERROR, "Darknet cannot name a label file for this image: its extension "
                    "is not one it maps to .txt", LabelError, file=image, hint=LABEL_RULES[flavor])
         return None
-    if os.path.isfile(own):
-        return own
     other_fork = "pj" if flavor == "ab" else "ab"
     existing = [p for p in others if os.path.isfile(p)]
     if existing:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -20,6 +19,8 @@ from .report import ERROR, WARNING, CheckReport
 _INT = re.compile(r"[+-]?\d+")
 # What C's strtod accepts in a label (decimal, exponent, inf/nan); Python's float() also takes '1_0'.
 _FLOAT = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
+_DECIMAL = r"\s+([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+_RECORD = re.compile(r"\s*([+-]?\d+)" + _DECIMAL * 4 + r"\s*")
 _FIELDS = "'class x_center y_center width height'"
 
 
@@ -43,7 +44,8 @@ class BoxTable:
 def check_label_file(path: str, classes: int, max_boxes: int, table: BoxTable, report: CheckReport) -> int:
     """Check one label file's lines; its in-range boxes go into ``table``. Returns the number of records."""
     try:
-        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
     except OSError as exc:
         report.add("label-missing", ERROR, f"label file cannot be read: {exc.strerror or exc}", LabelError,
                    file=path)
@@ -53,15 +55,18 @@ def check_label_file(path: str, classes: int, max_boxes: int, table: BoxTable, r
     count = 0
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
+        simple = _RECORD.fullmatch(line)
+        if simple:   # the usual one-record line, parsed without the general path's per-field checks
+            records = [(int(simple[1]), *(float(v) for v in simple.group(2, 3, 4, 5)))]
+        elif not line.split():
             continue
-        records = _parse_line(fields)
+        else:
+            records = _parse_line(line.split())
         if isinstance(records, str):
             later = sum(1 for rest in lines[number:] if rest.strip())
             lost = f"; the {later} line(s) after it are lost too" if later else ""
             report.add("label-parse", ERROR, f"label line does not parse: {records}", LabelError, file=path,
-                       line=number, value=" ".join(fields)[:80],
+                       line=number, value=" ".join(line.split())[:80],
                        hint=f"Darknet stops reading the label file at this line{lost}")
             return count
         for record in records:
@@ -70,7 +75,7 @@ def check_label_file(path: str, classes: int, max_boxes: int, table: BoxTable, r
             if first != number:
                 report.add("label-duplicate", WARNING, f"duplicate of line {first}: the object is counted twice "
                            "in the loss", LabelError, file=path, line=number, value=line.strip())
-            elif _in_range(record, classes, path, number, line, report):
+            elif _plainly_in_range(record, classes) or _in_range(record, classes, path, number, line, report):
                 table.rows.append((index, number, *record))
     if count > max_boxes:
         report.add("label-dropped", WARNING, f"{count} boxes, but the last [yolo] layer keeps at most max="
@@ -88,6 +93,11 @@ def _parse_line(fields: list[str]) -> list[tuple] | str:
     if not all(_FLOAT.fullmatch(f) for k, f in enumerate(fields) if k % 5):
         return "x, y, w, h must be numbers"
     return [(int(fields[k]), *(float(v) for v in fields[k + 1:k + 5])) for k in range(0, len(fields), 5)]
+
+
+def _plainly_in_range(record: tuple, classes: int) -> bool:
+    cls, x, y, w, h = record
+    return 0 <= cls < classes and 0 < x <= 1 and 0 < y <= 1 and 0 < w <= 1 and 0 < h <= 1
 
 
 def _in_range(record: tuple, classes: int, path: str, number: int, line: str, report: CheckReport) -> bool:

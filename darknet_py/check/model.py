@@ -61,13 +61,20 @@ def check_model(model: CfgModel, classes: int, report: CheckReport) -> None:
             report.add("cfg-filters", ERROR, f"layer {index - 1} [convolutional] has filters="
                        f"{previous.options.filters}, the [{spec.kind}] after it needs {_filters_rule(spec)} = "
                        f"{need}", CfgError, file=previous.file, line=previous.line,
-                       hint=f"set filters={_filters_for(spec, classes)} for classes={classes}")
+                       hint=_filters_hint(spec, previous.options.filters, classes))
     if filters_ok:
         try:
             with torch.device("meta"):
                 Network(model)
         except DarknetError as exc:
             _report_exception("cfg", exc, report)
+
+
+def _filters_hint(spec, filters: int, classes: int) -> str:
+    wanted = _filters_for(spec, classes)
+    if filters == wanted:
+        return f"these filters fit the .data file's classes={classes}: set classes={classes} in the [{spec.kind}]"
+    return f"set filters={wanted} (and classes={classes} in the [{spec.kind}], as in the .data file)"
 
 
 def _filters_for(spec, classes: int) -> int:
