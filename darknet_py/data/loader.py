@@ -22,7 +22,7 @@ data (:class:`~darknet_py.errors.DarknetError`) raised in a worker are re-raised
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -144,15 +144,17 @@ def collate(items):
 
 
 class IterationSampler(Sampler):
-    """Endless batches of keys: iteration ``start``, ``start + 1``, … at the size set before ``iter()``."""
+    """Endless batches of keys: iteration ``start``, ``start + 1``, … at the size set before ``iter()``.
+    ``slots``: only these slots of each batch (a multi-process rank's share of the global batch)."""
 
-    def __init__(self, batch: int, start: int, width: int, height: int):
+    def __init__(self, batch: int, start: int, width: int, height: int, slots: Optional[Sequence[int]] = None):
         self.batch, self.start, self.width, self.height = batch, start, width, height
+        self.slots = tuple(range(batch)) if slots is None else tuple(slots)
 
     def __iter__(self):
         iteration = self.start
         while True:
-            yield [BatchKey(iteration, slot, self.width, self.height) for slot in range(self.batch)]
+            yield [BatchKey(iteration, slot, self.width, self.height) for slot in self.slots]
             iteration += 1
 
 
@@ -167,11 +169,11 @@ class DetectionLoader:
     dropped, as Darknet drops its prefetched batch when multiscale resizes."""
 
     def __init__(self, dataset: DetectionDataset, num_workers: int = 0, pin_memory: bool = False,
-                 start_iteration: int = 0, prefetch_factor: int = 2):
+                 start_iteration: int = 0, prefetch_factor: int = 2, slots: Optional[Sequence[int]] = None):
         self.dataset = dataset
         self.iteration = int(start_iteration)
         self.size = (dataset.options.width, dataset.options.height)
-        self._sampler = IterationSampler(dataset.batch, self.iteration, *self.size)
+        self._sampler = IterationSampler(dataset.batch, self.iteration, *self.size, slots=slots)
         extra = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init) \
             if num_workers > 0 else {}
         self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=num_workers,
@@ -206,10 +208,11 @@ class DetectionLoader:
 
 def detection_loader(cfg, paths: list[str], seed: int, batch: Optional[int] = None, rank: int = 0,
                      num_workers: int = 0, pin_memory: bool = False, backend: Optional[str] = None,
-                     start_iteration: int = 0, loader_threads: Optional[int] = None) -> DetectionLoader:
+                     start_iteration: int = 0, loader_threads: Optional[int] = None,
+                     slots: Optional[Sequence[int]] = None) -> DetectionLoader:
     """The loader for training ``cfg`` (a CfgModel) on ``paths``: ``batch`` images per iteration (default
     `[net]` batch, i.e. mini-batch × subdivisions), augmentation from the cfg (``backend`` 'opencv' or
-    'darknet' for flavor ab; default 'opencv')."""
+    'darknet' for flavor ab; default 'opencv'). ``slots``: produce only these slots of each batch."""
     options = augment_options(cfg, backend)
     dataset = DetectionDataset(paths, options, seed, batch or cfg.net.images_per_update, rank, loader_threads)
-    return DetectionLoader(dataset, num_workers, pin_memory, start_iteration)
+    return DetectionLoader(dataset, num_workers, pin_memory, start_iteration, slots=slots)
