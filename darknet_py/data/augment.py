@@ -66,6 +66,8 @@ class AugmentOptions:
         if self.mosaic and self.backend == "darknet":
             raise CfgError("mosaic=1 needs AlexeyAB's OpenCV augmentation (Darknet without OpenCV refuses it)",
                            hint="use the default augment backend 'opencv'")
+        if self.channels not in (1, 3):
+            raise CfgError(f"training needs channels=1 or 3, the cfg has {self.channels}")
         if self.mosaic and self.letter_box:
             raise CfgError("mosaic=1 together with letter_box=1 is not supported (AlexeyAB refuses it too)")
 
@@ -195,9 +197,9 @@ def augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
                              sx=F32(1.0 / float(sx)), sy=F32(1.0 / float(sy)), flip=crop.flip)
     truth = fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
     if opts.backend == "opencv":
-        image = _augment_opencv(sample.pixels, crop, opts, dhue, dsat, dexp)
+        image = image_data_augmentation(sample.pixels, crop, opts, dhue, dsat, dexp)
     else:
-        image = _augment_darknet(sample.pixels, crop, opts, dhue, dsat, dexp)
+        image = image_data_augmentation_darknet(sample.pixels, crop, opts, dhue, dsat, dexp)
     return image, truth, crop
 
 
@@ -265,7 +267,8 @@ def hug_corner(pleft, pright, ptop, pbot, k, flip):
     return pleft, pright, ptop, pbot
 
 
-def _augment_opencv(rgb: np.ndarray, crop: Crop, opts: AugmentOptions, dhue, dsat, dexp) -> np.ndarray:
+def image_data_augmentation(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
+                            dhue: float, dsat: float, dexp: float) -> np.ndarray:
     """AB `image_data_augmentation`: uint8 throughout, mean-colour padding, INTER_LINEAR, /255 at the end."""
     oh, ow = rgb.shape[:2]
     size = (opts.width, opts.height)
@@ -288,7 +291,8 @@ def _augment_opencv(rgb: np.ndarray, crop: Crop, opts: AugmentOptions, dhue, dsa
     return np.ascontiguousarray(planar, dtype=F32) / F32(255)
 
 
-def _augment_darknet(im: np.ndarray, crop: Crop, opts: AugmentOptions, dhue, dsat, dexp) -> np.ndarray:
+def image_data_augmentation_darknet(im: np.ndarray, crop: Crop, opts: AugmentOptions,
+                                    dhue: float, dsat: float, dexp: float) -> np.ndarray:
     """AB without OpenCV: `crop_image` (edge replication), `resize_image`, `flip_image`, `distort_image`."""
     _, oh, ow = im.shape
     rows = np.clip(np.arange(crop.sheight) + crop.ptop, 0, oh - 1)
