@@ -13,7 +13,7 @@ import click
 
 from ..config.data import DataConfig, parse_data
 from ..data.image import load_image
-from ..errors import DataFileError
+from ..errors import DataFileError, UsageError
 from ..eval.detect import detect_arrays, uses_letter_box
 from ..eval.draw import draw_detections, save_image
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
@@ -120,3 +120,64 @@ def _save_labels(image_path: str, dets, thresh: float) -> None:
 
 
 COMMANDS.append(test)
+
+
+MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
+            " `-points 11` for PascalVOC 2007 (uncomment `difficult` in voc.data) ",
+            " `-points 0` (AUC) for ImageNet, PascalVOC 2010-2012, your custom dataset"]
+
+
+@click.command("map")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.option("-thresh", "thresh", type=float, default=.25, show_default=True,
+              help="Confidence for the TP/FP/precision/recall/IoU lines.")
+@click.option("-iou_thresh", "iou_thresh", type=float, default=.5, show_default=True,
+              help="IoU a detection needs (strictly more) to match a ground-truth box.")
+@click.option("-points", "points", type=int, default=0, show_default=True,
+              help="0: area under the curve; 11 (VOC2007) or 101 (COCO) recall points.")
+@click.option("-letter_box", "letter_box", is_flag=True,
+              help="Ignored, as in AlexeyAB's Darknet: map letterboxes only with [net] letter_box=1.")
+@click.option("-coco_out", "coco_out", default=None,
+              help="Also write the detections scored by pycocotools as a COCO results JSON file.")
+@click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
+@flavor_option
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor):
+    """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm),
+    plus pycocotools' COCO numbers on the same detections."""
+    from ..eval.map import validate_detector_map
+    if points < 0 or points == 1:
+        raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
+    data = parse_data(data_file, flavor=flavor)
+    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    click.echo("\n calculation mAP (mean average precision)...")
+    result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
+                                   coco_json=coco_out)
+    for line in result.report_lines():
+        click.echo(line)
+    click.echo(f"Total Detection Time: {int(result.seconds)} Seconds", err=True)
+    for line in MAP_HINT:
+        click.echo(line)
+
+
+COMMANDS.append(map_command)
+
+
+@click.command("valid")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.option("-out", "outfile", default=None, help="Result file name prefix (default per eval format).")
+@flavor_option
+def valid(data_file, cfg, weights, outfile, flavor):
+    """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
+    from ..eval.valid import validate_detector
+    data, names, network = open_detector(data_file, cfg, weights, flavor)
+    output = validate_detector(network, data, names, outfile, flavor)
+    for path in output.files:
+        click.echo(f"wrote {path}", err=True)
+    click.echo(f"Total Detection Time: {output.seconds:f} Seconds", err=True)
+
+
+COMMANDS.append(valid)
