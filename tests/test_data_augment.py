@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from darknet_py.data.augment import (MIXUP, MOSAIC, SINGLE, AugmentOptions, Crop, Sample, augment_ab,
+from darknet_py.data.augment import (MIXUP, MOSAIC, AugmentOptions, Crop, Sample, augment_ab,
                                      image_data_augmentation, image_data_augmentation_darknet,
-                                     load_data_detection)
-from darknet_py.data.hsv import distort_image, distort_image_u8, hsv_to_rgb, rgb_to_hsv
+                                     load_data_detection, place_image)
+from darknet_py.data.hsv import distort_image, distort_image_u8
 from darknet_py.data.labels import BoxTransform, TruthSpec, fill_truth_detection
 from darknet_py.errors import CfgError
 
@@ -205,26 +205,55 @@ def test_flip_mirrors_image_and_boxes(backend):
 
 
 # -- colour --------------------------------------------------------------------------------------------
-def test_hsv_matches_colorsys_and_round_trips():
+def _colorsys_distort(im, dhue, dsat, dexp):
+    """The spec's distort_image per pixel with Python's colorsys (same HSV definition as Darknet)."""
+    out = np.empty(im.shape, np.float64)
+    for y in range(im.shape[1]):
+        for x in range(im.shape[2]):
+            h, s, v = colorsys.rgb_to_hsv(*im[:, y, x].astype(np.float64))
+            h += dhue
+            h = h - 1 if h > 1 else h
+            h = h + 1 if h < 0 else h
+            out[:, y, x] = np.clip(colorsys.hsv_to_rgb(h, s * dsat, v * dexp), 0, 1)
+    return out
+
+
+@pytest.mark.parametrize("dhue, dsat, dexp", [(0.0, 1.0, 1.0), (0.07, 1.3, 0.8), (-0.2, 0.6, 1.4), (0.1, 0.5, 2.0)])
+def test_distort_image_is_the_spec_hsv_jitter(dhue, dsat, dexp):
     rng = np.random.default_rng(0)
-    im = rng.random((3, 8, 8), dtype=np.float32)
+    im = rng.random((3, 12, 12), dtype=np.float32)
     im[:, 0, :3] = 0.4                      # grey pixels
     im[:, 0, 3] = 0.0                       # black
-    hsv = rgb_to_hsv(im)
-    for y in range(8):
-        for x in range(8):
-            expected = colorsys.rgb_to_hsv(*im[:, y, x].astype(np.float64))
-            np.testing.assert_allclose(hsv[:, y, x], expected, atol=2e-6)
-    np.testing.assert_allclose(hsv_to_rgb(hsv), im, atol=2e-6)
-    np.testing.assert_allclose(distort_image(im, 0.0, 1.0, 1.0), im, atol=2e-6)
+    im[:, 0, 4] = (0.9, 0.1, 0.3)           # hue 0.963: wraps past 1 with dhue 0.1
+    np.testing.assert_allclose(distort_image(im, dhue, dsat, dexp), _colorsys_distort(im, dhue, dsat, dexp),
+                               atol=3e-6)
+    if (dhue, dsat, dexp) == (0.0, 1.0, 1.0):
+        np.testing.assert_allclose(distort_image(im, dhue, dsat, dexp), im, atol=3e-6)      # round trip
 
 
-def test_hsv_distortion_scales_wraps_and_clamps():
-    im = np.array([[[0.9]], [[0.1]], [[0.3]]], np.float32)         # hue about 0.9630
-    h, s, v = colorsys.rgb_to_hsv(0.9, 0.1, 0.3)
-    out = distort_image(im, 0.1, 0.5, 2.0)[:, 0, 0]
-    expected = np.clip(colorsys.hsv_to_rgb((h + 0.1) - 1, s * 0.5, v * 2.0), 0, 1)   # wrapped past 1
-    np.testing.assert_allclose(out, expected, atol=2e-6)
+def test_distort_image_hue_of_exactly_one_lands_in_darknets_last_sector():
+    red = np.array([[[0.8]], [[0.2]], [[0.2]]], np.float32)        # hue 0
+    np.testing.assert_allclose(distort_image(red, 1.0, 1.0, 1.0)[:, 0, 0], (0.8, 0.2, 0.8), atol=1e-6)
+
+
+def test_place_image_is_darknets_bilinear_bit_for_bit():
+    """Scalar transcription of the spec's place_image (zero outside the source, C float32 order)."""
+    f = np.float32
+    im = np.random.default_rng(3).random((3, 30, 40), dtype=np.float32)
+    for w, h, dx, dy in ((50, 37, 3, -4), (20, 20, -5, 10), (64, 48, 0, 0)):
+        got, want = np.full((3, 40, 60), 0.5, f), np.full((3, 40, 60), 0.5, f)
+        place_image(im, w, h, dx, dy, got)
+        for y in range(h):
+            for x in range(w):
+                if not (0 <= x + dx < 60 and 0 <= y + dy < 40):
+                    continue
+                rx, ry = f(f(x) / f(w)) * f(40), f(f(y) / f(h)) * f(30)
+                ix, iy = int(np.floor(rx)), int(np.floor(ry))
+                fx, fy = f(rx - f(ix)), f(ry - f(iy))
+                p = lambda px, py: im[:, py, px] if px < 40 and py < 30 else np.zeros(3, f)
+                want[:, y + dy, x + dx] = ((f(1) - fy) * (f(1) - fx) * p(ix, iy) + fy * (f(1) - fx) * p(ix, iy + 1)
+                                           + (f(1) - fy) * fx * p(ix + 1, iy) + fy * fx * p(ix + 1, iy + 1))
+        assert np.array_equal(got, want)
 
 
 def test_opencv_hsv_neutral_and_saturating_hue():

@@ -144,3 +144,14 @@ def test_detection_loader_from_cfg(tmp_path):
         assert loader.dataset.options.max_boxes == 5 and loader.dataset.options.flip is False
         batch = loader.next_batch()
         assert tuple(batch.truth.shape) == (4, 5, width) and tuple(batch.images.shape) == (4, 3, 64, 64)
+
+
+def test_rank_slots_partition_the_global_batch(tmp_path):
+    paths = _tree(tmp_path)
+    options = _options(mosaic=True)
+    full = DetectionLoader(DetectionDataset(paths, options, 4, batch=4)).next_batch()
+    parts = [DetectionLoader(DetectionDataset(paths, options, 4, batch=4), slots=s).next_batch()
+             for s in ((0, 1), (2, 3))]
+    assert torch.equal(torch.cat([p.images for p in parts]), full.images)
+    assert torch.equal(torch.cat([p.truth for p in parts]), full.truth)
+    assert parts[0].paths + parts[1].paths == full.paths

@@ -333,14 +333,20 @@ def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.nda
     ys = np.arange(max(0, -dy), min(h, canvas.shape[1] - dy))
     if xs.size == 0 or ys.size == 0:
         return
-    padded = np.zeros((c, ih + 1, iw + 1), F32)       # the zero border Darknet's get_pixel_extend returns
-    padded[:, :ih, :iw] = im
+    padded = np.zeros((c, (ih + 1) * (iw + 1)), F32)   # the zero border Darknet's get_pixel_extend returns
+    padded.reshape(c, ih + 1, iw + 1)[:, :ih, :iw] = im
     rx, ry = (xs.astype(F32) / F32(w)) * F32(iw), (ys.astype(F32) / F32(h)) * F32(ih)
-    ix, iy = np.floor(rx).astype(np.int64), np.floor(ry).astype(np.int64)
-    fx, fy = (rx - ix.astype(F32))[None, None, :], (ry - iy.astype(F32))[None, :, None]
-    top, bottom = padded[:, iy], padded[:, iy + 1]
-    value = ((F32(1) - fy) * (F32(1) - fx) * top[:, :, ix] + fy * (F32(1) - fx) * bottom[:, :, ix]
-             + (F32(1) - fy) * fx * top[:, :, ix + 1] + fy * fx * bottom[:, :, ix + 1])
+    ix, iy = np.floor(rx).astype(np.intp), np.floor(ry).astype(np.intp)
+    fx, fy = (rx - ix.astype(F32))[None, :], (ry - iy.astype(F32))[:, None]
+    gx, gy = F32(1) - fx, F32(1) - fy
+    at = iy[:, None] * (iw + 1) + ix[None, :]           # flat index of the top-left neighbour
+    # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
+    terms = ((gy * gx, at), (fy * gx, at + iw + 1), (gy * fx, at + 1), (fy * fx, at + iw + 2))
+    value = np.empty((c,) + at.shape, F32)
+    for plane, out in zip(padded, value):
+        np.multiply(terms[0][0], plane.take(terms[0][1]), out=out)
+        for weight, index in terms[1:]:
+            out += weight * plane.take(index)
     canvas[:, ys[0] + dy:ys[-1] + dy + 1, xs[0] + dx:xs[-1] + dx + 1] = value
 
 
