@@ -181,3 +181,48 @@ def valid(data_file, cfg, weights, outfile, flavor):
 
 
 COMMANDS.append(valid)
+
+
+@click.command("recall")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@flavor_option
+def recall(data_file, cfg, weights, flavor):
+    """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
+    on stderr, as Darknet prints it."""
+    from ..eval.recall import validate_detector_recall
+    data = parse_data(data_file, flavor=flavor)
+    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    detector_classes(network)
+    for state in validate_detector_recall(network, data):
+        click.echo(state.line(), err=True)
+
+
+COMMANDS.append(recall)
+
+
+@click.command("calc_anchors")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.option("-num_of_clusters", "num_of_clusters", type=int, default=5, show_default=True)
+@click.option("-width", "width", type=int, default=-1, help="Network input width (required).")
+@click.option("-height", "height", type=int, default=-1, help="Network input height (required).")
+@click.option("-seed", "seed", type=int, default=None,
+              help="srand() seed for the initial centres (default: the time, as AB).")
+@click.option("-show", "show", is_flag=True, hidden=True)
+@flavor_option
+def calc_anchors_command(data_file, num_of_clusters, width, height, seed, show, flavor):
+    """AB's k-means anchors for the train list; writes anchors.txt and counters_per_class.txt."""
+    from ..eval.anchors import calc_anchors
+    click.echo(f"\n num_of_clusters = {num_of_clusters}, width = {width}, height = {height} ")
+    result = calc_anchors(parse_data(data_file, flavor=flavor), num_of_clusters, width, height, seed, flavor)
+    click.echo(f"\n iterations = {result.iterations} ")
+    click.echo(f"\n{result.counters_text()}")
+    click.echo(f"\n avg IoU = {result.avg_iou:2.2f} % ")
+    click.echo("\nSaving anchors to the file: anchors.txt ")
+    click.echo(f"anchors = {result.anchors_text()}")
+    write_atomically("counters_per_class.txt", result.counters_text().encode())
+    write_atomically("anchors.txt", result.anchors_text().encode())
+
+
+COMMANDS.append(calc_anchors_command)

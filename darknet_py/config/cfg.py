@@ -51,16 +51,17 @@ class CfgModel:
 
 def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) -> CfgModel:
     """Read a `.cfg`. ``batch`` overrides `[net] batch` and `subdivisions` (inference uses 1, as Darknet)."""
-    from ..layers import SECTION_KINDS, UNSUPPORTED_KINDS
     from ..layers.base import parse_common
 
     if flavor not in FLAVORS:
         raise CfgError(f"unknown flavor '{flavor}', expected one of {', '.join(FLAVORS)}")
     sections = read_sections(path, CfgError)
-    if not sections or sections[0].kind not in ("net", "network"):
-        first = sections[0] if sections else None
+    if not sections:
+        raise CfgError("the cfg has no sections (empty file?)", file=str(path), hint="a cfg starts with [net]")
+    if sections[0].kind not in ("net", "network"):
         raise CfgError("the first section must be [net] or [network]", file=str(path),
-                       line=first.line if first else None, value=f"[{first.kind}]" if first else None)
+                       line=sections[0].line, value=f"[{sections[0].kind}]")
+    kinds = [_layer_kind(section, flavor) for section in sections[1:]]
     net_section = sections[0]
     if batch is not None:
         _override_batch(net_section, batch)
@@ -69,20 +70,34 @@ def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) ->
     if len(sections) == 1:
         raise CfgError("the cfg has no layers after [net]", file=str(path))
     layers = []
-    for section in sections[1:]:
-        kind = SECTION_KINDS.get(section.kind)
-        if kind is None:
-            reason = "is not supported by darknet_py" if section.kind in UNSUPPORTED_KINDS else "is unknown"
-            raise CfgError(f"section [{section.kind}] {reason}", file=section.file, line=section.line)
-        if kind.ab_only and flavor == "pj":
-            raise CfgError(f"section [{section.kind}] exists only in AlexeyAB's Darknet (flavor ab)",
-                           file=section.file, line=section.line)
+    for section, kind in zip(sections[1:], kinds):
         options = kind.parse(section, flavor)
         common = parse_common(section)
         section.report_unused()
         layers.append(LayerSpec(kind.name, options, common, section.file, section.line))
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     return CfgModel(str(path), net, tuple(layers), text)
+
+
+def _layer_kind(section: Section, flavor: str):
+    """The layer kind of a section; checked for every section before any option is read, so a cfg of an
+    unsupported family (RNN, classifier with [cost]/[crop]) is named as such rather than failing on [net]."""
+    from ..layers import SECTION_KINDS, UNSUPPORTED_KINDS
+    if section.kind in ("net", "network"):
+        raise CfgError("[net] may only be the first section", file=section.file, line=section.line)
+    kind = SECTION_KINDS.get(section.kind)
+    if kind is None:
+        if section.kind in UNSUPPORTED_KINDS:
+            raise CfgError(f"section [{section.kind}] is not supported by darknet_py", file=section.file,
+                           line=section.line)
+        hint = "section names are case-sensitive" if section.kind.lower() in SECTION_KINDS else None
+        raise CfgError(f"unknown section [{section.kind}]", file=section.file, line=section.line, hint=hint)
+    if kind.ab_only and flavor == "pj":
+        raise CfgError(f"section [{section.kind}] exists only in AlexeyAB's Darknet (flavor ab)",
+                       file=section.file, line=section.line)
+    if section.kind in ("net", "network"):
+        raise CfgError("[net] may only be the first section", file=section.file, line=section.line)
+    return kind
 
 
 def _override_batch(section: Section, batch: int) -> None:

@@ -80,7 +80,21 @@ class Section:
 
     # -- typed getters ----------------------------------------------------------------------------
     def get_int(self, key: str, default: int) -> int:
-        return self._typed(key, default, _parse_int, "an integer")
+        """An integer. A decimal such as `1.5` is read as Darknet's atoi reads it (leading digits: 1), with a
+        warning; anything that is not a number is an error."""
+        opt = self._find(key)
+        if opt is None:
+            return default
+        text = _strip_inline_comment(opt, self)
+        if _INT.fullmatch(text):
+            return int(text)
+        try:
+            _parse_float(text)
+        except (ValueError, OverflowError):
+            raise self.error(f"'{key}' must be an integer", opt) from None
+        value = _atoi(text)
+        warn(f"{self.file}:{opt.line}: '{key}={text}' is not an integer; read as {value}, as Darknet's atoi does")
+        return value
 
     def get_float(self, key: str, default: float) -> float:
         return self._typed(key, default, _parse_float, "a number")
@@ -134,6 +148,12 @@ def _parse_int(text: str) -> int:
     if not _INT.fullmatch(text):
         raise ValueError(text)
     return int(text)
+
+
+def _atoi(text: str) -> int:
+    """C `atoi`: the leading integer, 0 when there is none."""
+    match = _INT.match(text)
+    return int(match.group()) if match else 0
 
 
 def _parse_float(text: str) -> float:

@@ -12,6 +12,13 @@ from .base import BuildContext, DarknetLayer, Shape
 from .batchnorm import BatchNorm
 
 
+class UninitializedLinear(nn.Linear):
+    """``nn.Linear`` that skips PyTorch's initialisation; the layer draws Darknet's right after."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class ConnectedOptions:
     output: int
@@ -36,7 +43,7 @@ class ConnectedLayer(DarknetLayer):
             raise ctx.error("the previous layer has no outputs")
         super().__init__(ctx, Shape(opts.output, 1, 1))
         self.options = opts
-        self.linear = nn.Linear(inputs, opts.output, bias=not opts.batch_normalize)
+        self.linear = UninitializedLinear(inputs, opts.output, bias=not opts.batch_normalize)
         self.bn = BatchNorm(opts.output, ctx.flavor) if opts.batch_normalize else None
         scale = (2.0 / inputs) ** 0.5
         with torch.no_grad():

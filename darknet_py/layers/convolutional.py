@@ -16,6 +16,14 @@ _UNSUPPORTED = ("binary", "xnor", "share_index", "antialiasing", "assisted_excit
                 "sway", "rotate", "stretch", "stretch_sway", "deform")
 
 
+class UninitializedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that skips PyTorch's initialisation: the layer draws Darknet's right after (spec §3.1),
+    and drawing only once halves the time to build a large network."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class ConvolutionalOptions:
     filters: int
@@ -76,7 +84,7 @@ class ConvolutionalLayer(DarknetLayer):
             raise ctx.error(f"a {opts.size}x{opts.size} kernel does not fit the {w}x{h} input")
         super().__init__(ctx, Shape(opts.filters, out_h, out_w))
         self.options = opts
-        self.conv = nn.Conv2d(c, opts.filters, opts.size, (opts.stride_y, opts.stride_x),
+        self.conv = UninitializedConv2d(c, opts.filters, opts.size, (opts.stride_y, opts.stride_x),
                               padding=opts.padding * opts.dilation, dilation=opts.dilation,
                               groups=opts.groups, bias=not opts.batch_normalize)
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None

@@ -24,7 +24,7 @@ class RegionOptions:
 
 def parse(section: Section, flavor: str) -> RegionOptions:
     if section.has("tree"):
-        raise section.error("[region] 'tree' (YOLO9000) is not supported by darknet_py", section.option("tree"))
+        raise section.error("'tree' (YOLO9000) is not supported by darknet_py", section.option("tree"))
     for key in ("rescore", "thresh", "bias_match", "coord_scale", "object_scale", "noobject_scale",
                 "class_scale", "mask_scale", "absolute", "log", "sqrt", "background", "map", "classfix"):
         section.get_str(key, "")  # training-only keys: accepted, unused at inference

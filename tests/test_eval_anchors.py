@@ -1,0 +1,70 @@
+"""`detector calc_anchors`: the shuffle equals glibc's `rand()` (called here through ctypes), and k-means on
+boxes with an obvious clustering gives the cluster means and average IoU computed here by hand."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from darknet_py.cli import cli
+from darknet_py.eval.anchors import sample_order
+from darknet_py.train.policy import GlibcRandom
+
+
+def test_sample_order_is_darknets_fisher_yates_on_glibc_rand():
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.srand(12345)
+    expected = list(range(50))
+    for i in range(49, -1, -1):
+        j = libc.rand() % (i + 1)
+        expected[i], expected[j] = expected[j], expected[i]
+    assert sample_order(50, GlibcRandom(12345)).tolist() == expected
+
+
+def _dataset(tmp_path, boxes_per_image):
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "labels").mkdir()
+    lines = []
+    for i, boxes in enumerate(boxes_per_image):
+        (tmp_path / "labels" / f"{i}.txt").write_text("".join(f"{c} 0.5 0.5 {w} {h}\n" for c, w, h in boxes))
+        (tmp_path / "JPEGImages" / f"{i}.jpg").touch()   # calc_anchors reads only the labels
+        lines.append(f"{tmp_path}/JPEGImages/{i}.jpg\n")
+    (tmp_path / "train.txt").write_text("".join(lines))
+    (tmp_path / "a.data").write_text(f"classes=3\ntrain={tmp_path}/train.txt\n")
+
+
+@pytest.mark.parametrize("seed", [1, 7, 2024])
+def test_two_obvious_clusters(tmp_path, monkeypatch, seed):
+    """Sizes (w, h) in pixels of a 100x100 input: small ones near 10x10, large ones near 60x80.
+    Whatever the initial centres, the partition is {small}, {large}; centres are the member means:
+    small (10+12+11)/3 = 11 by (10+10+13)/3 = 11, large (60+62)/2 = 61 by (80+78)/2 = 79.
+    Avg IoU: each box vs its centre, IoU = min(w)·min(h) / (w·h + W·H − min(w)·min(h))."""
+    small = [(.10, .10), (.12, .10), (.11, .13)]
+    large = [(.60, .80), (.62, .78)]
+    _dataset(tmp_path, [[(0, *small[0]), (2, *large[0])], [(0, *small[1]), (0, *small[2])], [(1, *large[1])]])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "2",
+                                      "-width", "100", "-height", "100", "-seed", str(seed)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "anchors.txt").read_text() == " 11, 11,  61, 79"
+    assert (tmp_path / "counters_per_class.txt").read_text() == "counters_per_class = 3, 1, 1"
+
+    def iou(w, h, cw, ch):
+        inter = min(w, cw) * min(h, ch)
+        return inter / (w * h + cw * ch - inter)
+    ious = [iou(w * 100, h * 100, 11, 11) for w, h in small] + [iou(w * 100, h * 100, 61, 79) for w, h in large]
+    assert f" avg IoU = {100 * sum(ious) / 5:2.2f} % " in result.output
+
+
+def test_calc_anchors_needs_width_and_height(tmp_path, monkeypatch):
+    _dataset(tmp_path, [[(0, .1, .1)]])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "1"])
+    assert result.exit_code != 0 and "-width" in str(result.exception)
+    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "3",
+                                      "-width", "10", "-height", "10"])
+    assert result.exit_code != 0 and "num_of_clusters" in str(result.exception)
