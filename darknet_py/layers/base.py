@@ -11,6 +11,8 @@ from ..config.net import NetOptions
 from ..config.reader import Section
 from ..errors import CfgError
 
+INT_MAX = 2 ** 31 - 1
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -73,6 +75,13 @@ class BuildContext:
             raise self.error(f"refers to layer {target}, which is not an earlier layer",
                              value=str(ref), hint="route/shortcut may only use layers before this one")
         return target
+
+    def require_countable(self, weights: int) -> None:
+        """Darknet counts a layer's weights in a C int: more than 2^31 - 1 overflows there (and a typo such
+        as filters=491024 would otherwise allocate gigabytes here before anything else fails)."""
+        if weights > INT_MAX:
+            raise self.error(f"{weights} weights is more than Darknet can count (2^31 - 1)",
+                             hint="check filters/size/output for a typo")
 
     def require_image_input(self) -> None:
         s = self.input_shape

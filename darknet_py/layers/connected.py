@@ -41,6 +41,7 @@ class ConnectedLayer(DarknetLayer):
         inputs = ctx.input_shape.size
         if inputs <= 0:
             raise ctx.error("the previous layer has no outputs")
+        ctx.require_countable(inputs * opts.output)
         super().__init__(ctx, Shape(opts.output, 1, 1))
         self.options = opts
         self.linear = UninitializedLinear(inputs, opts.output, bias=not opts.batch_normalize)

@@ -82,6 +82,7 @@ class ConvolutionalLayer(DarknetLayer):
         out_w = (w + 2 * opts.padding - opts.size) // opts.stride_x + 1
         if out_h < 1 or out_w < 1:
             raise ctx.error(f"a {opts.size}x{opts.size} kernel does not fit the {w}x{h} input")
+        ctx.require_countable(opts.filters * (c // opts.groups) * opts.size ** 2)
         super().__init__(ctx, Shape(opts.filters, out_h, out_w))
         self.options = opts
         self.conv = UninitializedConv2d(c, opts.filters, opts.size, (opts.stride_y, opts.stride_x),
