@@ -233,7 +233,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise WeightsError(f"cannot write weights: {exc.strerror}", file=str(path)) from None
+        raise WeightsError(f"cannot write file: {exc.strerror}", file=str(path)) from None
 
 
 # -- .pt checkpoints ----------------------------------------------------------------------------------

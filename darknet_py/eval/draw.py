@@ -39,8 +39,8 @@ def draw_detections(image: np.ndarray, dets: DetectionArrays, names: tuple[str, 
     classes = dets.probs.shape[1]
     for i in selected:
         x, y, w, h = (float(v) for v in dets.boxes[i])
-        left, right = max(int((x - w / 2) * im_w), 0), min(int((x + w / 2) * im_w), im_w - 1)
-        top, bot = max(int((y - h / 2) * im_h), 0), min(int((y + h / 2) * im_h), im_h - 1)
+        left, right = _edge((x - w / 2) * im_w, im_w), _edge((x + w / 2) * im_w, im_w)
+        top, bot = _edge((y - h / 2) * im_h, im_h), _edge((y + h / 2) * im_h, im_h)
         r, g, b = class_color(int(best[i]), classes)
         color = (int(b * 255), int(g * 255), int(r * 255))
         cv2.rectangle(canvas, (left, top), (right, bot), color, width)
@@ -48,6 +48,12 @@ def draw_detections(image: np.ndarray, dets: DetectionArrays, names: tuple[str, 
         label += [names[j] for j in range(classes) if dets.probs[i, j] > thresh and j != best[i]]
         _draw_label(canvas, ", ".join(label), left, top, color, im_h)
     return canvas
+
+
+def _edge(value: float, size: int) -> int:
+    """A box edge in pixels clamped to the picture, as Darknet's draw_box clamps. An untrained net's exp()
+    can give an infinite width: it clamps too instead of failing the int conversion."""
+    return int(min(max(value, 0.0), size - 1)) if value == value else 0
 
 
 def _draw_label(canvas: np.ndarray, text: str, left: int, top: int, color, im_h: int) -> None:
