@@ -91,17 +91,23 @@ def _classes(section: Section) -> int:
 def read_names(path: str | Path) -> tuple[str, ...]:
     """One class name per line (trailing CR/LF removed). Blank lines at the end are ignored."""
     path = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataFileError("names file not found", file=path) from None
-    except OSError as exc:
-        raise DataFileError(f"cannot read names file: {exc.strerror}", file=path) from None
-    if b"\x00" in raw:
-        raise DataFileError("looks like a binary file, not a names file", file=path)
-    names = [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")]
+    names = read_lines(path, "names file")
     while names and names[-1] == "":
         names.pop()
     if not names:
         raise DataFileError("names file is empty", file=path)
     return tuple(names)
+
+
+def read_lines(path: str | Path, what: str) -> list[str]:
+    """The lines of a small text file named in a `.data` file (CR/LF removed); ``what`` names it in errors."""
+    path = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataFileError(f"{what} not found", file=path) from None
+    except OSError as exc:
+        raise DataFileError(f"cannot read {what}: {exc.strerror}", file=path) from None
+    if b"\x00" in raw:
+        raise DataFileError(f"looks like a binary file, not a {what}", file=path)
+    return [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")]

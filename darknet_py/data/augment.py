@@ -107,7 +107,8 @@ def augment_options(cfg, backend: str | None = None) -> AugmentOptions:
     return AugmentOptions(
         flavor=cfg.flavor, backend=backend or "opencv", width=net.width, height=net.height,
         channels=net.channels, classes=o.classes, max_boxes=o.max_boxes, jitter=o.jitter,
-        resize=getattr(o, "resize", 1.0), hue=net.hue, saturation=net.saturation, exposure=net.exposure,
+        resize=getattr(o, "resize", 1.0), hue=net.hue,
+        saturation=net.saturation or 1.0, exposure=net.exposure or 1.0,   # both forks' loader turns 0 into 1
         flip=net.flip, letter_box=net.letter_box, mosaic=net.mosaic, mosaic_bound=net.mosaic_bound,
         mixup=net.mixup)
 

@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..config.data import read_lines
 from ..config.reader import warn
 from ..errors import DataFileError, LabelError
 
@@ -53,15 +54,7 @@ def read_list(path: str | Path) -> list[str]:
     Entries found in neither place are kept as written and reported in one warning naming both paths tried
     (the loader then skips them when drawn)."""
     path = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataFileError("list file not found", file=path) from None
-    except OSError as exc:
-        raise DataFileError(f"cannot read list file: {exc.strerror}", file=path) from None
-    if b"\x00" in raw:
-        raise DataFileError("looks like a binary file, not a list of image paths", file=path)
-    entries = [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")]
+    entries = read_lines(path, "list file")
     paths, missing = [], []
     for entry in entries:
         if not entry.strip():
