@@ -105,8 +105,9 @@ def test_read_list(tmp_path, monkeypatch):
     with pytest.warns(DarknetWarning) as caught:
         paths = read_list(str(listing))
     assert paths == ["here.jpg", str(data / "imgs" / "there.jpg"), "nowhere.jpg", "/abs/gone.jpg"]
-    message = str(caught[0].message)
-    assert "2 of 4" in message and "nowhere.jpg" in message and str(data / "nowhere.jpg") in message
+    moved, missing = (str(w.message) for w in caught)
+    assert "1 listed images were found relative to the list file's directory" in moved
+    assert "2 of 4" in missing and "nowhere.jpg" in missing and str(data / "nowhere.jpg") in missing
     with pytest.raises(DataFileError, match="names no images"):
         read_list(str(_write(tmp_path / "empty.txt", "\n\n")))
     with pytest.raises(DataFileError, match="not found"):

@@ -55,7 +55,7 @@ def read_list(path: str | Path) -> list[str]:
     (the loader then skips them when drawn)."""
     path = str(path)
     entries = read_lines(path, "list file")
-    paths, missing = [], []
+    paths, missing, moved = [], [], []
     for entry in entries:
         if not entry.strip():
             continue
@@ -63,9 +63,14 @@ def read_list(path: str | Path) -> list[str]:
         found = next((p for p in tried if Path(p).exists()), None)
         if found is None:
             missing.append(tried)
+        elif found != entry:
+            moved.append(entry)
         paths.append(found or entry)
     if not paths:
         raise DataFileError("list file names no images", file=path)
+    if moved:
+        warn(f"{path}: {len(moved)} listed images were found relative to the list file's directory, not the "
+             f"current directory (e.g. {moved[0]!r}); Darknet itself would not find them")
     if missing:
         warn(f"{path}: {len(missing)} of {len(paths)} listed images do not exist "
              f"(first: tried {' and '.join(missing[0])})")
@@ -200,8 +205,8 @@ def fill_truth_detection(records: np.ndarray, rng: np.random.Generator, spec: Tr
     drop per flavour, write rows. Returns ``(max_boxes, truth_size)`` float32, zero-padded."""
     boxes = randomize_boxes(records, rng)
     x, y, w, h = correct_boxes(boxes[:, 1:5], spec.flavor, transform)
-    boxes, x, y, w, h = boxes[:spec.max_boxes], x[:spec.max_boxes], y[:spec.max_boxes], \
-        w[:spec.max_boxes], h[:spec.max_boxes]
+    first = slice(0, spec.max_boxes)             # Darknet truncates before it filters
+    boxes, x, y, w, h = boxes[first], x[first], y[first], w[first], h[first]
     keep = _keep_mask(boxes[:, 0], x, y, w, h, spec, label_file)
     truth = np.zeros((spec.max_boxes, spec.truth_size), np.float32)
     n = int(keep.sum())

@@ -14,6 +14,8 @@ label shuffle, mixup/mosaic partners) from a generator seeded by ``(seed, r, n, 
 mixup/mosaic switch from one seeded by ``(seed, r, n, chunk)``; a batch is therefore the same whatever the
 number of worker processes. Chunks emulate Darknet's loader threads: the batch is cut into
 ``loader_threads`` contiguous chunks (AB with OpenCV: 6 per GPU; otherwise 64), each making its own switch.
+With several processes (DDP), give every rank the same seed and rank=0 and let each take its ``slots`` of the
+global batch: the union is then exactly the single-process batch.
 
 An image that cannot be decoded is warned about once (per worker) and replaced by another draw from the same
 generator. A missing label file is an image without objects (AB, with a warning). Errors about the user's
