@@ -1,0 +1,567 @@
+"""The `[yolo]` training deltas, cost and log line, exactly as Darknet computes them (spec §9.2–9.6, §7.6).
+
+:func:`yolo_deltas` reproduces `forward_yolo_layer` in train mode for both flavours:
+
+* pass A scores every prediction against every truth at once (an IoU matrix per image);
+* pass B applies every truth (and, AB ``iou_thresh``, its extra anchors) to its slot. Darknet does this
+  sequentially and the result depends on the order (PJ overwrites box deltas, AB accumulates them, the
+  class rule looks at what earlier truths wrote). The applications are grouped by slot and ranked by
+  Darknet's order; round ``r`` applies every slot's ``r``-th application in one vectorised step, so a batch
+  needs as many rounds as the most crowded slot has truths (usually one).
+
+``delta`` follows Darknet's sign: target − output, the negative gradient w.r.t. the layer's raw input.
+:func:`yolo_surrogate` turns it into a loss for autograd (§7.6).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ..config.reader import warn
+from ..errors import CfgError, LabelError
+from .yolo import YoloOptions
+from .yolo_iou import Box, box_giou, box_iou, box_iou_kind, dx_box_iou
+
+FLAVORS = ("ab", "pj")
+CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
+FOCAL_ALPHA = 0.5
+
+
+@dataclass(frozen=True)
+class YoloDeltas:
+    """One `[yolo]` forward in train mode: the delta tensor, the layer cost and Darknet's statistics.
+
+    Sums are over the micro-batch; the ``avg_*`` properties divide them as Darknet's log does."""
+    delta: Tensor            # same shape as the layer output; target − output
+    cost: float              # what the layer adds to the network cost (§7.1, §9.5)
+    flavor: str
+    count: int               # truth-to-slot assignments made in pass B
+    predictions: int         # W·H·A·B_mini
+    iou_sum: float
+    class_sum: float         # Σ o_cls[truth class] over the assignments
+    obj_sum: float           # Σ o_obj over the assignments
+    anyobj_sum: float        # Σ o_obj over every prediction
+    recall50: int
+    recall75: int
+    total_loss: float        # Σ delta²
+    class_loss: float        # obj_normalizer · Σ delta² outside the box entries
+    total_bbox: int          # box deltas written (AB's ` total_bbox` counter)
+    rewritten_bbox: int      # ... onto a slot whose box delta was already non-zero
+    loss_kind: str           # `mse`, `giou` or `iou` as AB names it in the log
+    normalizers: tuple[float, float, float]   # iou, obj, cls
+    show_details: bool
+
+    @property
+    def iou_loss(self) -> float:
+        return self.total_loss - self.class_loss
+
+    def _per_count(self, value: float) -> float:
+        # AB forces count >= 1 before dividing; PJ divides by 0 and prints nan.
+        if self.flavor == "ab":
+            return value / max(self.count, 1)
+        return value / self.count if self.count else math.nan
+
+    @property
+    def avg_iou(self) -> float:
+        return self._per_count(self.iou_sum)
+
+    @property
+    def avg_class(self) -> float:
+        return self._per_count(self.class_sum)
+
+    @property
+    def avg_obj(self) -> float:
+        return self._per_count(self.obj_sum)
+
+    @property
+    def avg_noobj(self) -> float:
+        return self.anyobj_sum / self.predictions
+
+    @property
+    def recall_50(self) -> float:
+        return self._per_count(float(self.recall50))
+
+    @property
+    def recall_75(self) -> float:
+        return self._per_count(float(self.recall75))
+
+    def log_line(self, layer_index: int, mini_batch: int) -> str:
+        """Darknet's per-layer line (without the final newline): PJ `Region ...` (§9.3), AB `v3 (...)` (§9.5)."""
+        f = _c_float
+        if self.flavor == "pj":
+            return (f"Region {layer_index} Avg IOU: {f(self.avg_iou)}, Class: {f(self.avg_class)}, "
+                    f"Obj: {f(self.avg_obj)}, No Obj: {f(self.avg_noobj)}, .5R: {f(self.recall_50)}, "
+                    f".75R: {f(self.recall_75)},  count: {self.count}")
+        n_iou, n_obj, n_cls = self.normalizers
+        head = (f"v3 ({self.loss_kind} loss, Normalizer: (iou: {n_iou:.2f}, obj: {n_obj:.2f}, cls: {n_cls:.2f}) "
+                f"Region {layer_index} Avg (IOU: {f(self.avg_iou)}), count: {max(self.count, 1)}, ")
+        if not self.show_details:
+            return head + f"total_loss = {f(self.total_loss / mini_batch)} "
+        return head + (f"class_loss = {f(self.class_loss / mini_batch)}, "
+                       f"iou_loss = {f(self.iou_loss / mini_batch)}, "
+                       f"total_loss = {f(self.total_loss / mini_batch)} ")
+
+
+def _c_float(value: float) -> str:
+    """C's `%f`; x86's 0/0 is a negative NaN, which glibc prints as `-nan`."""
+    if math.isnan(value):
+        return "-nan"
+    return f"{value:f}"
+
+
+def yolo_surrogate(z: Tensor, delta: Tensor, batch_B: int) -> Tensor:
+    """A scalar whose gradient w.r.t. the yolo layer's raw input ``z`` is ``−delta / B`` (spec §7.6).
+
+    Sum it over the micro-batches of an iteration and call ``backward()`` once; autograd never sees the
+    yolo sigmoid, exactly like Darknet's backward, which passes ``delta`` through unchanged."""
+    return -(delta.detach() * z).sum() / batch_B
+
+
+class _Geometry(NamedTuple):
+    """Constants of a layer at one grid and network size."""
+    width: int                 # W
+    col: Tensor                # (H·W,) i of each cell
+    row: Tensor                # (H·W,) j of each cell
+    slot_anchor: Tensor        # (A, 2, 1) float64: anchor / network size of each mask slot
+    grid: Tensor               # (2,) W, H
+    grid_max: Tensor           # (2,) int64 W − 1, H − 1
+    net: Tensor                # (2,) net_w, net_h
+    anchors: Tensor            # (num, 2) every anchor of the cfg, pixels
+    anchor_rel: Tensor         # (num, 2) ... divided by the network size
+    anchor_index: Tensor       # (num,) 0..num−1
+    slot_of_anchor: Tensor     # (num,) slot of each anchor in this layer's mask, −1 if not in it
+    class_mult: Optional[Tensor]   # (C,) AB counters_per_class multipliers
+
+
+@functools.lru_cache(maxsize=64)
+def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device, dtype) -> _Geometry:
+    """Memoised: rebuilt only when the grid or network size changes (multiscale training)."""
+    def tensor(values, kind=dtype):
+        return torch.tensor(values, dtype=kind, device=device)
+    cell = torch.arange(h * w, device=device)
+    net = tensor([net_w, net_h])
+    anchors = tensor(opts.anchors)
+    slot_of = [-1] * len(opts.anchors)
+    for a, m in reversed(list(enumerate(opts.mask))):    # Darknet's int_index: the first mask entry wins
+        slot_of[m] = a
+    return _Geometry(
+        w, (cell % w).to(dtype), (cell // w).to(dtype),
+        tensor([[[aw / net_w], [ah / net_h]] for aw, ah in opts.mask_anchors], torch.float64),
+        tensor([w, h]), tensor([w - 1, h - 1], torch.int64), net, anchors,
+        anchors / net,      # float division, as Darknet's biases/net.w
+        torch.arange(len(opts.anchors), device=device), tensor(slot_of, torch.int64),
+        _class_multipliers(opts, device))
+
+
+def _class_multipliers(opts: YoloOptions, device) -> Optional[Tensor]:
+    """AB `counters_per_class`: max_count / count_c (counts below 1 count as 1), capped at max_delta."""
+    if not opts.counters_per_class:
+        return None
+    counts = torch.tensor([max(c, 1) for c in opts.counters_per_class], dtype=torch.float32, device=device)
+    return torch.clamp(counts.max() / counts, max=opts.max_delta)
+
+
+class _Layer(NamedTuple):
+    """The layer's options and its output in Darknet's layout (N, A, 5+C, H·W)."""
+    opts: YoloOptions
+    ab: bool
+    out: Tensor
+    pred_by_truth: Box         # (N, 1, A, H·W) decoded boxes, relative to the network input
+    geo: _Geometry
+
+    @property
+    def pred(self) -> Box:     # (N, A, H·W)
+        return self.pred_by_truth.map(lambda v: v.squeeze(1))
+
+
+class _Truths(NamedTuple):
+    coords: Tensor             # (N, T, 4) x, y, w, h
+    cls: Tensor                # (N, T) int64, after `map`
+    valid: Tensor              # (N, T): before the list end and (AB) a class in range
+
+    @property
+    def box(self) -> Box:
+        return Box(*self.coords.unbind(2))
+
+
+class _Writes(NamedTuple):
+    """Pass-B writes, one per (truth, anchor), grouped by slot and, within a slot, in Darknet's order."""
+    image: Tensor              # (M,)
+    slot: Tensor               # (M,) anchor slot a
+    cell: Tensor               # (M,) j·W + i
+    rank: Optional[Tensor]     # (M,) number of earlier writes to the same slot; None: no slot is shared
+    out: Tensor                # (M, 5+C) the slot's outputs
+    truth: Tensor              # (M, 4)
+    cls: Tensor                # (M,)
+    anchor: Tensor             # (M, 2) anchor of the write, pixels
+    ij: Tensor                 # (M, 2) i, j
+    iou: Tensor                # (M,) IoU of the slot's prediction with the truth
+
+
+def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int, flavor: str,
+                class_map: Optional[Sequence[int]] = None) -> YoloDeltas:
+    """Darknet's training deltas for one `[yolo]` layer and micro-batch.
+
+    ``output``: the layer's activated output (N, A·(5+C), H, W). ``truth``: (N, max_boxes, 5 or 6) rows
+    ``x y w h class [track_id]`` relative to the network input, ending at the first ``x == 0``.
+    ``class_map``: the integers of the layer's ``map=`` file, when the cfg names one."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown flavor {flavor!r}")
+    if options.map_file and class_map is None:
+        raise CfgError(f"[yolo] map={options.map_file}: the class map must be read and passed as class_map")
+    layer = _prepare_layer(options, output.detach(), net_w, net_h, flavor == "ab")
+    layer, truths = _prepare_truths(layer, truth, class_map)
+    # (N, T, A, H·W): every prediction against every truth of its image
+    iou = box_iou(layer.pred_by_truth, Box(*truths.coords[..., None, None].unbind(2)), flavor)
+    delta = torch.zeros_like(layer.out)
+    thresh_bbox = _pass_a(layer, truths, delta, iou)
+    writes = _writes(layer, truths, iou)
+    rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
+    if layer.ab and options.iou_thresh < 1:
+        _divide_box_by_classes(delta)
+    return _summarise(layer, writes, delta, thresh_bbox, rewritten, output.shape)
+
+
+# -- setup ------------------------------------------------------------------------------------------
+
+def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: bool) -> _Layer:
+    n, channels, h, w = o.shape
+    a, e = len(opts.mask), opts.classes + 5
+    if channels != a * e:
+        raise ValueError(f"[yolo] output has {channels} channels, expected {a}·(5+{opts.classes}) = {a * e}")
+    geo = _geometry(opts, h, w, net_w, net_h, o.device, o.dtype)
+    out = o.reshape(n, a, e, h * w)
+    by_truth = out.unsqueeze(1)
+    size = by_truth[:, :, :, 2:4].double()
+    # exp(x)·anchor/net in double, stored as a float (Darknet's get_yolo_box)
+    wh = (((size * size * 4) if opts.new_coords else torch.exp(size)) * geo.slot_anchor).to(o.dtype)
+    pred = Box((geo.col + by_truth[:, :, :, 0]) / w, (geo.row + by_truth[:, :, :, 1]) / h,
+               wh[:, :, :, 0], wh[:, :, :, 1])
+    return _Layer(opts, ab, out, pred, geo)
+
+
+def _prepare_truths(layer: _Layer, truth: Tensor, class_map: Optional[Sequence[int]]) -> tuple[_Layer, _Truths]:
+    """The usable truth rows, trimmed to the longest list. Also AB's zeroing of a non-finite objectness,
+    which happens only in images that have a usable truth."""
+    out = layer.out
+    if truth.dim() != 3 or truth.shape[0] != out.shape[0] or truth.shape[2] < 5:
+        raise ValueError(f"truth must be (N={out.shape[0]}, max_boxes, 5|6), got {tuple(truth.shape)}")
+    t = truth[:, :layer.opts.max_boxes, :5]
+    if t.dtype != out.dtype or t.device != out.device:
+        t = t.to(device=out.device, dtype=out.dtype)
+    alive = torch.cumprod(t[..., 0] != 0, dim=1)     # the list ends at the first x == 0
+    count = int(alive.sum(dim=1).max()) if t.shape[1] else 0
+    t, alive = t[:, :count], alive[:, :count].bool()
+    raw = t[..., 4].to(torch.int64)                  # C truncation
+    in_range = (raw >= 0) & (raw < layer.opts.classes)
+    valid = alive & in_range
+    problem = alive & ~in_range
+    if layer.ab:   # AB reports (and still uses) boxes with coordinates outside the image
+        problem = problem | valid & _outside(t)
+    if bool(problem.any()):
+        _report_truth_problems(layer, t, raw, alive & ~in_range, valid)
+    if layer.ab and not bool(torch.isfinite(out[:, :, 4]).all()):
+        layer = _zero_nan_objectness(layer, valid)
+    cls = raw.clamp(0, layer.opts.classes - 1)
+    if class_map is not None:
+        cls = _map_classes(layer, cls, valid, class_map)
+    return layer, _Truths(t[..., :4], cls, valid)
+
+
+def _outside(t: Tensor) -> Tensor:
+    """AB's "Wrong label" test: x or y outside [0, 1], or a negative w or h (NaN passes, as in C)."""
+    return (t[..., :4].amin(dim=2) < 0) | (t[..., :2].amax(dim=2) > 1)
+
+
+def _report_truth_problems(layer: _Layer, t: Tensor, raw: Tensor, bad_class: Tensor, valid: Tensor) -> None:
+    if bool(bad_class.any()):
+        value = int(raw[bad_class][0])
+        message = f"truth class {value} is outside 0..{layer.opts.classes - 1} of the [yolo] layer"
+        if not layer.ab:
+            raise LabelError(message, value=str(value), hint="PJ Darknet would write outside its delta buffer")
+        warn(message + ": the box is skipped, as AlexeyAB's Darknet does")
+    wrong = valid & _outside(t)
+    if layer.ab and bool(wrong.any()):
+        x, y, w, h = t[wrong][0, :4].tolist()
+        warn(f"Wrong label: truth.x = {x:f}, truth.y = {y:f}, truth.w = {w:f}, truth.h = {h:f}")
+
+
+def _zero_nan_objectness(layer: _Layer, valid: Tensor) -> _Layer:
+    out = layer.out.clone()
+    obj = out[:, :, 4]
+    has_truth = valid.any(dim=1)[:, None, None]
+    out[:, :, 4] = torch.where(has_truth & ~torch.isfinite(obj), 0.0, obj)
+    return layer._replace(out=out)
+
+
+def _map_classes(layer: _Layer, cls: Tensor, valid: Tensor, class_map: Sequence[int]) -> Tensor:
+    classes = layer.opts.classes
+    table = torch.as_tensor(list(class_map), dtype=torch.int64, device=cls.device)
+    if table.numel() < classes:
+        raise CfgError(f"[yolo] map={layer.opts.map_file} has {table.numel()} entries, classes={classes}")
+    mapped = table[cls]
+    if bool(((mapped < 0) | (mapped >= classes))[valid].any()):
+        raise CfgError(f"[yolo] map={layer.opts.map_file} maps a class outside 0..{classes - 1}")
+    return mapped
+
+
+# -- pass A: every prediction ------------------------------------------------------------------------
+
+def _best_truth(truths: _Truths, iou: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, A, H·W): the best IoU over the image's truths, or 0, and the index of the first truth reaching
+    it (C's strict `>` scan from 0: NaN never wins; without a positive IoU the index stays 0)."""
+    if iou.shape[1] == 0:
+        zero = iou.new_zeros(iou.shape[:1] + iou.shape[2:])
+        return zero, zero.long()
+    best, best_t = torch.where(truths.valid[..., None, None], iou.nan_to_num(-1.0), -1.0).max(dim=1)
+    return best.clamp(min=0), best_t
+
+
+def _pass_a(layer: _Layer, truths: _Truths, delta: Tensor, iou: Tensor) -> int:
+    """Objectness of every prediction (and the truth_thresh rule). Returns how many box deltas it wrote."""
+    opts, obj = layer.opts, layer.out[:, :, 4]
+    best_iou, best_t = _best_truth(truths, iou)
+    d_obj = obj * -opts.obj_normalizer
+    if layer.ab:   # ignoring also needs some class probability above .25 (the truth's class is not consulted)
+        best_match = torch.where((layer.out[:, :, 5:] > CLASS_MATCH_PROB).any(dim=2), best_iou, 0.0)
+        if opts.objectness_smooth:
+            kept = torch.maximum(d_obj, opts.obj_normalizer * (best_match - obj))
+        else:
+            kept = torch.zeros_like(d_obj)
+        d_obj = torch.where(best_match > opts.ignore_thresh, kept, d_obj)
+    else:
+        d_obj = torch.where(best_iou > opts.ignore_thresh, 0.0, d_obj)
+    delta[:, :, 4] = d_obj
+    if opts.truth_thresh >= 1:            # an IoU never exceeds 1: the rule is off (the default)
+        return 0
+    return _truth_thresh_rule(layer, truths, delta, best_iou, best_t)
+
+
+def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: Tensor,
+                       best_t: Tensor) -> int:
+    """Predictions overlapping a truth by more than truth_thresh are trained as if assigned to it."""
+    opts, geo = layer.opts, layer.geo
+    image, slot, cell = torch.nonzero(best_iou > opts.truth_thresh, as_tuple=True)
+    if image.numel() == 0:
+        return 0
+    t = best_t[image, slot, cell]
+    cls, out = truths.cls[image, t], layer.out[image, slot, :, cell]
+    cm = None if geo.class_mult is None else geo.class_mult[cls]
+    q = (best_iou[image, slot, cell] ** 2)[:, None]
+    new = delta[image, slot, :, cell]
+    if layer.ab:
+        new[:, 4:5] = opts.obj_normalizer * ((q if opts.objectness_smooth else 1) - out[:, 4:5])
+    else:
+        new[:, 4:5] = 1 - out[:, 4:5]
+    new[:, 5:] = _full_class_rule(layer, new[:, 5:], out[:, 5:], cls[:, None])
+    if layer.ab and opts.objectness_smooth:
+        smooth = (1 if cm is None else cm[:, None]) * (q - out[:, 5:].gather(1, cls[:, None]))
+        new[:, 5:] = new[:, 5:].scatter(1, cls[:, None], smooth)
+    anchor = geo.anchors[torch.tensor(opts.mask, device=image.device)[slot]]
+    ij = torch.stack([cell % geo.width, cell // geo.width], dim=1)
+    new[:, :4] += _box_rule(layer, layer.pred.map(lambda v: v[image, slot, cell]), out,
+                            truths.coords[image, t], anchor, ij, cm)
+    delta[image, slot, :, cell] = new
+    return int(image.numel())
+
+
+# -- pass B: every truth -----------------------------------------------------------------------------
+
+def _writes(layer: _Layer, truths: _Truths, iou: Tensor) -> _Writes:
+    """Every (truth, anchor) write of pass B, grouped by slot and, within a slot, in Darknet's order."""
+    opts, geo = layer.opts, layer.geo
+    num = geo.anchors.shape[0]
+    shape_iou = _anchor_shape_iou(layer, truths.box)                            # (N, T, num)
+    best_val, best_n = shape_iou.nan_to_num(-1.0).max(dim=2)                    # best over ALL anchors
+    is_best = geo.anchor_index == torch.where(best_val > 0, best_n, 0).unsqueeze(2)
+    extra = layer.ab and opts.iou_thresh < 1
+    chosen = is_best
+    if extra:   # AB iou_thresh: also every other anchor of this layer close enough to the truth's shape
+        if opts.iou_thresh_kind != "iou":
+            shape_iou = _anchor_shape_iou(layer, truths.box, opts.iou_thresh_kind)
+        chosen = chosen | (shape_iou > opts.iou_thresh)
+    image, t, anchor = torch.nonzero(chosen & (geo.slot_of_anchor >= 0) & truths.valid.unsqueeze(2),
+                                     as_tuple=True)
+    truth = truths.coords[image, t]
+    ij = torch.minimum((truth[:, :2] * geo.grid).to(torch.int64).clamp(min=0), geo.grid_max)  # x == 1: UB in C
+    slot = geo.slot_of_anchor[anchor]
+    cell = ij[:, 1] * geo.width + ij[:, 0]
+    flat = (image * layer.out.shape[1] + slot) * layer.out.shape[3] + cell
+    rank = None
+    if extra or torch.unique(flat).numel() < flat.numel():
+        # Darknet's order inside an image: truth by truth, its best anchor first, then the others by index.
+        key = (flat * truths.valid.shape[1] + t) * (num + 1)
+        if extra:
+            key = key + torch.where(is_best[image, t, anchor], 0, anchor + 1)
+        perm = torch.argsort(key)
+        image, t, anchor, slot, cell, flat, ij, truth = (
+            v[perm] for v in (image, t, anchor, slot, cell, flat, ij, truth))
+        rank = _rank_within_groups(flat)
+    return _Writes(image, slot, cell, rank, layer.out[image, slot, :, cell], truth, truths.cls[image, t],
+                   geo.anchors[anchor], ij, iou[image, t, slot, cell])
+
+
+def _rank_within_groups(sorted_keys: Tensor) -> Optional[Tensor]:
+    """0, 1, 2... inside each run of equal values of a sorted 1-D tensor; None if all runs have length 1."""
+    first = torch.ones_like(sorted_keys, dtype=torch.bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    if bool(first.all()):
+        return None
+    position = torch.arange(sorted_keys.numel(), device=sorted_keys.device)
+    return position - torch.cummax(torch.where(first, position, 0), dim=0)[0]
+
+
+def _anchor_shape_iou(layer: _Layer, truth: Box, kind: str = "iou") -> Tensor:
+    """(N, T, num) overlap of each truth's shape with each anchor's, both centred at the origin."""
+    aw, ah = layer.geo.anchor_rel.unbind(1)
+    tw, th = truth.w.unsqueeze(2), truth.h.unsqueeze(2)
+    if kind != "iou":
+        zero = torch.zeros((), dtype=aw.dtype, device=aw.device)
+        return box_iou_kind(Box(zero, zero, aw, ah), Box(zero, zero, tw, th), kind)
+    # Centred boxes: Darknet's per-axis overlap is exactly min(size_a, size_b). AB's 0-instead-of-0/0 guard
+    # is left out: these values are only compared with `>`, where 0 and NaN both lose.
+    side_w, side_h = torch.minimum(aw, tw), torch.minimum(ah, th)
+    inter = torch.where((side_w < 0) | (side_h < 0), 0.0, side_w * side_h)
+    return inter / (aw * ah + tw * th - inter)
+
+
+def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
+    """Apply the writes round by round, round r holding each slot's r-th write. ``fresh``: pass A wrote
+    no box or class delta, so the first round finds them all zero. Returns rewritten_bbox."""
+    if writes.image.numel() == 0:
+        return 0
+    opts, geo, out = layer.opts, layer.geo, writes.out
+    cm = None if geo.class_mult is None else geo.class_mult[writes.cls]
+    box = _box_rule(layer, _written_pred(layer, writes), out, writes.truth, writes.anchor, writes.ij, cm)
+    obj = 1 - out[:, 4:5]
+    if layer.ab:
+        obj = obj * (opts.obj_normalizer if cm is None else (cm * opts.obj_normalizer)[:, None])
+    cls = writes.cls[:, None]
+    rewritten = 0
+    rounds = 1 if writes.rank is None else int(writes.rank.max()) + 1
+    for r in range(rounds):
+        pick = slice(None) if writes.rank is None else torch.nonzero(writes.rank == r).squeeze(1)
+        where = (writes.image[pick], writes.slot[pick], slice(None), writes.cell[pick])
+        if r == 0 and fresh:   # nothing to accumulate onto, no class assigned yet
+            new = [box[pick], obj[pick], _full_class_rule(layer, None, out[pick, 5:], cls[pick])]
+        else:
+            current = delta[where]
+            rewritten += int((current[:, :4] != 0).any(dim=1).sum())
+            new_obj = obj[pick]
+            if opts.objectness_smooth:    # AB: only a slot whose objectness delta is still 0
+                new_obj = torch.where(current[:, 4:5] == 0, new_obj, current[:, 4:5])
+            new = [current[:, :4] + box[pick] if layer.ab else box[pick],     # AB accumulates, PJ overwrites
+                   new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], cls[pick])]
+        delta[where] = torch.cat(new, dim=1)
+    return rewritten
+
+
+# -- the delta rules ---------------------------------------------------------------------------------
+
+def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, anchor: Tensor, ij: Tensor,
+              cm: Optional[Tensor]) -> Tensor:
+    """(M, 4) box deltas of one write each: MSE on (x, y, raw w, raw h) scaled by 2 − w·h, or AB's
+    IoU-family ascent direction; times iou_normalizer (1 in PJ) and the class multiplier."""
+    opts = layer.opts
+    mult = opts.iou_normalizer if cm is None else (opts.iou_normalizer * cm)[:, None]
+    if opts.iou_loss == "mse" or not layer.ab:
+        scale = 2 - truth[:, 2:3] * truth[:, 3:4]
+        txy = truth[:, :2] * layer.geo.grid - ij
+        ratio = truth[:, 2:] * layer.geo.net / anchor
+        # new_coords: √(w·net/(4·anchor)); otherwise the log of the float ratio, taken in double.
+        twh = torch.sqrt(ratio / 4) if opts.new_coords else torch.log(ratio.double()).to(ratio.dtype)
+        return scale * (torch.cat([txy, twh], dim=1) - out[:, :4]) * mult
+    safe = Box(pred.x, pred.y, torch.where(pred.w == 0, 1.0, pred.w), torch.where(pred.h == 0, 1.0, pred.h))
+    d = dx_box_iou(safe, Box(*truth.unbind(1)), opts.iou_loss)      # AB avoids NaN for a zero w or h
+    if not opts.new_coords:   # chain rule through exp, for w and h only
+        d[:, 2:] *= torch.exp(out[:, 2:4])
+    d = torch.nan_to_num(d * mult, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.clamp(d, -opts.max_delta, opts.max_delta)
+
+
+def _written_pred(layer: _Layer, writes: _Writes) -> Optional[Box]:
+    """The predicted boxes of the written slots (only the IoU-family box rule needs them)."""
+    if layer.opts.iou_loss == "mse" or not layer.ab:
+        return None
+    return layer.pred.map(lambda v: v[writes.image, writes.slot, writes.cell])
+
+
+def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> Tensor:
+    """Class deltas after one write of class ``col`` (M, 1). A slot already assigned (PJ: class-0 delta
+    non-zero; AB: this class's delta non-zero) only gets the new class switched on: multi-label."""
+    opts, class_mult = layer.opts, layer.geo.class_mult
+    if layer.ab:
+        now = current.gather(1, col)
+        assigned = now != 0
+        eps = opts.label_smooth_eps
+        value = ((1 - eps) + 0.5 * eps if eps else 1.0) - probs.gather(1, col)
+        value = torch.where(torch.isfinite(value), value, now)
+        if class_mult is not None:
+            value = value * class_mult[col]
+    else:
+        assigned = current[:, :1] != 0
+        value = 1 - probs.gather(1, col)
+    return torch.where(assigned, current.scatter(1, col, value), _full_class_rule(layer, current, probs, col))
+
+
+def _full_class_rule(layer: _Layer, current: Optional[Tensor], probs: Tensor, col: Tensor) -> Tensor:
+    """Class deltas of a slot's first assignment: one-hot (AB: label-smoothed, focal or multiplied).
+    ``current``: the slot's class deltas, kept where the new value is not finite; None means zeros."""
+    opts, class_mult = layer.opts, layer.geo.class_mult
+    onehot = torch.zeros_like(probs).scatter_(1, col, 1.0)
+    if not layer.ab:
+        return onehot - probs
+    if opts.focal_loss:
+        pt = probs.gather(1, col) + 0.000000000000001
+        grad = -(1 - pt) * (2 * pt * torch.log(pt) + pt - 1)
+        return (onehot - probs) * (FOCAL_ALPHA * grad)
+    eps = opts.label_smooth_eps
+    value = (onehot * (1 - eps) + 0.5 * eps if eps else onehot) - probs
+    value = torch.where(torch.isfinite(value), value, 0.0 if current is None else current)
+    if class_mult is not None:
+        value = value * torch.ones_like(value).scatter_(1, col, class_mult[col] * opts.cls_normalizer)
+    return value
+
+
+def _divide_box_by_classes(delta: Tensor) -> None:
+    """AB with iou_thresh < 1: a slot's accumulated box delta is averaged over the classes it was given."""
+    k = (delta[:, :, 5:] > 0).sum(dim=2, keepdim=True)
+    divide = (delta[:, :, 4:5] != 0) & (k > 0)
+    delta[:, :, :4] = torch.where(divide, delta[:, :, :4] / k.clamp(min=1), delta[:, :, :4])
+
+
+# -- cost and statistics -----------------------------------------------------------------------------
+
+def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, thresh_bbox: int, rewritten: int,
+               shape: torch.Size) -> YoloDeltas:
+    opts, f32 = layer.opts, torch.float32
+    out = writes.out
+    squares = delta.square()
+    sums = [writes.iou.sum(), out[:, 5:].gather(1, writes.cls[:, None]).sum(), out[:, 4].sum(),
+            layer.out[:, :, 4].sum(), (writes.iou > 0.5).sum(dtype=f32), (writes.iou > 0.75).sum(dtype=f32),
+            squares.sum(), squares[:, :, 4:].sum()]
+    giou_loss = layer.ab and opts.show_details and opts.iou_loss == "giou"
+    if giou_loss:
+        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth.unbind(1))).sum())
+    values = torch.stack(sums).tolist()
+    iou_sum, class_sum, obj_sum, anyobj_sum, r50, r75, total, non_box = values[:8]
+    count = int(writes.image.numel())
+    class_loss = opts.obj_normalizer * non_box
+    cost = total
+    if layer.ab and opts.show_details and opts.iou_loss != "mse":
+        # AB's IoU-loss cost: mean (1 − GIoU) or (1 − IoU; also for diou/ciou) plus the non-box part
+        lost = count - (values[8] if giou_loss else iou_sum)
+        cost = opts.iou_normalizer * lost / max(count, 1) + class_loss
+    return YoloDeltas(
+        delta=delta.view(shape), cost=cost, flavor="ab" if layer.ab else "pj", count=count,
+        predictions=layer.out[:, :, 4].numel(), iou_sum=iou_sum, class_sum=class_sum, obj_sum=obj_sum,
+        anyobj_sum=anyobj_sum, recall50=int(r50), recall75=int(r75), total_loss=total, class_loss=class_loss,
+        total_bbox=count + thresh_bbox, rewritten_bbox=rewritten,
+        loss_kind=opts.iou_loss if opts.iou_loss in ("mse", "giou") else "iou",
+        normalizers=(opts.iou_normalizer, opts.obj_normalizer, opts.cls_normalizer),
+        show_details=opts.show_details)
