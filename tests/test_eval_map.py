@@ -41,14 +41,19 @@ def assert_same_map(got: dict, want: dict) -> None:
     assert got["totals"] == want["totals"]
 
 
-@pytest.fixture(scope="module")
-def map_run(tmp_path_factory):
-    """One `detector map ... -coco_out` run in a directory laid out like the Darknet run's: (cwd, output)."""
-    root = tmp_path_factory.mktemp("map")
+def synth_dir(root: Path) -> Path:
+    """``root`` laid out like the Darknet runs' directory: synth/, valid.txt (relative paths), obj.data."""
     (root / "synth").symlink_to(EVAL / "synth")
     images = sorted((EVAL / "synth" / "JPEGImages" / "valid").glob("*.jpg"))
     (root / "valid.txt").write_text("".join(f"synth/JPEGImages/valid/{p.name}\n" for p in images))
     (root / "obj.data").write_text("classes=3\nvalid=valid.txt\nnames=synth/obj.names\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def map_run(tmp_path_factory):
+    """One `detector map ... -coco_out` run in a directory laid out like the Darknet run's: (cwd, output)."""
+    root = synth_dir(tmp_path_factory.mktemp("map"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         result = CliRunner().invoke(cli, ["detector", "map", "obj.data", str(CFG), str(WEIGHTS),
@@ -60,13 +65,11 @@ def map_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synth_detections(tmp_path_factory):
     """Detections (map settings) and truth of all 100 valid images, computed once."""
-    root = tmp_path_factory.mktemp("synth")
-    (root / "synth").symlink_to(EVAL / "synth")
-    images = sorted((EVAL / "synth" / "JPEGImages" / "valid").glob("*.jpg"))
-    (root / "valid.txt").write_text("".join(f"{root}/synth/JPEGImages/valid/{p.name}\n" for p in images))
-    (root / "obj.data").write_text(f"classes=3\nvalid={root}/valid.txt\nnames={root}/synth/obj.names\n")
+    root = synth_dir(tmp_path_factory.mktemp("synth"))
     network = load_network(str(CFG), str(WEIGHTS), batch=1)
-    paths = valid_list(parse_data(root / "obj.data"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        paths = [str(root / p) for p in valid_list(parse_data("obj.data"))]
     return [(detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS), read_truth(path, 3), image.shape)
             for _, path, image in iterate_images(paths, 3, "test")]
 

@@ -16,13 +16,17 @@ def _edges(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return x - w / half, y - h / half, x + w / half, y + h / half
 
 
+def _pairs(a: np.ndarray, b: np.ndarray):
+    """``a`` as (N, 1, 4) and ``b`` as (1, M, 4) float32, with their edges (left, top, right, bottom)."""
+    a = np.asarray(a, dtype=np.float32)[:, None, :]
+    b = np.asarray(b, dtype=np.float32)[None, :, :]
+    return a, b, _edges(a), _edges(b)
+
+
 def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4) -> (N, M), AB's `box_iou`: 0 when the
     intersection or the union is 0 (also avoids PJ's division by zero, which only matters for empty boxes)."""
-    a = np.asarray(a, dtype=np.float32)[:, None, :]
-    b = np.asarray(b, dtype=np.float32)[None, :, :]
-    al, at, ar, ab_ = _edges(a)
-    bl, bt, br, bb = _edges(b)
+    a, b, (al, at, ar, ab_), (bl, bt, br, bb) = _pairs(a, b)
     ow = np.minimum(ar, br) - np.maximum(al, bl)
     oh = np.minimum(ab_, bb) - np.maximum(at, bt)
     inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh)
@@ -36,10 +40,7 @@ def box_diou_matrix(a: np.ndarray, b: np.ndarray, beta: float) -> np.ndarray:
     """AB's DIoU for NMS: IoU − (d²/c²)^beta, with d the centre distance and c the diagonal of the enclosing
     box; plain IoU when c = 0. ``beta`` = 0.6 is `box_diou` (greedynms), `beta_nms` is `box_diounms`."""
     iou = box_iou_matrix(a, b)
-    a = np.asarray(a, dtype=np.float32)[:, None, :]
-    b = np.asarray(b, dtype=np.float32)[None, :, :]
-    al, at, ar, ab_ = _edges(a)
-    bl, bt, br, bb = _edges(b)
+    a, b, (al, at, ar, ab_), (bl, bt, br, bb) = _pairs(a, b)
     cw = np.maximum(ar, br) - np.minimum(al, bl)
     ch = np.maximum(ab_, bb) - np.minimum(at, bt)
     c = cw * cw + ch * ch
