@@ -121,32 +121,29 @@ def load_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None)
 
     A file that stops exactly at a layer boundary is a partial (backbone) file: the layers it holds are
     loaded, the rest keep their values (Darknet does the same). Ending inside a layer, or having floats left
-    over when no ``cutoff`` is given, is an error: the file does not belong to this cfg."""
+    over when no ``cutoff`` is given, is an error: the file does not belong to this cfg. The sizes are checked
+    before anything is read, so a bad file leaves the network untouched."""
     path = str(path)
-    raw = _read_weights_file(path)
-    header = parse_header(raw, path, network.net.flavor)
-    payload_bytes = len(raw) - header.nbytes
-    if payload_bytes % 4:
-        raise WeightsError(f"payload of {payload_bytes} bytes is not a whole number of float32 values",
-                           file=path, hint="the file is truncated or not a Darknet weights file")
-    data = _float32_view(raw, header.nbytes)
     layers = _param_layers(network, cutoff, for_load=True)
     sizes = [sum(a.numel() for a in arrays) for _, _, arrays in layers]
-    pos, loaded = 0, 0
-    for (index, layer, arrays), need in zip(layers, sizes):
-        if pos == data.numel():
-            break
-        if pos + need > data.numel():
-            raise WeightsError(f"file ends inside layer {index} [{layer.kind}]: cfg needs {sum(sizes[loaded:])} "
-                               f"floats from layer {index} on, file has {data.numel() - pos}", file=path,
-                               hint="the weights do not belong to this cfg (or the file is truncated)")
-        _assign(layer, arrays, data[pos:pos + need], header)
-        pos += need
-        loaded += 1
-    if pos < data.numel() and cutoff is None:
-        raise WeightsError(f"file has {data.numel() - pos} floats left over: cfg needs {sum(sizes)} floats from "
-                           f"layer 0 on, file has {data.numel()}", file=path,
-                           hint="the weights do not belong to this cfg (different classes/filters?)")
+    try:
+        with open(path, "rb") as f:
+            file_size = os.fstat(f.fileno()).st_size
+            header = parse_header(f.read(20), path, network.net.flavor)
+            payload_bytes = file_size - header.nbytes
+            if payload_bytes % 4:
+                raise WeightsError(f"payload of {payload_bytes} bytes is not a whole number of float32 values",
+                                   file=path, hint="the file is truncated or not a Darknet weights file")
+            loaded = _layers_in_file(layers, sizes, payload_bytes // 4, cutoff, path)
+            f.seek(header.nbytes)
+            for _, layer, arrays in layers[:loaded]:
+                _read_layer(f, layer, arrays, header, path)
+    except FileNotFoundError:
+        raise WeightsError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise WeightsError("is a directory, not a weights file", file=path) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read file: {exc.strerror}", file=path) from None
     network.header = header
     network.seen = header.seen
     end = len(network.layers) if cutoff is None else min(cutoff, len(network.layers))
@@ -154,45 +151,58 @@ def load_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None)
     return LoadReport(header, loaded, len(layers), loaded_upto, loaded < len(layers))
 
 
-def _read_weights_file(path: str) -> bytearray:
-    """The whole file in a writable buffer, so tensors can view it without another copy."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            raw = bytearray(size)
-            if f.readinto(raw) != size:
-                raise WeightsError("the file changed while it was read", file=path)
-            return raw
-    except FileNotFoundError:
-        raise WeightsError("file not found", file=path) from None
-    except IsADirectoryError:
-        raise WeightsError("is a directory, not a weights file", file=path) from None
-    except OSError as exc:
-        raise WeightsError(f"cannot read file: {exc.strerror}", file=path) from None
-
-
-def _float32_view(raw: bytearray, offset: int) -> torch.Tensor:
-    """The payload as little-endian float32 (Darknet writes native floats; every platform it ran on is
-    little-endian)."""
-    if len(raw) == offset:
-        return torch.zeros(0)
-    if sys.byteorder == "little":
-        return torch.frombuffer(raw, dtype=torch.float32, offset=offset)
-    return torch.from_numpy(np.frombuffer(raw, dtype="<f4", offset=offset).astype(np.float32))
-
-
-def _assign(layer, arrays: list[torch.Tensor], values: torch.Tensor, header: WeightsHeader) -> None:
+def _layers_in_file(layers: list, sizes: list[int], floats: int, cutoff: Optional[int], path: str) -> int:
+    """How many of ``layers`` a payload of ``floats`` holds; it must end at a layer boundary."""
     pos = 0
+    for count, ((index, layer, _), need) in enumerate(zip(layers, sizes)):
+        if pos == floats:
+            return count
+        if pos + need > floats:
+            raise WeightsError(f"file ends inside layer {index} [{layer.kind}]: cfg needs {sum(sizes[count:])} "
+                               f"floats from layer {index} on, file has {floats - pos}", file=path,
+                               hint="the weights do not belong to this cfg (or the file is truncated)")
+        pos += need
+    if pos < floats and cutoff is None:
+        raise WeightsError(f"file has {floats - pos} floats left over: cfg needs {sum(sizes)} floats from "
+                           f"layer 0 on, file has {floats}", file=path,
+                           hint="the weights do not belong to this cfg (different classes/filters?)")
+    return len(layers)
+
+
+def _read_layer(f, layer, arrays: list[torch.Tensor], header: WeightsHeader, path: str) -> None:
+    """Read one layer's arrays. Plain float32 CPU tensors are filled straight from the file (one copy, as
+    fast as `numpy.fromfile`); the rest go through a buffer."""
     with torch.no_grad():
         for tensor in arrays:
-            n = tensor.numel()
-            chunk = values[pos:pos + n]
-            pos += n
-            if layer.kind == "convolutional" and tensor is layer.conv.weight and layer.options.flipped:
-                chunk = chunk.view(-1, layer.options.filters).t()      # file: [(c/groups)·k·k][n]
-            if layer.kind == "connected" and tensor is layer.linear.weight and header.transpose:
-                chunk = chunk.view(tensor.shape[1], tensor.shape[0]).t()  # file: [inputs][outputs]
-            tensor.copy_(chunk.reshape(tensor.shape))
+            reorder = _file_order(layer, tensor, header)
+            if reorder is None and _fillable_in_place(tensor):
+                _read_into(f, tensor.detach().numpy(), path)
+                continue
+            buffer = np.empty(tensor.numel(), dtype="<f4")
+            _read_into(f, buffer, path)
+            values = torch.from_numpy(buffer.astype(np.float32, copy=False))
+            tensor.copy_((values if reorder is None else reorder(values)).reshape(tensor.shape))
+
+
+def _file_order(layer, tensor: torch.Tensor, header: WeightsHeader):
+    """How to turn a file array into ``tensor``'s layout, when they differ (spec §6.3)."""
+    if layer.kind == "convolutional" and tensor is layer.conv.weight and layer.options.flipped:
+        return lambda v: v.view(-1, layer.options.filters).t()            # file: [(c/groups)·k·k][n]
+    if layer.kind == "connected" and tensor is layer.linear.weight and header.transpose:
+        return lambda v: v.view(tensor.shape[1], tensor.shape[0]).t()     # file: [inputs][outputs]
+    return None
+
+
+def _fillable_in_place(tensor: torch.Tensor) -> bool:
+    # Darknet writes native floats; every platform it runs on is little-endian
+    return (tensor.device.type == "cpu" and tensor.dtype == torch.float32 and tensor.is_contiguous()
+            and sys.byteorder == "little")
+
+
+def _read_into(f, array: np.ndarray, path: str) -> None:
+    target = memoryview(array).cast("B")
+    if f.readinto(target) != len(target):
+        raise WeightsError("the file ended early (was it changed while being read?)", file=path)
 
 
 def weights_payload(network, cutoff: Optional[int] = None,
