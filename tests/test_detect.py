@@ -130,3 +130,31 @@ def test_detector_test_rejects_too_few_names(synth_cwd):
     result = CliRunner().invoke(cli, ["detector", "test", "bad.data", str(CFG), str(WEIGHTS), IMAGE])
     assert result.exit_code != 0
     assert "two.names" in str(result.exception) and "classes=3" in str(result.exception)
+
+
+def test_detector_test_reads_paths_from_stdin_and_saves_labels(tmp_path, monkeypatch):
+    """No IMAGE: Darknet's `Enter Image Path: ` loop. -save_labels writes `class x y w h` (%2.4f) for each
+    box whose best class is > thresh into the label path AB derives (/JPEGImages/ -> /labels/)."""
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "JPEGImages" / "a.jpg").write_bytes((EVAL / "synth" / "JPEGImages" / "valid" / "00003.jpg")
+                                                    .read_bytes())
+    (tmp_path / "obj.data").write_text(f"classes=3\nnames={EVAL / 'synth' / 'obj.names'}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["detector", "test", "obj.data", str(CFG), str(WEIGHTS), "-thresh", ".05",
+                                      "-save_labels"], input=f"{tmp_path}/JPEGImages/a.jpg\n", catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Enter Image Path: {tmp_path}/JPEGImages/a.jpg: Predicted in ")
+    assert result.output.rstrip().endswith("Enter Image Path:")
+    rows = [line.split() for line in (tmp_path / "labels" / "a.txt").read_text().splitlines()]
+    # result_thresh005.json: three boxes, best classes triangle, triangle, rect
+    assert [r[0] for r in rows] == ["2", "2", "0"]
+    assert [float(v) for v in rows[0][1:]] == pytest.approx([0.1725, 0.6187, 0.2870, 0.3417], abs=2e-4)
+
+
+def test_network_predict_restores_training_mode(decoded_00003):
+    from darknet_py.eval.detect import network_predict
+    network = load_network(str(CFG), str(WEIGHTS), batch=1)
+    network.train()
+    network_predict(network, np.zeros((3, 128, 128), np.float32))
+    assert network.training

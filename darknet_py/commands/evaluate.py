@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Optional
 
 import click
 
 from ..config.data import DataConfig, parse_data
 from ..data.image import load_image
+from ..data.labels import label_path
 from ..errors import DataFileError, UsageError
 from ..eval.detect import detect_arrays, uses_letter_box
 from ..eval.draw import draw_detections, save_image
@@ -114,7 +114,8 @@ def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, l
 
 
 def _save_labels(image_path: str, dets, thresh: float) -> None:
-    target = Path(image_path).with_suffix(".txt")
+    """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
+    target = label_path(image_path, "ab")
     text = "".join(line + "\n" for line in label_lines(dets, thresh))
     write_atomically(target, text.encode())
 
