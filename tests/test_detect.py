@@ -158,3 +158,22 @@ def test_network_predict_restores_training_mode(decoded_00003):
     network.train()
     network_predict(network, np.zeros((3, 128, 128), np.float32))
     assert network.training
+
+
+@pytest.mark.oracle
+def test_detector_test_pj_equals_debian_darknet(darknet_binary, debian_share, yolov3_tiny_weights, tmp_path,
+                                                monkeypatch):
+    """The real Debian darknet and darknet_py --flavor pj print the same lines for dog.jpg (yolov3-tiny)."""
+    import subprocess
+    (tmp_path / "t.data").write_text(f"names={debian_share}/data/coco.names\n")
+    args = ["detector", "test", "t.data", str(debian_share / "cfg" / "yolov3-tiny.cfg"), str(yolov3_tiny_weights),
+            str(debian_share / "data" / "dog.jpg"), "-thresh", ".25", "-out", "pred"]
+    theirs = subprocess.run([darknet_binary, *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300).stdout
+    monkeypatch.chdir(tmp_path)
+    ours = _run(*args, "--flavor", "pj")
+    pattern = re.compile(r"^\w[\w ]*: \d+%$")
+    want = [line for line in theirs.splitlines() if pattern.match(line)]
+    assert len(want) >= 5
+    assert [line for line in ours.splitlines() if pattern.match(line)] == want
+    assert (tmp_path / "pred.jpg").is_file()
