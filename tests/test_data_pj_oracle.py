@@ -101,3 +101,42 @@ def test_augment_pj_replays_pjreddie_load_data_detection(libdarknet, tmp_path):
         # 1 - (edge·sx - dx) (seen in its disassembly), so x and w of a flipped box may differ by one ulp.
         np.testing.assert_allclose(got_truth[:, [0, 2]], want_truth[:, [0, 2]], rtol=0, atol=1.2e-7)
         assert np.abs(got_image - want_image).max() < 1e-4, f"case {k}"
+
+
+RUN_FILL_TRUTH = r"""
+import ctypes, json, sys
+import numpy as np
+from ctypes import c_char_p, c_float, c_int
+lib = ctypes.CDLL(sys.argv[1])
+lib.fill_truth_detection.argtypes = [c_char_p, c_int, ctypes.POINTER(c_float), c_int, c_int,
+                                     c_float, c_float, c_float, c_float]
+libc = ctypes.CDLL("libc.so.6")
+for k, image in enumerate(json.loads(sys.argv[3])):
+    libc.srand(5)
+    truth = (c_float * (90 * 5))()
+    lib.fill_truth_detection(image.encode(), 90, truth, 3, 1, 0.05, -0.1, 1.2, 0.9)
+    np.save(f"{sys.argv[2]}/t{k}.npy", np.ctypeslib.as_array(truth).copy())
+"""
+
+
+def test_pj_label_paths_and_fill_truth_match_libdarknet(libdarknet, tmp_path):
+    """pjreddie's own fill_truth_detection finds the label file where label_path(.., 'pj') says (it aborts
+    when it cannot) and fills the same truth (flip, shift and scale applied)."""
+    images = [str(tmp_path / p) for p in ("d/images/a.jpg", "d/JPEGImages/b.JPG", "d/raw/c.png",
+                                          "d/JPEGImages/e.JPEG", "d/myimages/f.jpg", "d/imagesX/JPEGImages/g.png")]
+    for k, image in enumerate(images):
+        label = Path(label_path(image, "pj"))
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(f"{k % 3} 0.4 0.5 0.3 0.2\n1 0.7 0.3 0.1 0.25\n0 0.1 0.1 0.0005 0.3\n")
+    subprocess.run([sys.executable, "-c", RUN_FILL_TRUTH, str(libdarknet), str(tmp_path), json.dumps(images)],
+                   check=True, capture_output=True)
+    from darknet_py.data.labels import BoxTransform, TruthSpec, fill_truth_detection
+    spec = TruthSpec("pj", 3, 90, 416, 416)
+    for k, image in enumerate(images):
+        labels = label_path(image, "pj")
+        got = fill_truth_detection(read_labels(labels, "pj"), GlibcGenerator(5), spec,
+                                   BoxTransform(0.05, -0.1, 1.2, 0.9, flip=True), labels)
+        want = np.load(tmp_path / f"t{k}.npy").reshape(90, 5)
+        np.testing.assert_array_equal(got[:, [1, 3, 4]], want[:, [1, 3, 4]])
+        np.testing.assert_allclose(got[:, [0, 2]], want[:, [0, 2]], rtol=0, atol=1.2e-7)   # -Ofast flip, above
+        assert (want[:, 0] > 0).sum() == 2
