@@ -9,6 +9,7 @@ does in float arithmetic is rounded, and double operations are left to Python fl
 from __future__ import annotations
 
 import math
+import random
 from typing import Optional, Protocol
 
 import numpy as np
@@ -81,7 +82,8 @@ def _pow(base: float, exponent: float) -> float:
 def get_current_rate(net: NetOptions, iteration: int, rng: Optional[UniformSource] = None) -> float:
     """The learning rate Darknet uses for the update that ends iteration ``iteration`` (1 for the first
     update: ``iteration = seen / (batch*subdivisions)`` after the micro-batches). Burn-in first, then the
-    policy. ``rng`` feeds ``policy=random`` (default: a fresh :class:`GlibcRandom` seeded 1 per call)."""
+    policy. ``rng`` feeds ``policy=random``: :class:`GlibcRandom` reproduces a Darknet binary's draws; the
+    default is Python's global generator (seeded and checkpointed by the training loop)."""
     n = iteration
     lr = _f32(net.learning_rate)
     if n < net.burn_in:
@@ -101,7 +103,7 @@ def get_current_rate(net: NetOptions, iteration: int, rng: Optional[UniformSourc
         fraction = _f32(_f32(n) / _f32(net.max_batches)) if net.max_batches else math.inf
         return _f32(lr * _pow(_f32(1.0 - fraction), _f32(net.power)))
     if policy == "random":
-        u = (rng or GlibcRandom(1)).random()
+        u = (rng or random).random()
         return _f32(lr * _pow(u, _f32(net.power)))
     if policy == "sigmoid":
         return _sigmoid_rate(net, n, lr)

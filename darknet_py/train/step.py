@@ -8,13 +8,17 @@ Darknet's `*_updates` do). Then one `update_network` with the rate of the iterat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import torch
 
 from ..errors import TrainingError
 from .policy import UniformSource, get_current_rate
+
+if TYPE_CHECKING:
+    from ..layers.yolo_loss import YoloDeltas
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,8 @@ class StepResult:
     costs: tuple[float, ...]                     # cost_s per micro-batch: mean over the [yolo] layers
     layer_costs: tuple[tuple[float, ...], ...]   # [micro-batch][yolo layer] layer cost
     log_lines: tuple[str, ...]                   # Darknet's per-layer lines, in the order it prints them
-    yolo: tuple[tuple[object, ...], ...]         # [micro-batch][yolo layer] YoloDeltas (delta dropped
-                                                 # unless keep_deltas)
+    yolo: tuple[tuple["YoloDeltas", ...], ...]   # [micro-batch][yolo layer] statistics (their delta
+                                                 # tensor is emptied unless keep_deltas)
     yolo_indices: tuple[int, ...]
 
 
@@ -110,7 +114,6 @@ def _result(per_batch, rate, iteration, batch, mini, yolo_indices) -> StepResult
 
 
 def _without_delta(deltas):
-    import dataclasses
     return dataclasses.replace(deltas, delta=deltas.delta.new_empty(0))
 
 
