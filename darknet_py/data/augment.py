@@ -11,6 +11,8 @@ Three pipelines, chosen by :class:`AugmentOptions` (``flavor`` and, for AlexeyAB
   fixtures): the same jitter crop with edge replication, Darknet `resize_image` stretch, float HSV; `mixup`
   available, `mosaic` is an error as in that build.
 
+Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ignores those keys).
+
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
 :class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend, float32
 (C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``.
