@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import torch
+
+from ..errors import TrainingError
 from ..weights import WeightsHeader, weights_payload, write_atomically
 
 AB_HEADER = (0, 2, 5)
@@ -100,10 +104,23 @@ def save_backup(network, path: Path, header: WeightsHeader) -> str:
     """Write ``network`` to ``path`` atomically; returns the sha256 of the bytes written (the full-state
     side file records it to prove it belongs to exactly these weights)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = header.pack() + weights_payload(network).tobytes()
+    payload = weights_payload(network)
+    if not np.isfinite(payload).all():
+        raise _non_finite_error(network, path, header)
+    data = header.pack() + payload.tobytes()
     write_atomically(path, data)
     print(f"Saving weights to {path}", flush=True)
     return hashlib.sha256(data).hexdigest()
+
+
+def _non_finite_error(network, path: Path, header: WeightsHeader) -> TrainingError:
+    """An update that overflowed must not replace the last good backup (the loss check only sees it one
+    iteration later)."""
+    bad = next((f"layer {i} [{layer.kind}]" for i, layer in enumerate(network.layers)
+                if any(not torch.isfinite(a).all() for a in layer.darknet_arrays())), "a layer")
+    return TrainingError(f"not saved: {bad} holds non-finite parameters after the update that reached seen="
+                         f"{header.seen}", file=str(path),
+                         hint=f"{path.name} keeps the last good weights; lower learning_rate (or lengthen burn_in)")
 
 
 def file_digest(path: str | Path) -> str:

@@ -1,0 +1,242 @@
+"""Training safety through the real CLI (`python -m darknet_py detector train`):
+
+* SIGKILL at random moments, and while a backup is being written: every time the newest `_last.weights`
+  loads and the next run resumes from the iteration it holds;
+* a NaN (weights holding one, a learning rate that diverges) stops training with a diagnosis that names the
+  iteration, the [yolo] layer and the images, and leaves only finite backups behind;
+* a label with a huge width is refused before training, naming the label file and line.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from darknet_py.cli import main
+from darknet_py.network import load_network
+from darknet_py.weights import save_weights
+
+BATCH = 2
+ITERATION_LINE = re.compile(r"^\s*(\d+): [-+\w.]+, ", re.MULTILINE)
+
+
+def make_training_setup(root: Path, side_outputs: int = 8, learning_rate: float = 0.001) -> tuple[Path, Path]:
+    """Three 48x40 noise images with one box each, a 1-class .data saving `_last` every iteration, and a tiny
+    cfg. Its unused [connected] side branch (``side_outputs`` x 1024 weights) makes every backup big enough
+    that a kill can land in the middle of writing it."""
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(3):
+        picture = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        cv2.rectangle(picture, (10, 8), (30, 28), (255, 0, 0), -1)
+        image = root / "JPEGImages" / f"{i}.jpg"
+        cv2.imwrite(str(image), picture)
+        (root / "labels" / f"{i}.txt").write_text("0 0.4167 0.45 0.4167 0.5\n")
+        images.append(str(image))
+    (root / "train.txt").write_text("\n".join(images) + "\n")
+    (root / "obj.names").write_text("box\n")
+    data = root / "obj.data"
+    data.write_text(f"classes=1\ntrain={root / 'train.txt'}\nnames={root / 'obj.names'}\n"
+                    f"backup={root / 'backup'}\nsavelast=1\nsaveweights=100000\n")
+    cfg = root / "tiny.cfg"
+    cfg.write_text(f"""[net]
+batch={BATCH}
+subdivisions=1
+width=32
+height=32
+channels=3
+momentum=0.9
+decay=0.0005
+learning_rate={learning_rate}
+burn_in=0
+max_batches=100000
+policy=constant
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[connected]
+output={side_outputs}
+activation=linear
+
+[route]
+layers=-2
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=12
+activation=linear
+
+[yolo]
+mask=0,1
+anchors=8,8, 16,16
+classes=1
+num=2
+""")
+    return data, cfg
+
+
+def train_args(data: Path, cfg: Path, *extra: str, max_batches: int = 100000) -> list[str]:
+    return ["detector", "train", str(data), str(cfg), *extra, "--max-batches", str(max_batches), "--device", "cpu",
+            "--workers", "0", "--no-progress"]
+
+
+def train_command(data: Path, cfg: Path, *extra: str, max_batches: int = 100000) -> list[str]:
+    return [sys.executable, "-m", "darknet_py", *train_args(data, cfg, *extra, max_batches=max_batches)]
+
+
+def run_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`darknet_py ARGV` in this process (saves a Python start): exit status, stdout, stderr."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def _seen(weights: Path) -> int:
+    major, minor, _ = struct.unpack_from("<3i", weights.read_bytes())
+    assert major * 10 + minor >= 2
+    return struct.unpack_from("<Q", weights.read_bytes(), 12)[0]
+
+
+def _saving(backup: Path) -> bool:
+    """A backup is being written: write_atomically's temp file exists."""
+    return any(".tmp" in name for name in os.listdir(backup)) if backup.is_dir() else False
+
+
+def _wait_for_save(process: subprocess.Popen, last: Path, since: float, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not (last.exists() and last.stat().st_mtime > since):
+        assert process.poll() is None, f"training exited early with {process.returncode}"
+        assert time.time() < deadline, "no backup written in time"
+        time.sleep(0.01)
+
+
+def _kill_during_save(process: subprocess.Popen, backup: Path, timeout: float = 30) -> bool:
+    """SIGKILL the moment a temp file shows up; True if it was still there after the kill."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if _saving(backup):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return _saving(backup)
+        time.sleep(0.0005)
+    process.kill()
+    process.wait()
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_always_leaves_a_resumable_last_weights(tmp_path):
+    data, cfg = make_training_setup(tmp_path, side_outputs=1024)
+    backup, last = tmp_path / "backup", tmp_path / "backup" / "tiny_last.weights"
+    rng = random.Random(7)
+    kills_during_save, expected_first = 0, 1
+    for round_ in range(10):
+        weights = [str(last)] if last.exists() else []
+        log = tmp_path / f"round{round_}.txt"
+        started = time.time()
+        with open(log, "w") as out:
+            process = subprocess.Popen(train_command(data, cfg, *weights, "--seed", str(round_)), stdout=out,
+                                       stderr=subprocess.STDOUT, env=_env())
+            try:
+                _wait_for_save(process, last, started)
+                if round_ % 2:   # odd rounds: kill in the middle of writing a backup
+                    kills_during_save += _kill_during_save(process, backup)
+                else:
+                    time.sleep(rng.uniform(0.0, 1.0))
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        assert process.returncode == -signal.SIGKILL
+        first = [int(n) for n in ITERATION_LINE.findall(log.read_text())]
+        assert first and first[0] == expected_first, (round_, first[:3], log.read_text()[-2000:])
+        network = load_network(str(cfg), str(last), batch=1)   # complete: loads with no error
+        assert all(torch.isfinite(p).all() for p in network.parameters())
+        assert network.seen == _seen(last) and network.seen % BATCH == 0
+        expected_first = network.seen // BATCH + 1
+    assert kills_during_save >= 1, "no kill landed while a backup was being written"
+    # The last kill too: a final run resumes from it and finishes.
+    done = subprocess.run(train_command(data, cfg, str(last), max_batches=expected_first), capture_output=True,
+                          text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [int(n) for n in ITERATION_LINE.findall(done.stdout)] == [expected_first]
+    assert (backup / "tiny_final.weights").exists()
+
+
+def _nan_weights(cfg: Path, path: Path) -> None:
+    """Weights of the cfg with the first conv layer's first weight set to NaN (file layout of spec §6.2)."""
+    network = load_network(str(cfg))
+    with torch.no_grad():
+        network.layers[0].conv.weight.view(-1)[0] = float("nan")
+    save_weights(network, path)
+
+
+def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path, capsys):
+    data, cfg = make_training_setup(tmp_path)
+    weights = tmp_path / "nan.weights"
+    _nan_weights(cfg, weights)
+    code, out, err = run_in_process(train_args(data, cfg, str(weights), max_batches=5), capsys)
+    assert code == 1, out[-2000:] + err[-2000:]
+    error = err[err.index("darknet_py: error:"):]
+    assert error.startswith(f"darknet_py: error: {cfg}: iteration 1: the loss is nan")
+    assert "[yolo] layer 4" in error and str(tmp_path / "JPEGImages") in error
+    assert not list((tmp_path / "backup").glob("*.weights")), "nothing may be saved after a NaN"
+
+
+@pytest.mark.parametrize("learning_rate, diagnosis", [
+    # The first update leaves finite but huge weights: the next loss is not finite.
+    (1e30, r"darknet_py: error: \S*tiny\.cfg: iteration 2: the loss is (nan|inf|-inf), from \[yolo\] layer 4; "
+           r"images of this batch: \S*JPEGImages"),
+    # The first update itself overflows: the backup after it is refused, the loss never sees it.
+    (1e38, r"darknet_py: error: \S*tiny_last\.weights: not saved: layer \d+ \[\w+\] holds non-finite "
+           r"parameters after the update that reached seen=2"),
+])
+def test_a_diverging_learning_rate_is_caught_and_backups_stay_finite(tmp_path, capsys, learning_rate, diagnosis):
+    data, cfg = make_training_setup(tmp_path, learning_rate=learning_rate)
+    code, out, err = run_in_process(train_args(data, cfg, max_batches=50), capsys)
+    assert code == 1, out[-2000:] + err[-2000:]
+    assert re.search(diagnosis, err), err[-2000:]
+    for backup in (tmp_path / "backup").glob("*.weights"):
+        values = np.frombuffer(backup.read_bytes()[20:], dtype="<f4")
+        assert np.isfinite(values).all(), f"{backup} holds non-finite values"
+
+
+def test_a_huge_label_width_is_refused_before_training(tmp_path, capsys):
+    data, cfg = make_training_setup(tmp_path)
+    label = tmp_path / "labels" / "1.txt"
+    label.write_text("0 0.4167 0.45 1e30 0.5\n")
+    code, _, err = run_in_process(train_args(data, cfg, max_batches=5), capsys)
+    assert code == 1 and f"{label}:1: coordinates must be in (0, 1]" in err
+    assert f"darknet_py: error: {data}: the data set check found 1 error(s)" in err
+    assert not (tmp_path / "backup").exists()
