@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

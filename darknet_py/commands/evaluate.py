@@ -14,7 +14,7 @@ from ..config.data import DataConfig, parse_data
 from ..data.image import load_image
 from ..data.labels import label_path
 from ..errors import DataFileError, UsageError
-from ..eval.detect import detect_arrays, uses_letter_box
+from ..eval.detect import detect_arrays, detector_classes, uses_letter_box
 from ..eval.draw import draw_detections, save_image
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
 from ..network import Network, load_network
@@ -25,14 +25,6 @@ COMMANDS: list = []
 
 TEST_THRESH = {"ab": .25, "pj": .5}
 TEST_NMS = .45
-
-
-def detector_classes(network: Network) -> int:
-    last = network.last_detection_layer()
-    if last is None:
-        raise DataFileError("the cfg has no [yolo] or [region] layer, so it cannot detect anything",
-                            file=network.cfg.file)
-    return last.options.classes
 
 
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
@@ -195,7 +187,6 @@ def recall(data_file, cfg, weights, flavor):
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
     network = load_network(cfg, weights, flavor=flavor, batch=1)
-    detector_classes(network)
     for state in validate_detector_recall(network, data):
         click.echo(state.line(), err=True)
 

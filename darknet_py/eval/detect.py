@@ -8,9 +8,19 @@ import numpy as np
 import torch
 
 from ..data.image import letterbox_image, resize_image
+from ..errors import CfgError
 from .boxes import correct_yolo_boxes
 from .detections import Detection, DetectionArrays
 from .nms import apply_nms
+
+
+def detector_classes(network) -> int:
+    """`classes` of the last [yolo]/[region] layer, which names and evaluation are checked against."""
+    last = network.last_detection_layer()
+    if last is None:
+        raise CfgError("the cfg has no [yolo] or [region] layer, so it cannot detect anything",
+                       file=network.cfg.file)
+    return last.options.classes
 
 
 def uses_letter_box(network, letter_box: Optional[bool], command: str = "test") -> bool:

@@ -21,7 +21,7 @@ from ..errors import DataFileError
 from ..weights import write_atomically
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
-from .detect import detect_arrays
+from .detect import detect_arrays, detector_classes
 from .detections import DetectionArrays
 from .images import iterate_images, read_difficult, read_truth, valid_list
 
@@ -186,7 +186,7 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     write the detections pycocotools scored (COCO results format) to this file."""
     data = parse_data(data_config) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
-    classes = network.last_detection_layer().options.classes
+    classes = detector_classes(network)
     if len(names) != classes:
         raise DataFileError(f"has {len(names)} names but the cfg has classes={classes}; detector map needs "
                             "them equal", file=str(data.resolve("names")))

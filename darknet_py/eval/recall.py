@@ -14,7 +14,7 @@ from ..config.data import DataConfig
 from ..data.labels import read_list
 from ..errors import DataFileError
 from .boxes import box_iou_matrix
-from .detect import get_network_boxes, network_predict, prepare_image
+from .detect import detector_classes, get_network_boxes, network_predict, prepare_image
 from .images import iterate_images, read_truth, valid_list
 from .nms import do_nms_obj
 
@@ -59,7 +59,7 @@ def recall_paths(data: DataConfig, flavor: str) -> list[str]:
 def validate_detector_recall(network, data: DataConfig) -> Iterator[RecallState]:
     """Yields the running totals after each image of the list."""
     flavor = network.net.flavor
-    classes = network.last_detection_layer().options.classes
+    classes = detector_classes(network)
     correct = total = proposals = 0
     iou_sum = np.float32(0)
     net_w, net_h = network.net.width, network.net.height

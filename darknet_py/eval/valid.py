@@ -16,7 +16,7 @@ import numpy as np
 from ..config.data import DataConfig
 from ..weights import write_atomically
 from .coco import COCO_IDS, coco_bbox
-from .detect import detect_arrays, uses_letter_box
+from .detect import detect_arrays, detector_classes, uses_letter_box
 from .detections import DetectionArrays
 from .images import iterate_images, valid_list
 
@@ -112,7 +112,7 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     flavor = flavor or network.net.flavor
     thresh, nms = VALID_SETTINGS[flavor]
     letter = uses_letter_box(network, False, "valid")
-    classes = network.last_detection_layer().options.classes
+    classes = detector_classes(network)
     kind = data.eval
     prefix = outfile or DEFAULT_PREFIX[kind]
     results = Path(data.results)
