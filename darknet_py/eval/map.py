@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import DataConfig, parse_data
+from ..data.labels import read_list
 from ..errors import DataFileError
 from ..weights import write_atomically
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
@@ -166,7 +167,6 @@ class MapAccumulator:
 def _difficult_list(data: DataConfig, count: int) -> Optional[list[str]]:
     if data.difficult is None:
         return None
-    from ..data.labels import read_list
     paths = read_list(data.resolve("difficult"))
     if len(paths) < count:
         raise DataFileError(f"the 'difficult' list has {len(paths)} images, the valid list {count}; they "
@@ -184,7 +184,8 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     `[net] letter_box` (``letter_box=True`` without it is ignored, with a warning). The training loop
     passes ``valid_default=<the train list>`` as AB falls back to it during training. ``coco_json``: also
     write the detections pycocotools scored (COCO results format) to this file."""
-    data = parse_data(data_config) if isinstance(data_config, (str, Path)) else data_config
+    flavor = network.net.flavor
+    data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
     classes = detector_classes(network)
     if len(names) != classes:
@@ -196,7 +197,6 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     letter = bool(network.net.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
-    flavor = network.net.flavor
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     for index, path, image in iterate_images(paths, network.net.channels, "detector map"):
