@@ -1,4 +1,120 @@
-"""`darknet_py detector ...` commands of this family; each click command is appended to COMMANDS."""
+"""`darknet_py detector train DATA CFG [WEIGHTS]` with Darknet's flags (`-clear`, `-map`, `-dont_show`,
+`-gpus 0,1`, `-mAP_epochs`, `-thresh`, `-iou_thresh`) and darknet_py's own (`--device`, `--seed`, ...)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from typing import Optional
+
+import click
+
+from ..errors import UsageError
+from .options import flavor_option
+
 COMMANDS: list = []
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("data", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path(), required=False)
+@click.option("-clear", "clear", is_flag=True, help="Start from iteration 0 whatever `seen` the weights hold.")
+@click.option("-map", "calc_map", is_flag=True, help="Compute mAP on `valid` periodically; keep _best.weights.")
+@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for Darknet compatibility (no windows).")
+@click.option("-gpus", "gpus", default=None, metavar="0,1",
+              help="Train on these GPUs: relaunches under torchrun, one process per GPU.")
+@click.option("-mAP_epochs", "map_epochs", type=int, default=4, show_default=True,
+              help="-map period in epochs of the train list (at least 100 iterations).")
+@click.option("-thresh", "thresh", type=float, default=0.25, show_default=True, help="-map detection threshold.")
+@click.option("-iou_thresh", "iou_thresh", type=float, default=0.5, show_default=True, help="-map IoU threshold.")
+@click.option("--device", default=None, help="cpu or cuda:N (default: cuda:0 when available, else cpu).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of every random draw (sampling, augmentation, multiscale): same seed, same run.")
+@flavor_option
+@click.option("--max-batches", "max_batches", type=int, default=None, help="Override [net] max_batches.")
+@click.option("--amp", is_flag=True, help="Mixed precision (autocast) on CUDA. Default: float32 like Darknet.")
+@click.option("--tf32", is_flag=True, help="Allow TF32 matmul/convolutions on CUDA. Default: off for parity.")
+@click.option("--workers", type=int, default=None,
+              help="Data loader worker processes (default: min(4, CPU count - 1)).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: only when stderr is a terminal).")
+@click.option("--log", "log_file", type=click.Path(), default=None,
+              help="JSON-lines log (default: <backup>/<cfg name>_train.jsonl).")
+@click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
+def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
+          gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, device: Optional[str],
+          seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
+          progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
+    """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
+    from ..train.distributed import launched_by_torchrun, parse_gpus, torchrun_command
+    from ..train.loop import TrainOptions, train_network
+    from .check import fast_check_before_training
+
+    gpu_list = parse_gpus(gpus)
+    if len(gpu_list) > 1 and not launched_by_torchrun():
+        argv = [a for a in _argv_without_gpus(sys.argv[1:])]
+        command, env = torchrun_command(gpu_list, argv)
+        click.echo("Multi-GPU training runs one process per GPU:\n  CUDA_VISIBLE_DEVICES="
+                   f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
+        sys.exit(subprocess.call(command, env=env))
+    device = _pick_device(device, gpu_list)
+    if amp and not device.startswith("cuda"):
+        raise UsageError("--amp is for CUDA devices (float16 autocast); CPU training runs in float32",
+                         value=device)
+    if workers is not None and workers < 0:
+        raise UsageError("--workers must not be negative", value=str(workers))
+    if map_epochs < 1:
+        raise UsageError("-mAP_epochs must be at least 1", value=str(map_epochs))
+    if not no_check:
+        fast_check_before_training(data, cfg, flavor)
+    options = TrainOptions(
+        data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
+        seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
+        workers=_default_workers() if workers is None else workers, progress=progress,
+        map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file)
+    outcome = train_network(options)
+    if outcome.stopped_by == "SIGINT":
+        sys.exit(130)
+
+
+def _pick_device(device: Optional[str], gpu_list: list[int]) -> str:
+    """Default cuda when available. Under torchrun each process drives the GPU of its local rank; alone,
+    `-gpus N` picks GPU N."""
+    import torch
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UsageError("--device must be cpu, cuda or cuda:N", value=device) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device asks for CUDA but torch sees no CUDA device", value=device,
+                         hint="use --device cpu")
+    if kind == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    if device == "cuda":
+        return f"cuda:{gpu_list[0] if gpu_list else 0}"
+    return device
+
+
+def _default_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _argv_without_gpus(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "-gpus":
+            skip = True
+            continue
+        if arg.startswith("-gpus="):
+            continue
+        out.append(arg)
+    return out
+
+
+COMMANDS.append(train)

@@ -16,9 +16,10 @@ images ``s·B_mini .. (s+1)·B_mini-1``):
   ``B_mini/W`` images per rank (plain per-rank BN, not SyncBN): exact only for cfgs without batch norm.
 * anything else is refused with a hint.
 
-Each rank's gradient is its images' summed gradient divided by the *global* B; before every optimizer
-step the gradients are all-reduced with SUM, so every rank applies the single-process update to identical
-weights. Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so
+Each rank trains its share as if it were the whole iteration: its gradient is its images' summed gradient
+divided by its own image count B/W. Before every optimizer step the gradients are all-reduced and divided
+by W (DDP's average): Σ_r (Σ_rank r / (B/W)) / W = Σ_all / B, the single-process gradient, so every rank
+applies the single-process update to identical weights. The printed loss is averaged the same way. Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so
 the copies stay identical; in one process they are a sequential EMA over the S micro-batches, so with BN
 they differ from the single-process values by that ordering (the learned weights do not depend on them).
 Only rank 0 logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see
@@ -26,6 +27,7 @@ Only rank 0 logs and writes files. `-gpus 0,1` relaunches the command under torc
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -97,7 +99,7 @@ def shard_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> S
 
 
 def install_gradient_all_reduce(optimizer: torch.optim.Optimizer, ctx: DistributedContext) -> None:
-    """Sum every rank's gradients right before each optimizer step (one flat all-reduce)."""
+    """Average the ranks' gradients right before each optimizer step (one flat all-reduce)."""
     if not ctx.enabled:
         return
 
@@ -107,6 +109,7 @@ def install_gradient_all_reduce(optimizer: torch.optim.Optimizer, ctx: Distribut
             return
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= ctx.world_size
         offset = 0
         for g in grads:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
@@ -131,13 +134,19 @@ def average_batchnorm_statistics(network: torch.nn.Module, ctx: DistributedConte
         offset += b.numel()
 
 
-def all_reduce_sum(values: Sequence[float], ctx: DistributedContext, device: torch.device) -> list[float]:
-    """Sum a few numbers (loss, costs) over the ranks."""
+def all_reduce_mean(values: Sequence[float], ctx: DistributedContext, device: torch.device) -> list[float]:
+    """Average a few numbers (loss, costs) over the ranks."""
     if not ctx.enabled:
         return list(values)
     tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor.tolist()
+    return (tensor / ctx.world_size).tolist()
+
+
+def rank_net_options(net, plan: ShardPlan):
+    """The `[net]` batch arithmetic one rank trains with: its micro-batches of its micro-batch size."""
+    return dataclasses.replace(net, batch=plan.micro_batches * plan.micro_batch_size,
+                               subdivisions=plan.micro_batches, mini_batch=plan.micro_batch_size)
 
 
 def any_rank(flag: bool, ctx: DistributedContext, device: torch.device) -> bool:

@@ -46,9 +46,9 @@ class TrainingConsole:
     """Prints Darknet's lines on stdout and drives the progress bar; only rank 0 owns one."""
 
     def __init__(self, flavor: str, max_batches: int, start_iteration: int, show_bar: Optional[bool] = None,
-                 out: TextIO = sys.stdout):
+                 out: Optional[TextIO] = None):
         self.flavor = flavor
-        self.out = out
+        self.out = out or sys.stdout
         self.max_batches = max_batches
         enabled = sys.stderr.isatty() if show_bar is None else show_bar
         self.bar = tqdm(total=max_batches, initial=start_iteration, unit="it", dynamic_ncols=True,

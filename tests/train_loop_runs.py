@@ -1,0 +1,92 @@
+"""Running `darknet_py detector train` in a subprocess for the training-loop tests, and reading what it wrote.
+
+Subprocesses because signals are part of what is tested, and because every run of a comparison must use the
+same torch thread count (OMP_NUM_THREADS=1 here) for CPU results to be bit-identical."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from darknet_py.weights import parse_header
+
+
+def train_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "darknet_py", "detector", "train", *map(str, args), "--device", "cpu",
+            "--no-progress", "--workers", "0"]
+
+
+def train_env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def run_train(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(train_command(*args), cwd=cwd, env=train_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_train_here(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The same command in this process (no interpreter start-up): for tests that need no signals and no
+    bit-for-bit comparison with another process."""
+    from darknet_py.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in train_command(*args)[3:]])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def start_train(cwd: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(train_command(*args), cwd=cwd, env=train_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def write_data(root: Path, dataset: Path, backup: str = "backup", **extra) -> Path:
+    """A `.data` in ``root`` using ``dataset``'s lists and names, backups in ``root/backup``."""
+    keys = {"classes": 2, "train": dataset / "train.txt", "valid": dataset / "valid.txt",
+            "names": dataset / "tiny.names", "backup": root / backup, **extra}
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "tiny.data"
+    path.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
+    return path
+
+
+def log_records(path: Path, event: Optional[str] = None) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if event is None or r["event"] == event]
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"training ended early ({process.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
+        if time.time() > deadline:
+            process.kill()
+            raise AssertionError("timed out waiting for the training run")
+        time.sleep(0.05)
+
+
+def weights_arrays(path: Path) -> tuple[object, np.ndarray]:
+    raw = path.read_bytes()
+    header = parse_header(raw, str(path))
+    return header, np.frombuffer(raw, dtype="<f4", offset=header.nbytes)
