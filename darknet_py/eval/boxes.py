@@ -27,11 +27,11 @@ def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4) -> (N, M), AB's `box_iou`: 0 when the
     intersection or the union is 0 (also avoids PJ's division by zero, which only matters for empty boxes)."""
     a, b, (al, at, ar, ab_), (bl, bt, br, bb) = _pairs(a, b)
-    ow = np.minimum(ar, br) - np.maximum(al, bl)
-    oh = np.minimum(ab_, bb) - np.maximum(at, bt)
-    inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):        # an untrained net's inf/NaN boxes give NaN: compares False, as in C
+        ow = np.minimum(ar, br) - np.maximum(al, bl)
+        oh = np.minimum(ab_, bb) - np.maximum(at, bt)
+        inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh)
+        union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
         iou = inter / union
     return np.where((inter == 0) | (union == 0), np.float32(0), iou).astype(np.float32)
 
@@ -41,11 +41,11 @@ def box_diou_matrix(a: np.ndarray, b: np.ndarray, beta: float) -> np.ndarray:
     box; plain IoU when c = 0. ``beta`` = 0.6 is `box_diou` (greedynms), `beta_nms` is `box_diounms`."""
     iou = box_iou_matrix(a, b)
     a, b, (al, at, ar, ab_), (bl, bt, br, bb) = _pairs(a, b)
-    cw = np.maximum(ar, br) - np.minimum(al, bl)
-    ch = np.maximum(ab_, bb) - np.minimum(at, bt)
-    c = cw * cw + ch * ch
-    d = (a[..., 0] - b[..., 0]) ** 2 + (a[..., 1] - b[..., 1]) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
+        cw = np.maximum(ar, br) - np.minimum(al, bl)
+        ch = np.maximum(ab_, bb) - np.minimum(at, bt)
+        c = cw * cw + ch * ch
+        d = (a[..., 0] - b[..., 0]) ** 2 + (a[..., 1] - b[..., 1]) ** 2
         term = np.power(d / c, np.float32(beta), dtype=np.float32)
     return np.where(c == 0, iou, iou - term).astype(np.float32)
 

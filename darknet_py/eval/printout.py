@@ -12,8 +12,8 @@ HIDDEN_PREFIX = "dont_show"   # AB never shows classes whose name starts with th
 
 
 def c_round(value: float) -> float:
-    """C `round`: halves go away from zero (Python's `round` goes to even)."""
-    return math.copysign(math.floor(abs(value) + 0.5), value)
+    """C `round`: halves go away from zero (Python's `round` goes to even); inf and NaN pass through."""
+    return math.copysign(float(np.floor(abs(value) + 0.5)), value)
 
 
 def percent(prob: np.float32) -> str:
