@@ -189,3 +189,20 @@ def test_difficult_boxes_are_not_false_positives_in_ap():
     assert result.detections_count == 1
     assert result.per_class[0].ap == pytest.approx(1.0)
     assert (result.per_class[0].tp, result.per_class[0].fp) == (1, 1)
+
+
+def test_map_on_a_network_resized_by_multiscale_training(tmp_path, monkeypatch):
+    """`-map` during training: a network that multiscale resized to 96x96 is evaluated at the cfg's 128x128
+    (same numbers as a fresh network) and handed back at 96x96."""
+    from darknet_py.eval.map import validate_detector_map
+    root = synth_dir(tmp_path)
+    monkeypatch.chdir(root)
+    (root / "few.txt").write_text("".join(f"synth/JPEGImages/valid/{i:05d}.jpg\n" for i in range(4)))
+    (root / "obj.data").write_text("classes=3\nvalid=few.txt\nnames=synth/obj.names\n")
+    fresh = validate_detector_map(load_network(str(CFG), str(WEIGHTS), batch=1), "obj.data", coco=False)
+    network = load_network(str(CFG), str(WEIGHTS), batch=1)
+    network.resize(96, 96)
+    network.train()
+    resized = validate_detector_map(network, "obj.data", coco=False)
+    assert resized.report_lines() == fresh.report_lines()
+    assert network.training and network.layers[16].net_w == 96

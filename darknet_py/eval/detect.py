@@ -2,7 +2,8 @@
 resize or letterbox, `network_predict`, `get_network_boxes` (+ `correct_yolo_boxes`), NMS."""
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -21,6 +22,22 @@ def detector_classes(network) -> int:
         raise CfgError("the cfg has no [yolo] or [region] layer, so it cannot detect anything",
                        file=network.cfg.file)
     return last.options.classes
+
+
+@contextmanager
+def at_cfg_size(network) -> Iterator[None]:
+    """Run at the cfg's `[net]` size. A network that multiscale training resized is put back to it for the
+    duration (AB evaluates `-map` on a separate network built at the cfg size) and restored afterwards."""
+    current = [(layer.net_w, layer.net_h) for layer in network.layers if hasattr(layer, "net_w")]
+    cfg_size = (network.net.width, network.net.height)
+    resized = bool(current) and current[-1] != cfg_size
+    if resized:
+        network.resize(*cfg_size)
+    try:
+        yield
+    finally:
+        if resized:
+            network.resize(*current[-1])
 
 
 def uses_letter_box(network, letter_box: Optional[bool], command: str = "test") -> bool:

@@ -22,7 +22,7 @@ from ..errors import DataFileError
 from ..weights import write_atomically
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
-from .detect import detect_arrays, detector_classes
+from .detect import at_cfg_size, detect_arrays, detector_classes
 from .detections import DetectionArrays
 from .images import iterate_images, read_difficult, read_truth, valid_list
 
@@ -199,10 +199,11 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     difficult = _difficult_list(data, len(paths))
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
-    for index, path, image in iterate_images(paths, network.net.channels, "detector map"):
-        dets = detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS, letter)
-        acc.add_image(dets, read_truth(path, classes, flavor), read_difficult(difficult, index, classes, flavor),
-                      (image.shape[2], image.shape[1]))
+    with at_cfg_size(network):
+        for index, path, image in iterate_images(paths, network.net.channels, "detector map"):
+            dets = detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS, letter)
+            acc.add_image(dets, read_truth(path, classes, flavor),
+                          read_difficult(difficult, index, classes, flavor), (image.shape[2], image.shape[1]))
     result = acc.result(names, time.time() - start, coco)
     if coco_json:
         write_atomically(coco_json, json.dumps(acc.coco_detections()).encode())
