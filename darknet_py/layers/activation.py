@@ -71,12 +71,25 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+# In-place forms, for outputs nobody else holds (inference without autograd): no new buffer per layer.
+IN_PLACE: dict[str, Activation] = {
+    "linear": lambda x: x,
+    "logistic": torch.sigmoid_,
+    "relu": F.relu_,
+    "leaky": lambda x: F.leaky_relu_(x, 0.1),
+}
+
+
 def get_activation(section: Section, default: str) -> str:
     """Read `activation=`: unlike Darknet (which falls back to relu), an unknown name is an error."""
     return section.get_choice("activation", default, tuple(ACTIVATIONS))
 
 
-def activate(x: torch.Tensor, name: str) -> torch.Tensor:
+def activate(x: torch.Tensor, name: str, in_place: bool = False) -> torch.Tensor:
+    """``name`` applied to ``x``; with ``in_place`` (only for a tensor the caller owns) overwriting ``x``
+    where a kernel for that exists."""
+    if in_place and name in IN_PLACE:
+        return IN_PLACE[name](x)
     return ACTIVATIONS[name](x)
 
 

@@ -36,10 +36,11 @@ class BatchNorm(nn.BatchNorm2d):
                 return super().forward(x)
             from ..train.batchnorm import cpu_reference_batchnorm
             return cpu_reference_batchnorm(self, x)
-        shape = (1, -1) + (1,) * (x.dim() - 2)
         if self.flavor == "pj":
-            norm = (x - self.running_mean.view(shape)) / (self.running_var.view(shape).sqrt() + 1e-6)
-            return norm * self.weight.view(shape) + self.bias.view(shape)
+            # (x - mean) / (sqrt(var) + 1e-6) is batch norm with variance (sqrt(var) + 1e-6)^2 and eps 0: one
+            # fused pass instead of four
+            var = (self.running_var.sqrt() + 1e-6).square()
+            return F.batch_norm(x, self.running_mean, var, self.weight, self.bias, False, 0.0, 0.0)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, EPS)
 
     def _check_input_dim(self, x):  # accept (N, C) for [connected] as well

@@ -110,7 +110,8 @@ class ConvolutionalLayer(DarknetLayer):
         z = self.conv(x)
         if self.bn is not None:
             z = self.bn(z)
-        return activate(z, self.options.activation)
+        # without autograd nobody else holds z: the activation can overwrite it instead of allocating
+        return activate(z, self.options.activation, in_place=not torch.is_grad_enabled())
 
     def pre_activation(self, x):
         z = self.conv(x)

@@ -40,7 +40,7 @@ class UpsampleLayer(DarknetLayer):
             y = x.repeat_interleave(st, dim=2).repeat_interleave(st, dim=3)
         else:
             k = -st
-            y = F.avg_pool2d(x[..., :self.out_shape.h * k, :self.out_shape.w * k], k, divisor_override=1)
+            y = F.avg_pool2d(x, k, divisor_override=1)      # sum of each k x k block; a remainder is dropped
         return y * scale if scale != 1.0 else y
 
     def describe(self):
