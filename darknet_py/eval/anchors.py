@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import DataConfig
-from ..errors import UsageError
+from ..errors import DataFileError, UsageError
 from ..train.policy import GlibcRandom
 from ..data.labels import label_path, read_list
 from .images import read_truth
@@ -100,6 +100,9 @@ def calc_anchors(data: DataConfig, num_of_clusters: int, width: int, height: int
         sizes.append(truth[:, 3:5] * np.array([width, height], np.float32))
         class_ids.append(truth[:, 0].astype(np.int64))
     points = np.concatenate(sizes).astype(np.float32) if sizes else np.zeros((0, 2), np.float32)
+    if not len(points):
+        raise DataFileError("no label boxes found for the images of the train list", file=str(data.resolve("train")),
+                            hint=f"darknet_py detector check {data.file} shows why")
     if num_of_clusters < 1 or num_of_clusters > len(points):
         raise UsageError(f"-num_of_clusters must be between 1 and the number of label boxes ({len(points)}), "
                          f"got {num_of_clusters}")
