@@ -71,13 +71,13 @@ def _image_paths(filename: Optional[str]):
 @click.option("-out", "outfile", default=None,
               help="AB: write detections as JSON to this file. PJ: name of the output picture (+.jpg).")
 @click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
-@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write a YOLO label file beside the image.")
+@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
 @flavor_option
 def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, letter_box, save_labels,
          dont_show, flavor):
     """Detect objects in IMAGE (or in each path read from stdin) and save predictions.jpg."""
-    data, names, network = open_detector(data_file, cfg, weights, flavor)
+    _, names, network = open_detector(data_file, cfg, weights, flavor)
     thresh = TEST_THRESH[flavor] if thresh is None else thresh
     letter = uses_letter_box(network, letter_box, "test")
     blocks = []
