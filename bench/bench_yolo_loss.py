@@ -1,8 +1,9 @@
 """Cost of the `[yolo]` loss (darknet_py.layers.yolo_loss.yolo_deltas) relative to a whole tiny3 training
 iteration (B=16, subdivisions=4, 128×128, CPU, one thread), both measured here.
 
-Target: the loss is < 10 % of the iteration. Each iteration is timed alone and the fastest one is reported
-(with the median), so that other processes on a shared machine distort the ratio less.
+Target: the loss is < 10 % of the iteration. Times are this process's CPU time (time.process_time), so
+that other processes on a shared machine, which stretch wall-clock time unevenly, distort the ratio less;
+each iteration is timed alone and the fastest and the median are reported.
 Run: python bench/bench_yolo_loss.py [cfg]"""
 from __future__ import annotations
 
@@ -53,17 +54,17 @@ def main(cfg_path: Path) -> None:
     def iteration() -> tuple[float, float]:
         """(seconds of the whole iteration, seconds spent in yolo_deltas)."""
         loss_seconds = 0.0
-        start = time.perf_counter()
+        start = time.process_time()
         for s in range(SUBDIVISIONS):
             part = slice(s * mini, (s + 1) * mini)
             outputs = network(images[part])
-            loss_start = time.perf_counter()
+            loss_start = time.process_time()
             deltas = {i: yolo_deltas(layer.options, outputs[i], truth[part], layer.net_w, layer.net_h, "ab")
                       for i, layer in yolos.items()}
-            loss_seconds += time.perf_counter() - loss_start
+            loss_seconds += time.process_time() - loss_start
             sum(yolo_surrogate(captured[i], d.delta, BATCH) for i, d in deltas.items()).backward()
         network.zero_grad(set_to_none=True)
-        return time.perf_counter() - start, loss_seconds
+        return time.process_time() - start, loss_seconds
 
     iteration()
     runs = sorted(iteration() for _ in range(REPEATS))

@@ -5,9 +5,9 @@
 * pass A scores every prediction against every truth at once (an IoU matrix per image);
 * pass B applies every truth (and, AB ``iou_thresh``, its extra anchors) to its slot. Darknet does this
   sequentially and the result depends on the order (PJ overwrites box deltas, AB accumulates them, the
-  class rule looks at what earlier truths wrote). The applications are grouped by slot and ranked by
-  Darknet's order; round ``r`` applies every slot's ``r``-th application in one vectorised step, so a batch
-  needs as many rounds as the most crowded slot has truths (usually one).
+  class rule looks at what earlier truths wrote). :mod:`.yolo_targets` lists the writes grouped by slot and
+  ranked in Darknet's order; round ``r`` applies every slot's ``r``-th write in one vectorised step, so a
+  batch needs as many rounds as the most crowded slot has truths (usually one).
 
 ``delta`` follows Darknet's sign: target − output, the negative gradient w.r.t. the layer's raw input.
 :func:`yolo_surrogate` turns it into a loss for autograd (§7.6).
@@ -19,13 +19,14 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..config.reader import warn
-from ..errors import CfgError, LabelError
+from ..errors import CfgError
 from .yolo import YoloOptions
-from .yolo_iou import Box, box_giou, box_iou, box_iou_kind, dx_box_iou
+from .yolo_iou import Box, box_giou, dx_box_iou, iou_of_stacked
+from .yolo_targets import TruthRows, box_targets, plan_writes, read_truths
 
 FLAVORS = ("ab", "pj")
 CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
@@ -123,38 +124,22 @@ def yolo_surrogate(z: Tensor, delta: Tensor, batch_B: int) -> Tensor:
 
 
 class _Geometry(NamedTuple):
-    """Constants of a layer at one grid and network size."""
-    width: int                 # W
-    col: Tensor                # (H·W,) i of each cell
-    row: Tensor                # (H·W,) j of each cell
-    slot_anchor: Tensor        # (A, 2, 1) float64: anchor / network size of each mask slot
-    grid: Tensor               # (2,) W, H
-    grid_max: Tensor           # (2,) int64 W − 1, H − 1
-    net: Tensor                # (2,) net_w, net_h
-    anchors: Tensor            # (num, 2) every anchor of the cfg, pixels
-    anchor_rel: Tensor         # (num, 2) ... divided by the network size
-    anchor_index: Tensor       # (num,) 0..num−1
-    slot_of_anchor: Tensor     # (num,) slot of each anchor in this layer's mask, −1 if not in it
+    """Constants of a layer at one grid and network size, on the output's device."""
+    cells: Tensor              # (2, 1, 1, H·W) i and j of each cell
+    grid: Tensor               # (2, 1, 1, 1) W, H
+    slot_anchor: Tensor        # (2, 1, A, 1) float64: anchor / network size of each mask slot
     class_mult: Optional[Tensor]   # (C,) AB counters_per_class multipliers
 
 
 @functools.lru_cache(maxsize=64)
 def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device, dtype) -> _Geometry:
     """Memoised: rebuilt only when the grid or network size changes (multiscale training)."""
-    def tensor(values, kind=dtype):
-        return torch.tensor(values, dtype=kind, device=device)
     cell = torch.arange(h * w, device=device)
-    net = tensor([net_w, net_h])
-    anchors = tensor(opts.anchors)
-    slot_of = [-1] * len(opts.anchors)
-    for a, m in reversed(list(enumerate(opts.mask))):    # Darknet's int_index: the first mask entry wins
-        slot_of[m] = a
+    anchors = [[aw / net_w for aw, _ in opts.mask_anchors], [ah / net_h for _, ah in opts.mask_anchors]]
     return _Geometry(
-        w, (cell % w).to(dtype), (cell // w).to(dtype),
-        tensor([[[aw / net_w], [ah / net_h]] for aw, ah in opts.mask_anchors], torch.float64),
-        tensor([w, h]), tensor([w - 1, h - 1], torch.int64), net, anchors,
-        anchors / net,      # float division, as Darknet's biases/net.w
-        torch.arange(len(opts.anchors), device=device), tensor(slot_of, torch.int64),
+        torch.stack([cell % w, cell // w]).to(dtype).view(2, 1, 1, -1),
+        torch.tensor([w, h], dtype=dtype, device=device).view(2, 1, 1, 1),
+        torch.tensor(anchors, dtype=torch.float64, device=device).view(2, 1, -1, 1),
         _class_multipliers(opts, device))
 
 
@@ -171,35 +156,35 @@ class _Layer(NamedTuple):
     opts: YoloOptions
     ab: bool
     out: Tensor
-    pred_by_truth: Box         # (N, 1, A, H·W) decoded boxes, relative to the network input
+    centre: Tensor             # (2, N, A, H·W) decoded x, y relative to the network input
+    size: Tensor               # (2, N, A, H·W) decoded w, h
     geo: _Geometry
+    grid_w: int
+    net_w: int
+    net_h: int
 
-    @property
-    def pred(self) -> Box:     # (N, A, H·W)
-        return self.pred_by_truth.map(lambda v: v.squeeze(1))
+    def pred(self, *index) -> Box:
+        """The decoded boxes at ``index`` into (N, A, H·W)."""
+        return Box(*self.centre[(slice(None),) + index], *self.size[(slice(None),) + index])
 
 
 class _Truths(NamedTuple):
-    coords: Tensor             # (N, T, 4) x, y, w, h
-    cls: Tensor                # (N, T) int64, after `map`
-    valid: Tensor              # (N, T): before the list end and (AB) a class in range
-
-    @property
-    def box(self) -> Box:
-        return Box(*self.coords.unbind(2))
+    """The truth rows on the output's device; the rows that do not count are boxes overlapping nothing."""
+    coords: Tensor             # (N, T, 4)
+    cls: Tensor                # (N, T) int64
 
 
 class _Writes(NamedTuple):
-    """Pass-B writes, one per (truth, anchor), grouped by slot and, within a slot, in Darknet's order."""
-    image: Tensor              # (M,)
-    slot: Tensor               # (M,) anchor slot a
-    cell: Tensor               # (M,) j·W + i
-    rank: Optional[Tensor]     # (M,) number of earlier writes to the same slot; None: no slot is shared
+    """Pass-B writes (see :class:`.yolo_targets.SlotWrites`) on the output's device."""
+    image: Tensor
+    slot: Tensor
+    cell: Tensor
+    rank: Optional[np.ndarray]
     out: Tensor                # (M, 5+C) the slot's outputs
     truth: Tensor              # (M, 4)
     cls: Tensor                # (M,)
-    anchor: Tensor             # (M, 2) anchor of the write, pixels
-    ij: Tensor                 # (M, 2) i, j
+    target: Tensor             # (M, 4) MSE targets
+    scale: Tensor              # (M, 1) 2 − w·h
     iou: Tensor                # (M,) IoU of the slot's prediction with the truth
 
 
@@ -214,17 +199,24 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
         raise ValueError(f"unknown flavor {flavor!r}")
     if options.map_file and class_map is None:
         raise CfgError(f"[yolo] map={options.map_file}: the class map must be read and passed as class_map")
+    if truth.shape[0] != output.shape[0]:
+        raise ValueError(f"truth has {truth.shape[0]} images, the output {output.shape[0]}")
     layer = _prepare_layer(options, output.detach(), net_w, net_h, flavor == "ab")
-    layer, truths = _prepare_truths(layer, truth, class_map)
-    # (N, T, A, H·W): every prediction against every truth of its image
-    iou = box_iou(layer.pred_by_truth, Box(*truths.coords[..., None, None].unbind(2)), flavor)
+    rows = read_truths(options, truth, layer.ab, class_map)
+    anyobj = layer.out[:, :, 4].sum()
+    if layer.ab and not math.isfinite(anyobj):
+        layer, anyobj = _zero_nan_objectness(layer, rows)
+    truths = _Truths(*(torch.from_numpy(v).to(output.device) for v in (rows.coords, rows.cls)))
+    # (N, T, A, H·W): every prediction against every truth of its image; padding rows never overlap
+    boxes = truths.coords.permute(2, 0, 1)[..., None, None]
+    iou = iou_of_stacked(layer.centre.unsqueeze(2), layer.size.unsqueeze(2), boxes[:2], boxes[2:])
     delta = torch.zeros_like(layer.out)
     thresh_bbox = _pass_a(layer, truths, delta, iou)
-    writes = _writes(layer, truths, iou)
+    writes = _writes(layer, rows, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
     if layer.ab and options.iou_thresh < 1:
         _divide_box_by_classes(delta)
-    return _summarise(layer, writes, delta, thresh_bbox, rewritten, output.shape)
+    return _summarise(layer, writes, delta, anyobj, thresh_bbox, rewritten, output.shape)
 
 
 # -- setup ------------------------------------------------------------------------------------------
@@ -236,89 +228,33 @@ def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: boo
         raise ValueError(f"[yolo] output has {channels} channels, expected {a}·(5+{opts.classes}) = {a * e}")
     geo = _geometry(opts, h, w, net_w, net_h, o.device, o.dtype)
     out = o.reshape(n, a, e, h * w)
-    by_truth = out.unsqueeze(1)
-    size = by_truth[:, :, :, 2:4].double()
+    by_axis = out.permute(2, 0, 1, 3)                 # (5+C, N, A, H·W)
+    centre = (geo.cells + by_axis[0:2]) / geo.grid
+    size = by_axis[2:4].double()
     # exp(x)·anchor/net in double, stored as a float (Darknet's get_yolo_box)
-    wh = (((size * size * 4) if opts.new_coords else torch.exp(size)) * geo.slot_anchor).to(o.dtype)
-    pred = Box((geo.col + by_truth[:, :, :, 0]) / w, (geo.row + by_truth[:, :, :, 1]) / h,
-               wh[:, :, :, 0], wh[:, :, :, 1])
-    return _Layer(opts, ab, out, pred, geo)
+    size = (((size * size * 4) if opts.new_coords else torch.exp(size)) * geo.slot_anchor).to(o.dtype)
+    return _Layer(opts, ab, out, centre, size, geo, w, net_w, net_h)
 
 
-def _prepare_truths(layer: _Layer, truth: Tensor, class_map: Optional[Sequence[int]]) -> tuple[_Layer, _Truths]:
-    """The usable truth rows, trimmed to the longest list. Also AB's zeroing of a non-finite objectness,
-    which happens only in images that have a usable truth."""
-    out = layer.out
-    if truth.dim() != 3 or truth.shape[0] != out.shape[0] or truth.shape[2] < 5:
-        raise ValueError(f"truth must be (N={out.shape[0]}, max_boxes, 5|6), got {tuple(truth.shape)}")
-    t = truth[:, :layer.opts.max_boxes, :5]
-    if t.dtype != out.dtype or t.device != out.device:
-        t = t.to(device=out.device, dtype=out.dtype)
-    alive = torch.cumprod(t[..., 0] != 0, dim=1)     # the list ends at the first x == 0
-    count = int(alive.sum(dim=1).max()) if t.shape[1] else 0
-    t, alive = t[:, :count], alive[:, :count].bool()
-    raw = t[..., 4].to(torch.int64)                  # C truncation
-    in_range = (raw >= 0) & (raw < layer.opts.classes)
-    valid = alive & in_range
-    problem = alive & ~in_range
-    if layer.ab:   # AB reports (and still uses) boxes with coordinates outside the image
-        problem = problem | valid & _outside(t)
-    if bool(problem.any()):
-        _report_truth_problems(layer, t, raw, alive & ~in_range, valid)
-    if layer.ab and not bool(torch.isfinite(out[:, :, 4]).all()):
-        layer = _zero_nan_objectness(layer, valid)
-    cls = raw.clamp(0, layer.opts.classes - 1)
-    if class_map is not None:
-        cls = _map_classes(layer, cls, valid, class_map)
-    return layer, _Truths(t[..., :4], cls, valid)
-
-
-def _outside(t: Tensor) -> Tensor:
-    """AB's "Wrong label" test: x or y outside [0, 1], or a negative w or h (NaN passes, as in C)."""
-    return (t[..., :4].amin(dim=2) < 0) | (t[..., :2].amax(dim=2) > 1)
-
-
-def _report_truth_problems(layer: _Layer, t: Tensor, raw: Tensor, bad_class: Tensor, valid: Tensor) -> None:
-    if bool(bad_class.any()):
-        value = int(raw[bad_class][0])
-        message = f"truth class {value} is outside 0..{layer.opts.classes - 1} of the [yolo] layer"
-        if not layer.ab:
-            raise LabelError(message, value=str(value), hint="PJ Darknet would write outside its delta buffer")
-        warn(message + ": the box is skipped, as AlexeyAB's Darknet does")
-    wrong = valid & _outside(t)
-    if layer.ab and bool(wrong.any()):
-        x, y, w, h = t[wrong][0, :4].tolist()
-        warn(f"Wrong label: truth.x = {x:f}, truth.y = {y:f}, truth.w = {w:f}, truth.h = {h:f}")
-
-
-def _zero_nan_objectness(layer: _Layer, valid: Tensor) -> _Layer:
+def _zero_nan_objectness(layer: _Layer, rows: TruthRows) -> tuple[_Layer, Tensor]:
+    """AB zeroes a NaN/Inf objectness output, but only in images that have a usable truth."""
     out = layer.out.clone()
     obj = out[:, :, 4]
-    has_truth = valid.any(dim=1)[:, None, None]
+    has_truth = torch.from_numpy(rows.valid.any(axis=1)).to(obj.device)[:, None, None]
     out[:, :, 4] = torch.where(has_truth & ~torch.isfinite(obj), 0.0, obj)
-    return layer._replace(out=out)
-
-
-def _map_classes(layer: _Layer, cls: Tensor, valid: Tensor, class_map: Sequence[int]) -> Tensor:
-    classes = layer.opts.classes
-    table = torch.as_tensor(list(class_map), dtype=torch.int64, device=cls.device)
-    if table.numel() < classes:
-        raise CfgError(f"[yolo] map={layer.opts.map_file} has {table.numel()} entries, classes={classes}")
-    mapped = table[cls]
-    if bool(((mapped < 0) | (mapped >= classes))[valid].any()):
-        raise CfgError(f"[yolo] map={layer.opts.map_file} maps a class outside 0..{classes - 1}")
-    return mapped
+    return layer._replace(out=out), out[:, :, 4].sum()
 
 
 # -- pass A: every prediction ------------------------------------------------------------------------
 
 def _best_truth(truths: _Truths, iou: Tensor) -> tuple[Tensor, Tensor]:
     """(N, A, H·W): the best IoU over the image's truths, or 0, and the index of the first truth reaching
-    it (C's strict `>` scan from 0: NaN never wins; without a positive IoU the index stays 0)."""
+    it (C's strict `>` scan from 0: NaN never wins; without a positive IoU the index is not used). The
+    padding rows of `truths` are boxes that overlap nothing."""
     if iou.shape[1] == 0:
         zero = iou.new_zeros(iou.shape[:1] + iou.shape[2:])
         return zero, zero.long()
-    best, best_t = torch.where(truths.valid[..., None, None], iou.nan_to_num(-1.0), -1.0).max(dim=1)
+    best, best_t = iou.nan_to_num(-1.0).max(dim=1)
     return best.clamp(min=0), best_t
 
 
@@ -350,7 +286,7 @@ def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: 
     if image.numel() == 0:
         return 0
     t = best_t[image, slot, cell]
-    cls, out = truths.cls[image, t], layer.out[image, slot, :, cell]
+    cls, out, coords = truths.cls[image, t], layer.out[image, slot, :, cell], truths.coords[image, t]
     cm = None if geo.class_mult is None else geo.class_mult[cls]
     q = (best_iou[image, slot, cell] ** 2)[:, None]
     new = delta[image, slot, :, cell]
@@ -362,72 +298,38 @@ def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: 
     if layer.ab and opts.objectness_smooth:
         smooth = (1 if cm is None else cm[:, None]) * (q - out[:, 5:].gather(1, cls[:, None]))
         new[:, 5:] = new[:, 5:].scatter(1, cls[:, None], smooth)
-    anchor = geo.anchors[torch.tensor(opts.mask, device=image.device)[slot]]
-    ij = torch.stack([cell % geo.width, cell // geo.width], dim=1)
-    new[:, :4] += _box_rule(layer, layer.pred.map(lambda v: v[image, slot, cell]), out,
-                            truths.coords[image, t], anchor, ij, cm)
+    target, scale = _targets_of_slots(layer, coords, slot, cell)
+    pred = layer.pred(image, slot, cell)
+    new[:, :4] += _box_rule(layer, pred, out, coords, target, scale, cm)
     delta[image, slot, :, cell] = new
     return int(image.numel())
 
 
+def _targets_of_slots(layer: _Layer, coords: Tensor, slot: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
+    """MSE targets of truths written to given slots (the anchor is the slot's own)."""
+    opts, w = layer.opts, layer.grid_w
+    anchors = np.asarray(opts.mask_anchors, dtype=np.float32)[slot.cpu().numpy()]
+    ij = np.stack([cell.cpu().numpy() % w, cell.cpu().numpy() // w], axis=1)
+    grid = np.asarray([w, layer.out.shape[3] // w], dtype=np.float32)
+    net = np.asarray([layer.net_w, layer.net_h], dtype=np.float32)
+    target, scale = box_targets(coords.cpu().numpy(), anchors, ij, grid, net, opts.new_coords)
+    return torch.from_numpy(target).to(coords.device), torch.from_numpy(scale[:, None]).to(coords.device)
+
+
 # -- pass B: every truth -----------------------------------------------------------------------------
 
-def _writes(layer: _Layer, truths: _Truths, iou: Tensor) -> _Writes:
-    """Every (truth, anchor) write of pass B, grouped by slot and, within a slot, in Darknet's order."""
-    opts, geo = layer.opts, layer.geo
-    num = geo.anchors.shape[0]
-    shape_iou = _anchor_shape_iou(layer, truths.box)                            # (N, T, num)
-    best_val, best_n = shape_iou.nan_to_num(-1.0).max(dim=2)                    # best over ALL anchors
-    is_best = geo.anchor_index == torch.where(best_val > 0, best_n, 0).unsqueeze(2)
-    extra = layer.ab and opts.iou_thresh < 1
-    chosen = is_best
-    if extra:   # AB iou_thresh: also every other anchor of this layer close enough to the truth's shape
-        if opts.iou_thresh_kind != "iou":
-            shape_iou = _anchor_shape_iou(layer, truths.box, opts.iou_thresh_kind)
-        chosen = chosen | (shape_iou > opts.iou_thresh)
-    image, t, anchor = torch.nonzero(chosen & (geo.slot_of_anchor >= 0) & truths.valid.unsqueeze(2),
-                                     as_tuple=True)
-    truth = truths.coords[image, t]
-    ij = torch.minimum((truth[:, :2] * geo.grid).to(torch.int64).clamp(min=0), geo.grid_max)  # x == 1: UB in C
-    slot = geo.slot_of_anchor[anchor]
-    cell = ij[:, 1] * geo.width + ij[:, 0]
-    flat = (image * layer.out.shape[1] + slot) * layer.out.shape[3] + cell
-    rank = None
-    if extra or torch.unique(flat).numel() < flat.numel():
-        # Darknet's order inside an image: truth by truth, its best anchor first, then the others by index.
-        key = (flat * truths.valid.shape[1] + t) * (num + 1)
-        if extra:
-            key = key + torch.where(is_best[image, t, anchor], 0, anchor + 1)
-        perm = torch.argsort(key)
-        image, t, anchor, slot, cell, flat, ij, truth = (
-            v[perm] for v in (image, t, anchor, slot, cell, flat, ij, truth))
-        rank = _rank_within_groups(flat)
-    return _Writes(image, slot, cell, rank, layer.out[image, slot, :, cell], truth, truths.cls[image, t],
-                   geo.anchors[anchor], ij, iou[image, t, slot, cell])
-
-
-def _rank_within_groups(sorted_keys: Tensor) -> Optional[Tensor]:
-    """0, 1, 2... inside each run of equal values of a sorted 1-D tensor; None if all runs have length 1."""
-    first = torch.ones_like(sorted_keys, dtype=torch.bool)
-    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    if bool(first.all()):
-        return None
-    position = torch.arange(sorted_keys.numel(), device=sorted_keys.device)
-    return position - torch.cummax(torch.where(first, position, 0), dim=0)[0]
-
-
-def _anchor_shape_iou(layer: _Layer, truth: Box, kind: str = "iou") -> Tensor:
-    """(N, T, num) overlap of each truth's shape with each anchor's, both centred at the origin."""
-    aw, ah = layer.geo.anchor_rel.unbind(1)
-    tw, th = truth.w.unsqueeze(2), truth.h.unsqueeze(2)
-    if kind != "iou":
-        zero = torch.zeros((), dtype=aw.dtype, device=aw.device)
-        return box_iou_kind(Box(zero, zero, aw, ah), Box(zero, zero, tw, th), kind)
-    # Centred boxes: Darknet's per-axis overlap is exactly min(size_a, size_b). AB's 0-instead-of-0/0 guard
-    # is left out: these values are only compared with `>`, where 0 and NaN both lose.
-    side_w, side_h = torch.minimum(aw, tw), torch.minimum(ah, th)
-    inter = torch.where((side_w < 0) | (side_h < 0), 0.0, side_w * side_h)
-    return inter / (aw * ah + tw * th - inter)
+def _writes(layer: _Layer, rows: TruthRows, iou: Tensor) -> _Writes:
+    plan = plan_writes(layer.opts, rows, layer.ab, layer.grid_w, layer.out.shape[3] // layer.grid_w,
+                       layer.net_w, layer.net_h)
+    device = layer.out.device
+    image, slot, cell, t, cls = torch.from_numpy(
+        np.stack([plan.image, plan.slot, plan.cell, plan.truth, plan.cls])).to(device).unbind(0)
+    floats = torch.from_numpy(np.concatenate([plan.target, plan.scale[:, None], plan.coords], axis=1)).to(device)
+    iou = iou[image, t, slot, cell]
+    if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
+        iou = iou.nan_to_num(nan=0.0)
+    return _Writes(image, slot, cell, plan.rank, layer.out[image, slot, :, cell], floats[:, 5:], cls,
+                   floats[:, :4], floats[:, 4:5], iou)
 
 
 def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
@@ -437,7 +339,9 @@ def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
         return 0
     opts, geo, out = layer.opts, layer.geo, writes.out
     cm = None if geo.class_mult is None else geo.class_mult[writes.cls]
-    box = _box_rule(layer, _written_pred(layer, writes), out, writes.truth, writes.anchor, writes.ij, cm)
+    pred = None if opts.iou_loss == "mse" or not layer.ab else \
+        layer.pred(writes.image, writes.slot, writes.cell)
+    box = _box_rule(layer, pred, out, writes.truth, writes.target, writes.scale, cm)
     obj = 1 - out[:, 4:5]
     if layer.ab:
         obj = obj * (opts.obj_normalizer if cm is None else (cm * opts.obj_normalizer)[:, None])
@@ -445,7 +349,8 @@ def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
     rewritten = 0
     rounds = 1 if writes.rank is None else int(writes.rank.max()) + 1
     for r in range(rounds):
-        pick = slice(None) if writes.rank is None else torch.nonzero(writes.rank == r).squeeze(1)
+        pick = slice(None) if writes.rank is None else \
+            torch.from_numpy(np.nonzero(writes.rank == r)[0]).to(delta.device)
         where = (writes.image[pick], writes.slot[pick], slice(None), writes.cell[pick])
         if r == 0 and fresh:   # nothing to accumulate onto, no class assigned yet
             new = [box[pick], obj[pick], _full_class_rule(layer, None, out[pick, 5:], cls[pick])]
@@ -463,32 +368,20 @@ def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
 
 # -- the delta rules ---------------------------------------------------------------------------------
 
-def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, anchor: Tensor, ij: Tensor,
+def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, target: Tensor, scale: Tensor,
               cm: Optional[Tensor]) -> Tensor:
     """(M, 4) box deltas of one write each: MSE on (x, y, raw w, raw h) scaled by 2 − w·h, or AB's
     IoU-family ascent direction; times iou_normalizer (1 in PJ) and the class multiplier."""
     opts = layer.opts
     mult = opts.iou_normalizer if cm is None else (opts.iou_normalizer * cm)[:, None]
     if opts.iou_loss == "mse" or not layer.ab:
-        scale = 2 - truth[:, 2:3] * truth[:, 3:4]
-        txy = truth[:, :2] * layer.geo.grid - ij
-        ratio = truth[:, 2:] * layer.geo.net / anchor
-        # new_coords: √(w·net/(4·anchor)); otherwise the log of the float ratio, taken in double.
-        twh = torch.sqrt(ratio / 4) if opts.new_coords else torch.log(ratio.double()).to(ratio.dtype)
-        return scale * (torch.cat([txy, twh], dim=1) - out[:, :4]) * mult
+        return scale * (target - out[:, :4]) * mult
     safe = Box(pred.x, pred.y, torch.where(pred.w == 0, 1.0, pred.w), torch.where(pred.h == 0, 1.0, pred.h))
     d = dx_box_iou(safe, Box(*truth.unbind(1)), opts.iou_loss)      # AB avoids NaN for a zero w or h
     if not opts.new_coords:   # chain rule through exp, for w and h only
         d[:, 2:] *= torch.exp(out[:, 2:4])
     d = torch.nan_to_num(d * mult, nan=0.0, posinf=0.0, neginf=0.0)
     return torch.clamp(d, -opts.max_delta, opts.max_delta)
-
-
-def _written_pred(layer: _Layer, writes: _Writes) -> Optional[Box]:
-    """The predicted boxes of the written slots (only the IoU-family box rule needs them)."""
-    if layer.opts.iou_loss == "mse" or not layer.ab:
-        return None
-    return layer.pred.map(lambda v: v[writes.image, writes.slot, writes.cell])
 
 
 def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> Tensor:
@@ -537,17 +430,18 @@ def _divide_box_by_classes(delta: Tensor) -> None:
 
 # -- cost and statistics -----------------------------------------------------------------------------
 
-def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, thresh_bbox: int, rewritten: int,
-               shape: torch.Size) -> YoloDeltas:
+def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, anyobj: Tensor, thresh_bbox: int,
+               rewritten: int, shape: torch.Size) -> YoloDeltas:
     opts, f32 = layer.opts, torch.float32
     out = writes.out
     squares = delta.square()
-    sums = [writes.iou.sum(), out[:, 5:].gather(1, writes.cls[:, None]).sum(), out[:, 4].sum(),
-            layer.out[:, :, 4].sum(), (writes.iou > 0.5).sum(dtype=f32), (writes.iou > 0.75).sum(dtype=f32),
-            squares.sum(), squares[:, :, 4:].sum()]
+    sums = [writes.iou.sum(), out[:, 5:].gather(1, writes.cls[:, None]).sum(), out[:, 4].sum(), anyobj,
+            (writes.iou > 0.5).sum(dtype=f32), (writes.iou > 0.75).sum(dtype=f32), squares.sum(),
+            squares[:, :, 4:].sum()]
     giou_loss = layer.ab and opts.show_details and opts.iou_loss == "giou"
     if giou_loss:
-        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth.unbind(1))).sum())
+        pred = layer.pred(writes.image, writes.slot, writes.cell)
+        sums.append(box_giou(pred, Box(*writes.truth.unbind(1))).sum())
     values = torch.stack(sums).tolist()
     iou_sum, class_sum, obj_sum, anyobj_sum, r50, r75, total, non_box = values[:8]
     count = int(writes.image.numel())
