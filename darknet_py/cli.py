@@ -1,7 +1,7 @@
 """`darknet_py` command line: Darknet's commands and flags (`-thresh .25`, `-ext_output`...).
 
-Every :class:`~darknet_py.errors.DarknetError` becomes one message and exit status 1; `--debug` shows the
-traceback instead."""
+Every :class:`~darknet_py.errors.DarknetError` (and an OSError about a file, e.g. a backup directory that
+cannot be created) becomes one message and exit status 1; `--debug` shows the traceback instead."""
 from __future__ import annotations
 
 import sys
@@ -46,6 +46,12 @@ def main(argv=None) -> None:
         if debug:
             raise
         print(f"darknet_py: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:   # an output path the system refuses (backup/results directory, --log, -out)
+        if debug:
+            raise
+        error = DarknetError(exc.strerror or str(exc), file=exc.filename)
+        print(f"darknet_py: error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

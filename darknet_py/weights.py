@@ -242,8 +242,16 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp)
         raise WeightsError(f"cannot write file: {exc.strerror}", file=str(path)) from None
+
+
+def _remove_quietly(tmp: Path) -> None:
+    """Drop a temp file if there is one (its directory may not even exist: that is often why we failed)."""
+    try:
+        tmp.unlink()
+    except OSError:
+        pass
 
 
 # -- .pt checkpoints ----------------------------------------------------------------------------------
@@ -264,9 +272,10 @@ def save_pt(network, path: str | os.PathLike) -> None:
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WeightsError(f"cannot write checkpoint: {exc.strerror}", file=str(path)) from None
+    except (OSError, RuntimeError) as exc:   # torch.save reports a missing directory as a RuntimeError
+        _remove_quietly(tmp)
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise WeightsError(f"cannot write checkpoint: {reason}", file=str(path)) from None
 
 
 def load_pt(network, path: str | os.PathLike) -> None:

@@ -476,6 +476,50 @@ def _(r):
     return _with(check_args(r, None, cfg), at(cfg, conv))
 
 
+# -- output paths the system refuses -------------------------------------------------------------------------
+
+def _a_file(root: Path) -> Path:
+    (root / "afile").write_text("a file where a directory is expected\n")
+    return root / "afile"
+
+
+@case("backup: directory under a file (train)", RAISE, DataFileError)
+def _(r):
+    return _with(train_args(r), at(write_data(r, backup=str(_a_file(r) / "backup")), 5))
+
+
+@case("backup: directory under a file (check)", FINDING, DataFileError, "backup")
+def _(r):
+    return _with(check_args(r), at(write_data(r, backup=str(_a_file(r) / "backup")), 5))
+
+
+@case("results: directory under a file (valid)", RAISE, NotADirectoryError)
+def _(r):
+    return _with(eval_args("valid", r), at(write_data(r, results=str(_a_file(r) / "results")).parent / "afile"))
+
+
+@case("output: -out prefix under a file (valid)", RAISE, WeightsError)
+def _(r):
+    return _with(eval_args("valid", r) + ["-out", _a_file(r) / "comp4_"], at(r / "afile"))
+
+
+@case("output: -out JSON under a file (test)", RAISE, WeightsError)
+def _(r):
+    argv = detect_args(r)
+    argv[argv.index("-out") + 1] = _a_file(r) / "out.json"
+    return _with(argv, at(r / "afile" / "out.json"))
+
+
+@case("output: --log under a file (train)", RAISE, OSError)
+def _(r):
+    return _with(train_args(r, "--log", _a_file(r) / "train.jsonl"), at(r / "afile"))
+
+
+@case("output: .pt in a missing directory (convert)", RAISE, WeightsError)
+def _(r):
+    return _with(["convert", r / "tiny.cfg", r / "tiny.weights", r / "none" / "x.pt"], at(r / "none" / "x.pt"))
+
+
 # -- flags ------------------------------------------------------------------------------------------------
 
 @case("flag: --flavor xx (check)", USAGE)
@@ -592,3 +636,17 @@ def _assert_finding(expect: Expect, entry: Case) -> None:
              if f.severity == ERROR and expect.where in (f"{f.file}:{f.line}" if f.line else str(f.file))]
     assert found, (entry.code, expect.where, report.format(5))
     assert found[0].error_type is entry.error
+
+
+def test_debug_shows_the_traceback_and_plain_runs_do_not(tmp_path):
+    """The real entry point, in a subprocess: one line without --debug, Python's traceback with it."""
+    import subprocess
+    import sys
+    missing = tmp_path / "none.data"
+    plain = subprocess.run([sys.executable, "-m", "darknet_py", "detector", "check", str(missing)],
+                           capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 1 and plain.stderr == f"darknet_py: error: {missing}: file not found\n"
+    debug = subprocess.run([sys.executable, "-m", "darknet_py", "--debug", "detector", "check", str(missing)],
+                           capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    assert f"darknet_py.errors.DataFileError: {missing}: file not found" in debug.stderr

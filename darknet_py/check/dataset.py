@@ -41,6 +41,7 @@ def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | s
         report = CheckReport(data.file, flavor, fast)
         model = load_model(cfg, flavor, report)
         _check_names(data, report)
+        _check_backup(data, report)
         max_boxes = _max_boxes(model, flavor)
         table = BoxTable()
         for key in _list_keys(data):
@@ -80,6 +81,18 @@ def _check_names(data: DataConfig, report: CheckReport) -> None:
         report.add("names", ERROR, f"{len(names)} names, but classes={data.classes}", DataFileError,
                    file=str(data.resolve("names")),
                    hint=f"one class name per line; {data.file} says classes={data.classes}")
+
+
+def _check_backup(data: DataConfig, report: CheckReport) -> None:
+    """Darknet only finds out that `backup` is unusable when it first saves, hours into training."""
+    backup = Path(data.backup)
+    existing = next(p for p in (backup, *backup.absolute().parents) if p.exists())
+    problem = (f"{existing} is a file, not a directory" if not existing.is_dir() else
+               f"{existing} is not writable" if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if problem:
+        report.add("backup", ERROR, f"the backup directory {data.backup} cannot be used: {problem}", DataFileError,
+                   file=data.file, line=data.lines.get("backup"), value=data.backup,
+                   hint="training would fail at its first save")
 
 
 def _list_keys(data: DataConfig) -> list[str]:

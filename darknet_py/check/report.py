@@ -18,6 +18,7 @@ ERROR, WARNING = "error", "warning"
 CHECKS = (
     ("data", ".data keys resolve"),
     ("names", "names count == classes"),
+    ("backup", "backup directory writable"),
     ("list", "list files readable"),
     ("list-duplicate", "each image listed once"),
     ("image-missing", "images exist"),
