@@ -88,18 +88,18 @@ def _darknet_mean_variance(x: torch.Tensor, count: int) -> tuple[torch.Tensor, t
     Darknet sums each channel one float at a time (image by image, then row-major). On CPU we reproduce
     that rounding: the BN backward subtracts nearly equal terms, and the ~1e-6 error of a sequential float
     mean over 65536 values changes first-layer weight gradients by ~0.5% (measured on the tiny3 fixture).
-    CUDA tensors use torch's reductions."""
+    CUDA (and non-float32) tensors use torch's reductions."""
     channels = x.shape[1]
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or x.dtype != torch.float32:
         mean = x.mean(dim=0) if x.dim() == 2 else x.mean(dim=(0, 2, 3))
         centered = x - mean.view((1, -1) + (1,) * (x.dim() - 2))
         return mean, centered.pow(2).transpose(0, 1).reshape(channels, -1).sum(dim=1) / (count - 1)
-    per_channel = x.transpose(0, 1).reshape(channels, -1).numpy().astype(np.float32, copy=False)
+    per_channel = x.transpose(0, 1).reshape(channels, -1).numpy()
     mean = (_sequential_sum(per_channel).astype(np.float64) * (1.0 / count)).astype(np.float32)
     squares = np.square(per_channel - mean[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
         var = (_sequential_sum(squares).astype(np.float64) * (1.0 / (count - 1) if count > 1 else np.nan))
-    return torch.from_numpy(mean).to(x.dtype), torch.from_numpy(var.astype(np.float32)).to(x.dtype)
+    return torch.from_numpy(mean), torch.from_numpy(var.astype(np.float32))
 
 
 def _sequential_sum(rows: np.ndarray) -> np.ndarray:
