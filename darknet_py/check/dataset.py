@@ -72,8 +72,7 @@ def _check_names(data: DataConfig, report: CheckReport) -> None:
     try:
         names = data.read_names()
     except DarknetError as exc:
-        report.add("data", ERROR, exc.message, type(exc), file=exc.file, line=exc.line, value=exc.value,
-                   hint=exc.hint)
+        report.add_exception("data", exc)
         report.skip("names", "names file unreadable")
         return
     report.stats["names"] = f"{len(names)} in {data.resolve('names')}"
@@ -109,8 +108,7 @@ def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: 
         list_file = str(data.resolve(key))
         entries = _list_entries(list_file)
     except DarknetError as exc:
-        report.add("list" if key in data.lines else "data", ERROR, exc.message, type(exc), file=exc.file,
-                   line=exc.line, value=exc.value, hint=exc.hint)
+        report.add_exception("list" if key in data.lines else "data", exc)
         return
     first_box = len(table.rows)
     images = _existing_images(entries, list_file, report)

@@ -27,15 +27,10 @@ def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: str, report: Ch
     try:
         return parse_cfg(cfg, flavor=flavor)
     except DarknetError as exc:
-        _report_exception("cfg", exc, report)
+        report.add_exception("cfg", exc)
         for code in ("cfg-classes", "cfg-filters", "anchors"):
             report.skip(code, "the cfg does not parse")
         return None
-
-
-def _report_exception(code: str, exc: DarknetError, report: CheckReport) -> None:
-    report.add(code, ERROR, exc.message, type(exc), file=exc.file, line=exc.line, value=exc.value,
-               hint=exc.hint)
 
 
 def check_model(model: CfgModel, classes: int, report: CheckReport) -> None:
@@ -67,7 +62,7 @@ def check_model(model: CfgModel, classes: int, report: CheckReport) -> None:
             with torch.device("meta"):
                 Network(model)
         except DarknetError as exc:
-            _report_exception("cfg", exc, report)
+            report.add_exception("cfg", exc)
 
 
 def _filters_hint(spec, filters: int, classes: int) -> str:

@@ -71,6 +71,10 @@ class CheckReport:
             raise ValueError(f"unknown check code {code!r}")
         self.findings.append(Finding(code, severity, message, error_type, **where))
 
+    def add_exception(self, code: str, exc: DarknetError) -> None:
+        """A reader's error, kept as an error finding so the check goes on to report everything else."""
+        self.add(code, ERROR, exc.message, type(exc), file=exc.file, line=exc.line, value=exc.value, hint=exc.hint)
+
     def skip(self, code: str, why: str) -> None:
         self.skipped.setdefault(code, why)
 
