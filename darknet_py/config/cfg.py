@@ -95,8 +95,6 @@ def _layer_kind(section: Section, flavor: str):
     if kind.ab_only and flavor == "pj":
         raise CfgError(f"section [{section.kind}] exists only in AlexeyAB's Darknet (flavor ab)",
                        file=section.file, line=section.line)
-    if section.kind in ("net", "network"):
-        raise CfgError("[net] may only be the first section", file=section.file, line=section.line)
     return kind
 
 
