@@ -19,11 +19,14 @@ images ``s·B_mini .. (s+1)·B_mini-1``):
 Each rank trains its share as if it were the whole iteration: its gradient is its images' summed gradient
 divided by its own image count B/W. Before every optimizer step the gradients are all-reduced and divided
 by W (DDP's average): Σ_r (Σ_rank r / (B/W)) / W = Σ_all / B, the single-process gradient, so every rank
-applies the single-process update to identical weights. The printed loss is averaged the same way. Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so
-the copies stay identical; in one process they are a sequential EMA over the S micro-batches, so with BN
-they differ from the single-process values by that ordering (the learned weights do not depend on them).
-Only rank 0 logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see
-:func:`torchrun_command`).
+applies the single-process update to identical weights. The printed loss is averaged the same way.
+Consequences for a Darknet user: with N GPUs an iteration is still B images (Darknet: N·B), `seen` grows by
+B per iteration and the learning rate is not multiplied by N, so a cfg trains the same on 1 or N GPUs.
+
+Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so the copies
+stay identical; in one process they are a sequential EMA over the S micro-batches, so with BN they differ
+from the single-process values by that ordering (the learned weights do not depend on them). Only rank 0
+logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see :func:`torchrun_command`).
 """
 from __future__ import annotations
 
@@ -58,7 +61,6 @@ class DistributedContext:
 @dataclass(frozen=True)
 class ShardPlan:
     """Which images of the global batch one rank trains on, and as how many micro-batches."""
-    first: int               # index of the rank's first image in the global batch (whole micro-batches)
     micro_batches: int       # micro-batches this rank runs per iteration
     micro_batch_size: int    # images per micro-batch on this rank
     indices: tuple[int, ...]  # the rank's images, positions in the global batch, in training order
@@ -88,11 +90,11 @@ def shard_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> S
     if subdivisions % world == 0:
         per_rank = subdivisions // world
         first = rank * per_rank * mini_batch
-        return ShardPlan(first, per_rank, mini_batch, tuple(range(first, first + per_rank * mini_batch)))
+        return ShardPlan(per_rank, mini_batch, tuple(range(first, first + per_rank * mini_batch)))
     if mini_batch % world == 0:
         part = mini_batch // world
         indices = tuple(s * mini_batch + rank * part + k for s in range(subdivisions) for k in range(part))
-        return ShardPlan(indices[0], subdivisions, part, indices)
+        return ShardPlan(subdivisions, part, indices)
     raise UsageError(f"cannot split batch={mini_batch * subdivisions} (subdivisions={subdivisions}) over "
                      f"{world} processes",
                      hint="make subdivisions, or batch/subdivisions, a multiple of the number of GPUs")

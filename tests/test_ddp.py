@@ -1,0 +1,79 @@
+"""Multi-process training (torchrun, gloo on CPU) makes the single-process update for the same global batch.
+
+See darknet_py/train/distributed.py for how the B images of an iteration are split over the ranks. Without
+batch norm every parameter must match a one-process run (<= 1e-5 relative, per tensor) in both split modes.
+With batch norm and whole micro-batches per rank the learned parameters still match (each micro-batch is
+normalised over the same images); the running statistics do not, by design: they are averaged over ranks
+instead of being a sequential EMA over the micro-batches."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import Network
+from darknet_py.weights import load_weights
+from train_loop_data import make_dataset, tiny_cfg
+from train_loop_runs import run_train, train_command, train_env, write_data
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    make_dataset(root)
+    return root
+
+
+def _torchrun(root: Path, *args: str) -> subprocess.CompletedProcess:
+    launcher = [shutil.which("torchrun")] if shutil.which("torchrun") else [sys.executable, "-m",
+                                                                           "torch.distributed.run"]
+    command = launcher + ["--standalone", "--nproc_per_node", "2"] + train_command(*args)[1:]
+    return subprocess.run(command, cwd=root, env=train_env(), capture_output=True, text=True, timeout=600)
+
+
+def _final(root: Path) -> dict[str, torch.Tensor]:
+    network = Network(parse_cfg(root / "tiny.cfg"))
+    load_weights(network, root / "backup" / "tiny_final.weights")
+    return network.state_dict()
+
+
+def _train_both(dataset: Path, root: Path, **cfg) -> tuple[dict, dict, str]:
+    outputs = {}
+    for name in ("one", "two"):
+        data = write_data(root / name, dataset)
+        (root / name / "tiny.cfg").write_text(tiny_cfg(max_batches=3, burn_in=0, **cfg))
+        run = (run_train if name == "one" else _torchrun)(root / name, data, "tiny.cfg", "--seed", "2")
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[name] = run.stdout
+    assert sorted(p.name for p in (root / "two" / "backup").iterdir()) == sorted(
+        p.name for p in (root / "one" / "backup").iterdir())                       # rank 0 alone writes
+    return _final(root / "one"), _final(root / "two"), outputs["two"]
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / a.norm().clamp_min(1e-12))
+
+
+@pytest.mark.parametrize("subdivisions", [2, 1], ids=["whole-micro-batches", "split-micro-batches"])
+def test_two_processes_make_the_single_process_update(dataset, tmp_path, subdivisions):
+    one, two, out = _train_both(dataset, tmp_path, subdivisions=subdivisions, batch_normalize=False)
+    for name, tensor in one.items():
+        assert _relative(tensor, two[name]) <= 1e-5, name
+    assert out.count(" avg loss, ") == 3                                           # one console: rank 0
+
+
+def test_batchnorm_learned_parameters_match_running_statistics_are_averaged(dataset, tmp_path):
+    one, two, _ = _train_both(dataset, tmp_path, subdivisions=2, batch_normalize=True)
+    learned = [n for n in one if not n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert any(n.endswith("bn.weight") for n in learned)
+    for name in learned:
+        assert _relative(one[name], two[name]) <= 1e-5, name
+    running = [n for n in one if n.endswith("running_var")]
+    assert any(_relative(one[n], two[n]) > 1e-5 for n in running)
