@@ -99,6 +99,10 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str 
     """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it."""
     network = Network(parse_cfg(cfg_path, flavor=flavor, batch=batch))
     if weights_path is not None:
+        from .config.reader import warn
         from .weights import load_any
-        load_any(network, weights_path, cutoff=cutoff)
+        report = load_any(network, weights_path, cutoff=cutoff)
+        if report is not None and report.partial:
+            # a backbone (*.conv.N) file: fine to train from, but the other layers are random
+            warn(f"{weights_path}: {report.describe()}")
     return network
