@@ -74,7 +74,7 @@ def darknet_tables(darknet_binary, request):
     """`darknet ops` of every supported cfg this session runs, started at once (each run spends seconds
     initialising random weights, so they overlap)."""
     selected = {item.callspec.params["name"] for item in request.session.items
-                if item.originalname == "test_debian_cfg" and is_supported(item.callspec.params["name"])}
+                if getattr(item, "function", None) is test_debian_cfg and is_supported(item.callspec.params["name"])}
     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
     run = lambda name: subprocess.run([darknet_binary, "ops", str(CFG_DIR / name)], capture_output=True,  # noqa
                                       text=True, timeout=300)
