@@ -19,7 +19,7 @@ from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import label_path, label_path_candidates
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
-from .labels import BoxTable, check_dropped, check_label_file
+from .labels import BoxTable, check_dropped, check_label_file, read_label_bytes
 from .model import check_anchors, check_model, load_model
 from .report import ERROR, WARNING, CheckReport
 
@@ -28,6 +28,7 @@ LABEL_RULES = {
     "pj": "pjreddie rule: first 'images', 'JPEGImages', 'raw' -> 'labels', .jpg/.png/.JPG/.JPEG -> .txt",
 }
 DEFAULT_MAX_BOXES = {"ab": 200, "pj": 90}
+DECODERS = 8   # threads decoding images (cv2 releases the GIL)
 
 
 def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | str | os.PathLike | None = None,
@@ -114,15 +115,10 @@ def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: 
     images = _existing_images(entries, list_file, report)
     if not fast:
         _check_decoding(images, report)
-    with_labels = empty = 0
-    for image in images:
-        label = _find_label(image, flavor, report)
-        if label is None:
-            continue
-        with_labels += 1
-        if check_label_file(label, data.classes, max_boxes, table, report) == 0:
-            empty += 1
-    report.stats[key] = (f"{list_file}: {len(entries)} listed, {len(images)} found, {with_labels} with label "
+    labels = [label for label in (_find_label(image, flavor, report) for image in images) if label is not None]
+    empty = sum(check_label_file(label, read_label_bytes(label), data.classes, max_boxes, table, report) == 0
+                for label in labels)
+    report.stats[key] = (f"{list_file}: {len(entries)} listed, {len(images)} found, {len(labels)} with label "
                          f"files ({empty} empty), {len(table.rows) - first_box} boxes")
 
 
@@ -164,7 +160,7 @@ def _existing_images(entries: list[tuple[int, str]], list_file: str, report: Che
 
 
 def _check_decoding(images: list[str], report: CheckReport) -> None:
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # cv2 releases the GIL
+    with ThreadPoolExecutor(max_workers=DECODERS) as pool:
         for image, problem in zip(images, pool.map(_decode_problem, images)):
             if problem:
                 report.add("image-unreadable", ERROR, problem, ImageError, file=image)

@@ -41,15 +41,24 @@ class BoxTable:
         return ints + tuple(table[:, k].astype(np.float32) for k in range(3, 7))
 
 
-def check_label_file(path: str, classes: int, max_boxes: int, table: BoxTable, report: CheckReport) -> int:
-    """Check one label file's lines; its in-range boxes go into ``table``. Returns the number of records."""
+def read_label_bytes(path: str) -> bytes | OSError:
+    """The file's bytes, or the error reading it (returned, so a thread pool can read ahead)."""
     try:
         with open(path, "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
+            return f.read()
     except OSError as exc:
-        report.add("label-missing", ERROR, f"label file cannot be read: {exc.strerror or exc}", LabelError,
+        return exc
+
+
+def check_label_file(path: str, raw: bytes | OSError, classes: int, max_boxes: int, table: BoxTable,
+                     report: CheckReport) -> int:
+    """Check one label file's lines (``raw``: from :func:`read_label_bytes`); its in-range boxes go into
+    ``table``. Returns the number of records."""
+    if isinstance(raw, OSError):
+        report.add("label-missing", ERROR, f"label file cannot be read: {raw.strerror or raw}", LabelError,
                    file=path)
         return 0
+    text = raw.decode("utf-8", errors="replace")
     index = table.add_file(path)
     seen: dict[tuple, int] = {}
     count = 0
