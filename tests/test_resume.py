@@ -10,14 +10,17 @@ where momentum matters most, is a deviation from the uninterrupted run's final w
 distance those last 10 iterations moved them (L2 over the whole file; measured 38 %)."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from train_loop_data import make_dataset, tiny_cfg
-from train_loop_runs import log_records, run_train, start_train, wait_for, weights_arrays, write_data
+from train_loop_runs import (log_records, run_train, start_train, train_command, train_env, wait_for, weights_arrays,
+                             write_data)
 
 pytestmark = pytest.mark.slow
 ITERATIONS = 30
@@ -129,3 +132,20 @@ def test_multiscale_schedule_resumes_exactly(dataset, tmp_path):
     key = lambda r: (r["iteration"], r["width"], r["height"], r["loss"], r["avg_loss"], r["rate"])  # noqa: E731
     assert [key(r) for r in resumed[:common]] == [key(r) for r in reference[:common]]
     assert len({(r["width"], r["height"]) for r in reference}) > 1                # sizes did change
+
+
+def test_ctrl_c_to_the_process_group_with_loader_workers(dataset, tmp_path):
+    """A terminal's Ctrl-C reaches the loader worker processes too; the run must still finish its iteration,
+    save `_last` and exit 130."""
+    data = _setup(tmp_path, dataset)
+    command = train_command(data, "tiny.cfg", "--seed", "5")
+    command[command.index("--workers") + 1] = "2"
+    process = subprocess.Popen(command, cwd=tmp_path, env=train_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for(lambda: _iterations_logged(tmp_path) >= 3, process)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    stopped = log_records(tmp_path / "backup" / "tiny_train.jsonl", "end")[-1]["iteration"]
+    assert weights_arrays(tmp_path / "backup" / "tiny_last.weights")[0].seen == stopped * 8

@@ -169,3 +169,18 @@ def test_pj_cli_run_is_loadable_by_debian_darknet_with_equal_detections(dataset,
 def _valid_lines(path: Path) -> list[tuple[str, float, np.ndarray]]:
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     return [(r[0], float(r[1]), np.array([float(v) for v in r[2:6]])) for r in rows]
+
+
+def test_amp_trains_close_to_float32(dataset, tmp_path):
+    data = write_data(tmp_path, dataset)
+    (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=3))
+    losses = {}
+    for flag in ((), ("--amp",)):
+        (tmp_path / "backup").mkdir(exist_ok=True)
+        for old in (tmp_path / "backup").iterdir():
+            old.unlink()
+        done = run_train_here(tmp_path, data, "tiny.cfg", "--seed", "4", *flag)
+        assert done.returncode == 0, done.stderr[-3000:]
+        losses[flag] = [r["loss"] for r in log_records(tmp_path / "backup" / "tiny_train.jsonl", "iteration")]
+    assert losses[()] != losses[("--amp",)]
+    assert np.allclose(losses[()], losses[("--amp",)], rtol=0.02)

@@ -33,7 +33,9 @@ COMMANDS: list = []
               help="Seed of every random draw (sampling, augmentation, multiscale): same seed, same run.")
 @flavor_option
 @click.option("--max-batches", "max_batches", type=int, default=None, help="Override [net] max_batches.")
-@click.option("--amp", is_flag=True, help="Mixed precision (autocast) on CUDA. Default: float32 like Darknet.")
+@click.option("--amp", is_flag=True,
+              help="Mixed precision: autocast to bfloat16 (float16 on GPUs without it); [yolo] layers stay "
+                   "float32. Default: float32 like Darknet.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmul/convolutions on CUDA. Default: off for parity.")
 @click.option("--workers", type=int, default=None,
               help="Data loader worker processes (default: min(4, CPU count - 1)).")
@@ -59,9 +61,6 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
                    f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
         sys.exit(subprocess.call(command, env=env))
     device = _pick_device(device, gpu_list)
-    if amp and not device.startswith("cuda"):
-        raise UsageError("--amp is for CUDA devices (float16 autocast); CPU training runs in float32",
-                         value=device)
     if workers is not None and workers < 0:
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:

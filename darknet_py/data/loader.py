@@ -23,6 +23,7 @@ data (:class:`~darknet_py.errors.DarknetError`) raised in a worker are re-raised
 """
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
@@ -163,6 +164,10 @@ class IterationSampler(Sampler):
 def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)        # workers are the parallelism; OpenCV's own threads would oversubscribe
     torch.set_num_threads(1)
+    # Ctrl-C / SIGTERM reach the whole process group: the training process finishes its iteration and saves;
+    # a worker dying first would make that batch fail. Workers still exit with their parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class DetectionLoader:

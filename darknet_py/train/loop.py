@@ -209,6 +209,8 @@ def _open_session(opts: TrainOptions) -> Session:
     _check_batch(cfg)
     torch.manual_seed(opts.seed)                       # Darknet's random init, made reproducible
     network = Network(cfg).to(device)
+    if opts.amp:
+        _yolo_in_float32(network)
     saved = _load_start_weights(network, opts)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
@@ -382,15 +384,23 @@ def _resize(s: Session, run: RunState, width: int, height: int) -> None:
 
 
 def _train_step(s: Session, run: RunState, batch):
-    amp = torch.autocast(s.device.type, dtype=torch.float16) if s.opts.amp else _no_autocast()
-    with amp:
-        result = train_network_step(s.network, s.optimizer, batch.images, batch.truth, iteration=run.iteration,
-                                    device=s.device, rng=s.rate_rng, tf32=s.opts.tf32)
-    return result
+    with torch.autocast(s.device.type, dtype=_amp_dtype(s.device), enabled=s.opts.amp):
+        return train_network_step(s.network, s.optimizer, batch.images, batch.truth, iteration=run.iteration,
+                                  device=s.device, rng=s.rate_rng, tf32=s.opts.tf32)
 
 
-def _no_autocast():
-    return torch.autocast("cpu", enabled=False)
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 (float32's range: no loss scaling needed) where the device has it, else float16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _yolo_in_float32(network: Network) -> None:
+    """Under --amp the convolutions run in reduced precision, but the [yolo] layers and their Darknet deltas
+    stay float32 (the deltas are built by exact index arithmetic on float32 tensors)."""
+    for index in network.detection_indices:
+        network.layers[index].register_forward_pre_hook(lambda layer, args: (args[0].float(), *args[1:]))
 
 
 def _reduced_loss(s: Session, result) -> tuple[float, list[float]]:
