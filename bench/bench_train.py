@@ -3,8 +3,9 @@ same demo cfg and data set (cfg/shapes-tiny.cfg, data/shapes), both for the same
 
 Per iteration each program prints the time it waited for the batch (`Loaded: ...`) and the time it trained
 (`N: loss, avg, rate, S seconds, ...`); their sum is an iteration's cost. The medians after a warm-up are
-compared, and the ratio darknet_py / darknet (iterations per second) is printed; so is the whole wall time of
-each run including start-up. darknet_py runs with flavor pj (Debian's darknet is pjreddie's) and its default
+compared, and the ratio darknet_py / darknet (iterations per second) is printed; so are the whole wall time
+and the CPU time (user + system, all processes of the run, start-up included) of each run: on a shared
+machine the CPU time is the steadier number. darknet_py runs with flavor pj (Debian's darknet is pjreddie's) and its default
 settings (data loader workers, torch threads).
 
     python bench/bench_train.py [--iterations 30] [--warmup 5] [--workers N]
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,11 +43,18 @@ def prepare(folder: Path, iterations: int) -> tuple[Path, Path]:
     return data, cfg
 
 
-def run_darknet(binary: str, data: Path, cfg: Path) -> tuple[list[float], float]:
+def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``command``; return it with its wall time and the CPU time of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
-    done = subprocess.run([binary, "detector", "train", str(data), str(cfg)], cwd=REPO, capture_output=True,
-                          text=True)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return done, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_darknet(binary: str, data: Path, cfg: Path) -> tuple[list[float], float, float]:
+    done, wall, cpu = timed([binary, "detector", "train", str(data), str(cfg)])
     if done.returncode != 0:
         sys.exit(f"darknet failed:\n{done.stderr[-2000:]}")
     costs, loaded = [], 0.0
@@ -54,22 +63,20 @@ def run_darknet(binary: str, data: Path, cfg: Path) -> tuple[list[float], float]
             loaded = float(m[1])
         elif m := TRAIN_LINE.match(line):
             costs.append(float(m[2]) + loaded)
-    return costs, wall
+    return costs, wall, cpu
 
 
-def run_darknet_py(data: Path, cfg: Path, folder: Path, workers: int | None) -> tuple[list[float], float]:
+def run_darknet_py(data: Path, cfg: Path, folder: Path, workers: int | None) -> tuple[list[float], float, float]:
     log = folder / "darknet_py.jsonl"
     command = [sys.executable, "-m", "darknet_py", "detector", "train", str(data), str(cfg), "--flavor", "pj",
                "--device", "cpu", "--no-progress", "--no-check", "--log", str(log)]
     if workers is not None:
         command += ["--workers", str(workers)]
-    started = time.time()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    wall = time.time() - started
+    done, wall, cpu = timed(command)
     if done.returncode != 0:
         sys.exit(f"darknet_py failed:\n{done.stderr[-2000:]}")
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    return [r["seconds"] + r["load_seconds"] for r in records if r["event"] == "iteration"], wall
+    return [r["seconds"] + r["load_seconds"] for r in records if r["event"] == "iteration"], wall, cpu
 
 
 def main() -> None:
@@ -90,13 +97,15 @@ def main() -> None:
             folder = Path(tmp) / name
             folder.mkdir()
             data, cfg = prepare(folder, args.iterations)
-            costs, wall = run_darknet(binary, data, cfg) if name == "darknet" else \
+            costs, wall, cpu = run_darknet(binary, data, cfg) if name == "darknet" else \
                 run_darknet_py(data, cfg, folder, args.workers)
             seconds = statistics.median(costs[args.warmup:])
-            results[name] = seconds
+            results[name] = seconds, cpu
             print(f"{name:>10}: {seconds:.3f} s/iteration = {1 / seconds:.2f} iterations/s = "
-                  f"{batch / seconds:.1f} images/s; whole run {wall:.1f} s")
-    print(f"ratio darknet_py / darknet iterations per second: {results['darknet'] / results['darknet_py']:.2f}x")
+                  f"{batch / seconds:.1f} images/s; whole run {wall:.1f} s wall, {cpu:.1f} s CPU")
+    (dn_seconds, dn_cpu), (py_seconds, py_cpu) = results["darknet"], results["darknet_py"]
+    print(f"ratio darknet_py / darknet iterations per second: {dn_seconds / py_seconds:.2f}x; "
+          f"CPU time of the whole run darknet_py / darknet: {py_cpu / dn_cpu:.2f}x")
 
 
 if __name__ == "__main__":

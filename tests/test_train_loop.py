@@ -184,3 +184,15 @@ def test_amp_trains_close_to_float32(dataset, tmp_path):
         losses[flag] = [r["loss"] for r in log_records(tmp_path / "backup" / "tiny_train.jsonl", "iteration")]
     assert losses[()] != losses[("--amp",)]
     assert np.allclose(losses[()], losses[("--amp",)], rtol=0.02)
+
+
+def test_map_inputs_checked_before_training(dataset, tmp_path):
+    names = tmp_path / "three.names"
+    names.write_text("a\nb\nc\n")
+    data = write_data(tmp_path, dataset, names=names)
+    (tmp_path / "tiny.cfg").write_text(tiny_cfg())
+    done = run_train_here(tmp_path, data, "tiny.cfg", "-map")
+    assert done.returncode == 1 and "three.n" in done.stderr                    # the dataset checker's words
+    done = run_train_here(tmp_path, data, "tiny.cfg", "-map", "--no-check")
+    assert done.returncode == 1 and "three.names: has 3 names but the cfg has classes=2" in done.stderr
+    assert not (tmp_path / "backup").exists()

@@ -27,7 +27,7 @@ import torch
 
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.data import DataConfig, parse_data
-from ..errors import TrainingError, UsageError
+from ..errors import DataFileError, TrainingError, UsageError
 from ..network import Network
 from ..data.labels import read_list
 from ..data.loader import detection_loader
@@ -207,6 +207,8 @@ def _open_session(opts: TrainOptions) -> Session:
         cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, max_batches=opts.max_batches))
     net = cfg.net
     _check_batch(cfg)
+    if opts.calc_map:
+        _check_map_inputs(data, cfg)
     torch.manual_seed(opts.seed)                       # Darknet's random init, made reproducible
     network = Network(cfg).to(device)
     if opts.amp:
@@ -305,6 +307,19 @@ def _check_batch(cfg: CfgModel) -> None:
                          hint="set max_batches in [net] or pass --max-batches")
     if B < 8 and cfg.flavor == "ab":
         print(f"\n Warning: You set batch={B} lower than 64! It is recommended to set batch=64 subdivision=64 ")
+
+
+def _check_map_inputs(data: DataConfig, cfg: CfgModel) -> None:
+    """AB checks the `-map` inputs before training, not 1000 iterations later: the valid list (falling back
+    to `train`) must exist and the names must match the classes."""
+    from ..eval.images import valid_list
+
+    valid_list(data, data.train)
+    names = data.read_names()
+    classes = [spec.options.classes for spec in cfg.layers if spec.kind in ("yolo", "region")][-1]
+    if len(names) != classes:
+        raise DataFileError(f"has {len(names)} names but the cfg has classes={classes}; -map needs them equal",
+                            file=str(data.resolve("names")))
 
 
 def _load_start_weights(network: Network, opts: TrainOptions) -> Optional[dict]:
