@@ -49,15 +49,16 @@ def box_iou(a: Box, b: Box, flavor: str = "ab") -> Tensor:
     return torch.where((inter == 0) | (union == 0), 0.0, inter / union)
 
 
-def iou_of_stacked(centre_a: Tensor, size_a: Tensor, centre_b: Tensor, size_b: Tensor) -> Tensor:
-    """IoU with (x, y) and (w, h) stacked in dimension 0: half the tensor operations of :func:`box_iou`,
-    for every-box × every-box matrices. Differences from `box_iou`, none of which changes a `>` comparison:
-    no 0/0 guard (0/0 gives NaN, as in PJ), and each overlap side is clamped at 0 before multiplying,
-    which equals Darknet's "either side < 0 → 0" whenever the sides are finite."""
-    half_a, half_b = size_a / 2, size_b / 2
-    side = torch.minimum(centre_a + half_a, centre_b + half_b) - torch.maximum(centre_a - half_a, centre_b - half_b)
+def iou_of_stacked(centre_a: Tensor, size_a: Tensor, low_b: Tensor, high_b: Tensor, area_b: Tensor) -> Tensor:
+    """IoU for every-box × every-box matrices, with (x, y) and (w, h) stacked in dimension 0 and box b
+    given by its edges (low = centre − size/2, high = centre + size/2) and area: about half the tensor
+    operations of :func:`box_iou`. Differences from `box_iou`, none of which changes a `>` comparison: no
+    0/0 guard (0/0 gives NaN, as in PJ), and each overlap side is clamped at 0 before multiplying, which
+    equals Darknet's "either side < 0 → 0" whenever the sides are finite."""
+    half_a = size_a / 2
+    side = torch.minimum(centre_a + half_a, high_b) - torch.maximum(centre_a - half_a, low_b)
     inter = side.clamp_(min=0).prod(dim=0)
-    return inter / (size_a.prod(dim=0) + size_b.prod(dim=0) - inter)
+    return inter / (size_a.prod(dim=0) + area_b - inter)
 
 
 def _enclosing(a: Box, b: Box) -> tuple[Tensor, Tensor]:

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..errors import CfgError
 from .yolo import YoloOptions
 from .yolo_iou import Box, box_giou, dx_box_iou, iou_of_stacked
-from .yolo_targets import TruthRows, box_targets, plan_writes, read_truths
+from .yolo_targets import SlotWrites, TruthRows, box_targets, class_multipliers, plan_writes, read_truths
 
 FLAVORS = ("ab", "pj")
 CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
@@ -125,9 +125,9 @@ def yolo_surrogate(z: Tensor, delta: Tensor, batch_B: int) -> Tensor:
 
 class _Geometry(NamedTuple):
     """Constants of a layer at one grid and network size, on the output's device."""
-    cells: Tensor              # (2, 1, 1, H·W) i and j of each cell
-    grid: Tensor               # (2, 1, 1, 1) W, H
-    slot_anchor: Tensor        # (2, 1, A, 1) float64: anchor / network size of each mask slot
+    cells: Tensor              # (2, 1, 1, 1, H·W) i and j of each cell
+    grid: Tensor               # (2, 1, 1, 1, 1) W, H
+    slot_anchor: Tensor        # (2, 1, 1, A, 1) float64: anchor / network size of each mask slot
     class_mult: Optional[Tensor]   # (C,) AB counters_per_class multipliers
 
 
@@ -137,18 +137,10 @@ def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device,
     cell = torch.arange(h * w, device=device)
     anchors = [[aw / net_w for aw, _ in opts.mask_anchors], [ah / net_h for _, ah in opts.mask_anchors]]
     return _Geometry(
-        torch.stack([cell % w, cell // w]).to(dtype).view(2, 1, 1, -1),
-        torch.tensor([w, h], dtype=dtype, device=device).view(2, 1, 1, 1),
-        torch.tensor(anchors, dtype=torch.float64, device=device).view(2, 1, -1, 1),
-        _class_multipliers(opts, device))
-
-
-def _class_multipliers(opts: YoloOptions, device) -> Optional[Tensor]:
-    """AB `counters_per_class`: max_count / count_c (counts below 1 count as 1), capped at max_delta."""
-    if not opts.counters_per_class:
-        return None
-    counts = torch.tensor([max(c, 1) for c in opts.counters_per_class], dtype=torch.float32, device=device)
-    return torch.clamp(counts.max() / counts, max=opts.max_delta)
+        torch.stack([cell % w, cell // w]).to(dtype).view(2, 1, 1, 1, -1),
+        torch.tensor([w, h], dtype=dtype, device=device).view(2, 1, 1, 1, 1),
+        torch.tensor(anchors, dtype=torch.float64, device=device).view(2, 1, 1, -1, 1),
+        None if class_multipliers(opts) is None else torch.from_numpy(class_multipliers(opts)).to(device))
 
 
 class _Layer(NamedTuple):
@@ -156,16 +148,17 @@ class _Layer(NamedTuple):
     opts: YoloOptions
     ab: bool
     out: Tensor
-    centre: Tensor             # (2, N, A, H·W) decoded x, y relative to the network input
-    size: Tensor               # (2, N, A, H·W) decoded w, h
+    centre: Tensor             # (2, N, 1, A, H·W) decoded x, y relative to the network input
+    size: Tensor               # (2, N, 1, A, H·W) decoded w, h
     geo: _Geometry
     grid_w: int
     net_w: int
     net_h: int
 
-    def pred(self, *index) -> Box:
-        """The decoded boxes at ``index`` into (N, A, H·W)."""
-        return Box(*self.centre[(slice(None),) + index], *self.size[(slice(None),) + index])
+    def pred(self, image, slot, cell) -> Box:
+        """The decoded boxes at (image, slot, cell) (index tensors or arrays)."""
+        image, slot, cell = (torch.as_tensor(v, device=self.out.device) for v in (image, slot, cell))
+        return Box(*self.centre[:, image, 0, slot, cell], *self.size[:, image, 0, slot, cell])
 
 
 class _Truths(NamedTuple):
@@ -175,17 +168,17 @@ class _Truths(NamedTuple):
 
 
 class _Writes(NamedTuple):
-    """Pass-B writes (see :class:`.yolo_targets.SlotWrites`) on the output's device."""
-    image: Tensor
-    slot: Tensor
-    cell: Tensor
-    rank: Optional[np.ndarray]
+    """Pass-B writes: the host-side plan (:class:`.yolo_targets.SlotWrites`) and what the device needs."""
+    plan: SlotWrites
+    elements: Tensor           # (M, 5+C) positions of the slot's entries in the flattened output / delta
     out: Tensor                # (M, 5+C) the slot's outputs
-    truth: Tensor              # (M, 4)
     cls: Tensor                # (M,)
-    target: Tensor             # (M, 4) MSE targets
-    scale: Tensor              # (M, 1) 2 − w·h
+    target: Tensor             # (M, 5+C) } a write into an untouched slot sets (target − out)·factor
+    factor: Tensor             # (M, 5+C) }
     iou: Tensor                # (M,) IoU of the slot's prediction with the truth
+
+    def truth(self) -> Tensor:
+        return _on(self.out.device, self.plan.coords)
 
 
 def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int, flavor: str,
@@ -206,11 +199,11 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
     anyobj = layer.out[:, :, 4].sum()
     if layer.ab and not math.isfinite(anyobj):
         layer, anyobj = _zero_nan_objectness(layer, rows)
-    truths = _Truths(*(torch.from_numpy(v).to(output.device) for v in (rows.coords, rows.cls)))
+    truths = _Truths(_on(output.device, rows.coords), _on(output.device, rows.cls))
     # (N, T, A, H·W): every prediction against every truth of its image; padding rows never overlap
-    boxes = truths.coords.permute(2, 0, 1)[..., None, None]
-    iou = iou_of_stacked(layer.centre.unsqueeze(2), layer.size.unsqueeze(2), boxes[:2], boxes[2:])
-    delta = torch.zeros_like(layer.out)
+    low, high, area = (_on(output.device, v) for v in rows.edges())
+    iou = iou_of_stacked(layer.centre, layer.size, low, high, area)
+    delta = torch.zeros(layer.out.shape, dtype=layer.out.dtype, device=layer.out.device)
     thresh_bbox = _pass_a(layer, truths, delta, iou)
     writes = _writes(layer, rows, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
@@ -228,7 +221,7 @@ def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: boo
         raise ValueError(f"[yolo] output has {channels} channels, expected {a}·(5+{opts.classes}) = {a * e}")
     geo = _geometry(opts, h, w, net_w, net_h, o.device, o.dtype)
     out = o.reshape(n, a, e, h * w)
-    by_axis = out.permute(2, 0, 1, 3)                 # (5+C, N, A, H·W)
+    by_axis = out.unsqueeze(1).permute(3, 0, 1, 2, 4)    # (5+C, N, 1, A, H·W)
     centre = (geo.cells + by_axis[0:2]) / geo.grid
     size = by_axis[2:4].double()
     # exp(x)·anchor/net in double, stored as a float (Darknet's get_yolo_box)
@@ -254,25 +247,23 @@ def _best_truth(truths: _Truths, iou: Tensor) -> tuple[Tensor, Tensor]:
     if iou.shape[1] == 0:
         zero = iou.new_zeros(iou.shape[:1] + iou.shape[2:])
         return zero, zero.long()
-    best, best_t = iou.nan_to_num(-1.0).max(dim=1)
-    return best.clamp(min=0), best_t
+    return iou.nan_to_num(0.0).max(dim=1)      # IoUs are >= 0: NaN -> 0 can only tie with the start value
 
 
 def _pass_a(layer: _Layer, truths: _Truths, delta: Tensor, iou: Tensor) -> int:
     """Objectness of every prediction (and the truth_thresh rule). Returns how many box deltas it wrote."""
     opts, obj = layer.opts, layer.out[:, :, 4]
     best_iou, best_t = _best_truth(truths, iou)
-    d_obj = obj * -opts.obj_normalizer
+    d_obj = torch.mul(obj, -opts.obj_normalizer, out=delta[:, :, 4])   # written in place
     if layer.ab:   # ignoring also needs some class probability above .25 (the truth's class is not consulted)
         best_match = torch.where((layer.out[:, :, 5:] > CLASS_MATCH_PROB).any(dim=2), best_iou, 0.0)
         if opts.objectness_smooth:
             kept = torch.maximum(d_obj, opts.obj_normalizer * (best_match - obj))
+            d_obj.copy_(torch.where(best_match > opts.ignore_thresh, kept, d_obj))
         else:
-            kept = torch.zeros_like(d_obj)
-        d_obj = torch.where(best_match > opts.ignore_thresh, kept, d_obj)
+            d_obj.masked_fill_(best_match > opts.ignore_thresh, 0.0)
     else:
-        d_obj = torch.where(best_iou > opts.ignore_thresh, 0.0, d_obj)
-    delta[:, :, 4] = d_obj
+        d_obj.masked_fill_(best_iou > opts.ignore_thresh, 0.0)
     if opts.truth_thresh >= 1:            # an IoU never exceeds 1: the rule is off (the default)
         return 0
     return _truth_thresh_rule(layer, truths, delta, best_iou, best_t)
@@ -306,63 +297,71 @@ def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: 
 
 
 def _targets_of_slots(layer: _Layer, coords: Tensor, slot: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
-    """MSE targets of truths written to given slots (the anchor is the slot's own)."""
+    """MSE targets (M, 4) and scales (M, 1) of truths written to given slots (the anchor is the slot's)."""
     opts, w = layer.opts, layer.grid_w
-    anchors = np.asarray(opts.mask_anchors, dtype=np.float32)[slot.cpu().numpy()]
-    ij = np.stack([cell.cpu().numpy() % w, cell.cpu().numpy() // w], axis=1)
+    cell = cell.cpu().numpy()
     grid = np.asarray([w, layer.out.shape[3] // w], dtype=np.float32)
-    net = np.asarray([layer.net_w, layer.net_h], dtype=np.float32)
-    target, scale = box_targets(coords.cpu().numpy(), anchors, ij, grid, net, opts.new_coords)
+    target = np.empty((cell.size, 4), dtype=np.float32)
+    scale = box_targets(coords.cpu().numpy(), np.asarray(opts.mask_anchors, dtype=np.float32)[slot.cpu().numpy()],
+                        np.stack([cell % w, cell // w], axis=1), grid,
+                        np.asarray([layer.net_w, layer.net_h], dtype=np.float32), opts.new_coords, out=target)
     return torch.from_numpy(target).to(coords.device), torch.from_numpy(scale[:, None]).to(coords.device)
 
 
 # -- pass B: every truth -----------------------------------------------------------------------------
 
 def _writes(layer: _Layer, rows: TruthRows, iou: Tensor) -> _Writes:
-    plan = plan_writes(layer.opts, rows, layer.ab, layer.grid_w, layer.out.shape[3] // layer.grid_w,
-                       layer.net_w, layer.net_h)
+    n, a, e, cells = layer.out.shape
+    plan = plan_writes(layer.opts, rows, layer.ab, layer.grid_w, cells // layer.grid_w, layer.net_w, layer.net_h)
+    # flat positions: torch.take is several times cheaper than indexing with several index tensors
+    slot_row = plan.image * a + plan.slot                     # row of (N·A, 5+C, H·W)
+    in_iou = slot_row * cells + plan.cell + (plan.image * (rows.cls.shape[1] - 1) + plan.truth) * (a * cells)
+    elements = (slot_row * (e * cells) + plan.cell)[:, None] + np.arange(e) * cells
     device = layer.out.device
-    image, slot, cell, t, cls = torch.from_numpy(
-        np.stack([plan.image, plan.slot, plan.cell, plan.truth, plan.cls])).to(device).unbind(0)
-    floats = torch.from_numpy(np.concatenate([plan.target, plan.scale[:, None], plan.coords], axis=1)).to(device)
-    iou = iou[image, t, slot, cell]
+    elements = _on(device, elements)
+    iou = torch.take(iou, _on(device, in_iou))
     if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
         iou = iou.nan_to_num(nan=0.0)
-    return _Writes(image, slot, cell, plan.rank, layer.out[image, slot, :, cell], floats[:, 5:], cls,
-                   floats[:, :4], floats[:, 4:5], iou)
+    return _Writes(plan, elements, torch.take(layer.out, elements), _on(device, plan.cls),
+                   _on(device, plan.target), _on(device, plan.factor), iou)
+
+
+def _on(device: torch.device, array: np.ndarray) -> Tensor:
+    """A host array on the device (several small transfers are cheaper than slicing one big tensor)."""
+    return torch.from_numpy(array).to(device)
 
 
 def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
     """Apply the writes round by round, round r holding each slot's r-th write. ``fresh``: pass A wrote
     no box or class delta, so the first round finds them all zero. Returns rewritten_bbox."""
-    if writes.image.numel() == 0:
+    if writes.iou.numel() == 0:
         return 0
-    opts, geo, out = layer.opts, layer.geo, writes.out
-    cm = None if geo.class_mult is None else geo.class_mult[writes.cls]
-    pred = None if opts.iou_loss == "mse" or not layer.ab else \
-        layer.pred(writes.image, writes.slot, writes.cell)
-    box = _box_rule(layer, pred, out, writes.truth, writes.target, writes.scale, cm)
-    obj = 1 - out[:, 4:5]
-    if layer.ab:
-        obj = obj * (opts.obj_normalizer if cm is None else (cm * opts.obj_normalizer)[:, None])
-    cls = writes.cls[:, None]
-    rewritten = 0
-    rounds = 1 if writes.rank is None else int(writes.rank.max()) + 1
-    for r in range(rounds):
-        pick = slice(None) if writes.rank is None else \
-            torch.from_numpy(np.nonzero(writes.rank == r)[0]).to(delta.device)
-        where = (writes.image[pick], writes.slot[pick], slice(None), writes.cell[pick])
-        if r == 0 and fresh:   # nothing to accumulate onto, no class assigned yet
-            new = [box[pick], obj[pick], _full_class_rule(layer, None, out[pick, 5:], cls[pick])]
-        else:
-            current = delta[where]
+    opts, out = layer.opts, writes.out
+    rows = (writes.target - out) * writes.factor       # each write into a slot nobody wrote before
+    if layer.ab and opts.iou_loss != "mse":
+        cm = None if layer.geo.class_mult is None else layer.geo.class_mult[writes.cls]
+        rows[:, :4] = _box_rule(layer, _written_pred(layer, writes), out, writes.truth(), None, None, cm)
+    if layer.ab and opts.focal_loss:
+        rows[:, 5:] *= _focal_factor(out[:, 5:], writes.cls[:, None])
+    elif layer.ab:   # AB keeps a class delta (here 0) whose new value is not finite
+        rows[:, 5:].nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    if writes.plan.rank is None and fresh:
+        delta.view(-1).index_put_((writes.elements,), rows)
+        return 0
+    rewritten, rank = 0, writes.plan.rank
+    for r in range(1 if rank is None else int(rank.max()) + 1):
+        pick = slice(None) if rank is None else torch.from_numpy(np.nonzero(rank == r)[0]).to(delta.device)
+        new = rows[pick]
+        if r > 0 or not fresh:
+            current = torch.take(delta, writes.elements[pick])
             rewritten += int((current[:, :4] != 0).any(dim=1).sum())
-            new_obj = obj[pick]
+            new_obj = new[:, 4:5]
             if opts.objectness_smooth:    # AB: only a slot whose objectness delta is still 0
                 new_obj = torch.where(current[:, 4:5] == 0, new_obj, current[:, 4:5])
-            new = [current[:, :4] + box[pick] if layer.ab else box[pick],     # AB accumulates, PJ overwrites
-                   new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], cls[pick])]
-        delta[where] = torch.cat(new, dim=1)
+            new = torch.cat([current[:, :4] + new[:, :4] if layer.ab else new[:, :4],   # AB accumulates
+                             new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], writes.cls[pick, None])],
+                            dim=1)
+        delta.view(-1).index_put_((writes.elements[pick],), new)
     return rewritten
 
 
@@ -382,6 +381,11 @@ def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, ta
         d[:, 2:] *= torch.exp(out[:, 2:4])
     d = torch.nan_to_num(d * mult, nan=0.0, posinf=0.0, neginf=0.0)
     return torch.clamp(d, -opts.max_delta, opts.max_delta)
+
+
+def _written_pred(layer: _Layer, writes: _Writes) -> Box:
+    """The predicted boxes of the written slots."""
+    return layer.pred(writes.plan.image, writes.plan.slot, writes.plan.cell)
 
 
 def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> Tensor:
@@ -410,15 +414,22 @@ def _full_class_rule(layer: _Layer, current: Optional[Tensor], probs: Tensor, co
     if not layer.ab:
         return onehot - probs
     if opts.focal_loss:
-        pt = probs.gather(1, col) + 0.000000000000001
-        grad = -(1 - pt) * (2 * pt * torch.log(pt) + pt - 1)
-        return (onehot - probs) * (FOCAL_ALPHA * grad)
+        return (onehot - probs) * _focal_factor(probs, col)
     eps = opts.label_smooth_eps
     value = (onehot * (1 - eps) + 0.5 * eps if eps else onehot) - probs
-    value = torch.where(torch.isfinite(value), value, 0.0 if current is None else current)
+    if current is None:
+        value = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        value = torch.where(torch.isfinite(value), value, current)
     if class_mult is not None:
         value = value * torch.ones_like(value).scatter_(1, col, class_mult[col] * opts.cls_normalizer)
     return value
+
+
+def _focal_factor(probs: Tensor, col: Tensor) -> Tensor:
+    """AB's focal-loss multiplier α·g(p_t) of every class delta (α = .5, γ = 2 hard-wired)."""
+    pt = probs.gather(1, col) + 0.000000000000001
+    return FOCAL_ALPHA * (-(1 - pt) * (2 * pt * torch.log(pt) + pt - 1))
 
 
 def _divide_box_by_classes(delta: Tensor) -> None:
@@ -432,29 +443,28 @@ def _divide_box_by_classes(delta: Tensor) -> None:
 
 def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, anyobj: Tensor, thresh_bbox: int,
                rewritten: int, shape: torch.Size) -> YoloDeltas:
-    opts, f32 = layer.opts, torch.float32
-    out = writes.out
+    opts = layer.opts
     squares = delta.square()
-    sums = [writes.iou.sum(), out[:, 5:].gather(1, writes.cls[:, None]).sum(), out[:, 4].sum(), anyobj,
-            (writes.iou > 0.5).sum(dtype=f32), (writes.iou > 0.75).sum(dtype=f32), squares.sum(),
-            squares[:, :, 4:].sum()]
+    iou = writes.iou
+    per_write = torch.stack([iou, iou > 0.5, iou > 0.75, writes.out[:, 4],
+                             writes.out[:, 5:].gather(1, writes.cls[:, None])[:, 0]])
+    sums = [squares.sum(), squares[:, :, 4:].sum(), anyobj, per_write.sum(dim=1)]
     giou_loss = layer.ab and opts.show_details and opts.iou_loss == "giou"
     if giou_loss:
-        pred = layer.pred(writes.image, writes.slot, writes.cell)
-        sums.append(box_giou(pred, Box(*writes.truth.unbind(1))).sum())
-    values = torch.stack(sums).tolist()
-    iou_sum, class_sum, obj_sum, anyobj_sum, r50, r75, total, non_box = values[:8]
-    count = int(writes.image.numel())
+        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth().unbind(1))).sum())
+    total, non_box, anyobj_sum, iou_sum, r50, r75, obj_sum, class_sum, *giou = \
+        torch.cat([s.view(-1) for s in sums]).tolist()             # one trip to the host
+    count = int(iou.numel())
     class_loss = opts.obj_normalizer * non_box
     cost = total
     if layer.ab and opts.show_details and opts.iou_loss != "mse":
         # AB's IoU-loss cost: mean (1 − GIoU) or (1 − IoU; also for diou/ciou) plus the non-box part
-        lost = count - (values[8] if giou_loss else iou_sum)
+        lost = count - (giou[0] if giou_loss else iou_sum)
         cost = opts.iou_normalizer * lost / max(count, 1) + class_loss
     return YoloDeltas(
         delta=delta.view(shape), cost=cost, flavor="ab" if layer.ab else "pj", count=count,
         predictions=layer.out[:, :, 4].numel(), iou_sum=iou_sum, class_sum=class_sum, obj_sum=obj_sum,
-        anyobj_sum=anyobj_sum, recall50=int(r50), recall75=int(r75), total_loss=total, class_loss=class_loss,
+        anyobj_sum=anyobj_sum, recall50=round(r50), recall75=round(r75), total_loss=total, class_loss=class_loss,
         total_bbox=count + thresh_bbox, rewritten_bbox=rewritten,
         loss_kind=opts.iou_loss if opts.iou_loss in ("mse", "giou") else "iou",
         normalizers=(opts.iou_normalizer, opts.obj_normalizer, opts.cls_normalizer),

@@ -1,5 +1,5 @@
 """Truth side of the `[yolo]` loss (spec §9.2 and pass B of §9.3/§9.4): which truth rows count, which
-anchor slots each truth writes to and in what order, and the MSE box targets of those writes.
+anchor slots each truth writes to and in what order, and what each write puts there.
 
 It runs in NumPy on the host. The truth array is tiny and comes from the data loader on the host (Darknet
 does this part in C on the CPU even in its GPU builds); in torch every one of these small element-wise
@@ -30,6 +30,13 @@ class TruthRows:
     cls: np.ndarray            # (N, T) int64, after `map`; 0 where not valid
     valid: np.ndarray          # (N, T) bool: before the list end and (AB) a class in range
 
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y) − (w, h)/2 and (x, y) + (w, h)/2 as (2, N, T, 1, 1), and w·h as (N, T, 1, 1): the truth
+        side of an every-prediction × every-truth IoU (float32, as Darknet's overlap computes them)."""
+        by_axis = self.coords.transpose(2, 0, 1)[..., None, None]
+        half = by_axis[2:] / F32(2)
+        return by_axis[:2] - half, by_axis[:2] + half, by_axis[2] * by_axis[3]
+
 
 @dataclass(frozen=True)
 class SlotWrites:
@@ -38,12 +45,12 @@ class SlotWrites:
     truth: np.ndarray          # (M,) index of the truth row
     slot: np.ndarray           # (M,) anchor slot of the layer (position in `mask`)
     cell: np.ndarray           # (M,) j·W + i
-    rank: Optional[np.ndarray]   # (M,) earlier writes to the same slot; None when no slot is shared (then
-                                 # the writes are in no particular order)
+    rank: Optional[np.ndarray]   # (M,) earlier writes to the same slot; None when no slot is shared
+                                 # (then the writes are in no particular order)
     cls: np.ndarray            # (M,) int64
     coords: np.ndarray         # (M, 4) float32 the truth box
-    target: np.ndarray         # (M, 4) float32 MSE targets tx, ty, tw, th
-    scale: np.ndarray          # (M,) float32 2 − w·h
+    target: np.ndarray         # (M, 5+C) float32 } what the write puts into a slot nobody wrote before:
+    factor: np.ndarray         # (M, 5+C) float32 } (target − output)·factor, entry by entry (see _fresh_rows)
 
 
 def read_truths(opts: YoloOptions, truth: torch.Tensor, ab: bool,
@@ -53,19 +60,18 @@ def read_truths(opts: YoloOptions, truth: torch.Tensor, ab: bool,
     is an error here."""
     if truth.dim() != 3 or truth.shape[2] < 5:
         raise ValueError(f"truth must be (N, max_boxes, 5|6), got {tuple(truth.shape)}")
-    t = truth[:, :opts.max_boxes, :5].detach().cpu().numpy().astype(F32, copy=False)
+    t = truth.numpy(force=True)[:, :opts.max_boxes, :5].astype(F32, copy=False)
     alive = np.logical_and.accumulate(t[..., 0] != 0, axis=1)     # the list ends at the first x == 0
     count = int(alive.sum(axis=1).max()) if t.size else 0
     t, alive = t[:, :count], alive[:, :count]
     raw = t[..., 4].astype(np.int64)                 # C truncation
-    in_range = (raw >= 0) & (raw < opts.classes)
-    if not in_range[alive].all():
-        value = int(raw[alive & ~in_range][0])
+    valid = alive & (raw >= 0) & (raw < opts.classes)
+    if (alive != valid).any():
+        value = int(raw[alive != valid][0])
         message = f"truth class {value} is outside 0..{opts.classes - 1} of the [yolo] layer"
         if not ab:
             raise LabelError(message, value=str(value), hint="PJ Darknet would write outside its delta buffer")
         warn(message + ": the box is skipped, as AlexeyAB's Darknet does")
-    valid = alive & in_range
     coords = np.where(valid[..., None], t[..., :4], EMPTY_BOX)
     if ab and coords.size and (coords.min() < 0 or coords[..., :2].max() > 1):
         x, y, w, h = coords[(coords < 0).any(axis=2) | (coords[..., :2] > 1).any(axis=2)][0].tolist()
@@ -86,25 +92,38 @@ def _map_classes(opts: YoloOptions, cls: np.ndarray, valid: np.ndarray, class_ma
     return mapped
 
 
-class _Anchors(NamedTuple):
-    """The cfg's anchors as plan_writes needs them, for one network size."""
-    pixels: np.ndarray         # (num, 2) float32
+class _Layout(NamedTuple):
+    """Constants of a layer at one grid and network size."""
+    pixels: np.ndarray         # (num, 2) float32 every anchor of the cfg
     rel: np.ndarray            # (num, 2) float32, divided by the network size as Darknet's biases/net.w
-    index: np.ndarray          # (num,) 0..num−1
+    area: np.ndarray           # (num,) rel w·h
     slot_of: np.ndarray        # (num,) slot of each anchor in the layer's mask, −1 if not in it
     net: np.ndarray            # (2,) float32 net_w, net_h
-    area: np.ndarray           # (num,) float32 rel w·h
+    grid: np.ndarray           # (2,) float32 W, H
+    grid_max: np.ndarray       # (2,) int64 W − 1, H − 1
+    cell_stride: np.ndarray    # (2,) int64 1, W
+    class_mult: Optional[np.ndarray]   # (C,) AB counters_per_class multipliers
 
 
 @functools.lru_cache(maxsize=64)
-def _anchors(opts: YoloOptions, net_w: int, net_h: int) -> _Anchors:
+def _layout(opts: YoloOptions, ab: bool, grid_w: int, grid_h: int, net_w: int, net_h: int) -> _Layout:
     pixels = np.asarray(opts.anchors, dtype=F32)
     net = np.asarray([net_w, net_h], dtype=F32)
+    rel = pixels / net
     slot_of = np.full(len(opts.anchors), -1, dtype=np.int64)
     for a, m in reversed(list(enumerate(opts.mask))):    # Darknet's int_index: the first mask entry wins
         slot_of[m] = a
-    rel = pixels / net
-    return _Anchors(pixels, rel, np.arange(len(opts.anchors)), slot_of, net, rel[:, 0] * rel[:, 1])
+    return _Layout(pixels, rel, rel[:, 0] * rel[:, 1], slot_of, net, np.asarray([grid_w, grid_h], dtype=F32),
+                   np.asarray([grid_w - 1, grid_h - 1]), np.asarray([1, grid_w]),
+                   class_multipliers(opts) if ab else None)
+
+
+def class_multipliers(opts: YoloOptions) -> Optional[np.ndarray]:
+    """AB `counters_per_class`: max_count / count_c (counts below 1 count as 1), capped at max_delta."""
+    if not opts.counters_per_class:
+        return None
+    counts = np.maximum(np.asarray(opts.counters_per_class, dtype=F32), F32(1))
+    return np.minimum(counts.max() / counts, F32(opts.max_delta))
 
 
 def plan_writes(opts: YoloOptions, rows: TruthRows, ab: bool, grid_w: int, grid_h: int, net_w: int,
@@ -112,47 +131,82 @@ def plan_writes(opts: YoloOptions, rows: TruthRows, ab: bool, grid_w: int, grid_
     """Pass B's writes. A truth writes to the slot of its best anchor over ALL anchors of the cfg (shape
     IoU, first maximum) if this layer's mask holds it; AB with iou_thresh < 1 also to every other anchor of
     the mask whose shape overlap (iou_thresh_kind) exceeds iou_thresh."""
-    anchors = _anchors(opts, net_w, net_h)
-    num = anchors.index.size
-    shape_iou = _shape_iou(anchors, rows.coords[..., 2:4])                # (N, T, num)
+    layout = _layout(opts, ab, grid_w, grid_h, net_w, net_h)
+    shape_iou = _shape_iou(layout, rows.coords[..., 2:4])                # (N, T, num)
     # C's strict `>` scan from 0: NaN never wins, and without a positive IoU the best stays anchor 0
     best_n = np.where(shape_iou > 0, shape_iou, 0).argmax(axis=2)
-    is_best = anchors.index == best_n[..., None]
-    extra = ab and opts.iou_thresh < 1
-    chosen = is_best
-    if extra:
-        if opts.iou_thresh_kind != "iou":
-            shape_iou = _shape_iou_kind(anchors.rel, rows.coords[..., 2:4], opts.iou_thresh_kind)
-        chosen = chosen | (shape_iou > opts.iou_thresh)
-    image, t, anchor = np.nonzero(chosen & (anchors.slot_of >= 0) & rows.valid[..., None])
+    if ab and opts.iou_thresh < 1:
+        image, t, anchor, order = _with_extra_anchors(opts, layout, rows, shape_iou, best_n)
+    else:
+        image, t = np.nonzero(rows.valid & (layout.slot_of[best_n] >= 0))
+        anchor = best_n[image, t]
+        order = t
     coords = rows.coords[image, t]
-    grid = np.asarray([grid_w, grid_h], dtype=F32)
-    ij = np.minimum(np.maximum((coords[:, :2] * grid).astype(np.int64), 0), [grid_w - 1, grid_h - 1])  # x=1: UB
-    slot = anchors.slot_of[anchor]
-    cell = ij[:, 1] * grid_w + ij[:, 0]
+    ij = np.maximum(np.minimum((coords[:, :2] * layout.grid).astype(np.int64), layout.grid_max), 0)  # x=1: UB
+    slot = layout.slot_of[anchor]
+    cell = ij @ layout.cell_stride
     flat = (image * len(opts.mask) + slot) * (grid_w * grid_h) + cell
     rank = None
-    if np.unique(flat).size < flat.size:     # some slot gets several writes: order them as Darknet
-        # np.nonzero lists (image, truth, anchor) in Darknet's order, except that the best anchor comes first
-        if extra:
-            perm = np.lexsort((t * (num + 1) + np.where(is_best[image, t, anchor], 0, anchor + 1), flat))
-        else:
-            perm = np.argsort(flat, kind="stable")
+    in_order = np.sort(flat)
+    if (in_order[1:] == in_order[:-1]).any():    # some slot gets several writes: order them as Darknet
+        perm = np.lexsort((order, flat))
         image, t, anchor, slot, cell, flat, ij, coords = (
             v[perm] for v in (image, t, anchor, slot, cell, flat, ij, coords))
         rank = _rank_within_groups(flat)
-    target, scale = box_targets(coords, anchors.pixels[anchor], ij, grid, anchors.net, opts.new_coords)
-    return SlotWrites(image, t, slot, cell, rank, rows.cls[image, t], coords, target, scale)
+    cls = rows.cls[image, t]
+    return SlotWrites(image, t, slot, cell, rank, cls, coords,
+                      *_fresh_rows(opts, ab, layout, coords, layout.pixels[anchor], ij, cls))
+
+
+def _with_extra_anchors(opts: YoloOptions, layout: _Layout, rows: TruthRows, shape_iou: np.ndarray,
+                        best_n: np.ndarray):
+    """AB iou_thresh: (image, truth, anchor) of every write and its order inside the image — truth by
+    truth, the best anchor first, then the other anchors of the mask by index."""
+    num = layout.slot_of.size
+    is_best = np.arange(num) == best_n[..., None]
+    if opts.iou_thresh_kind != "iou":
+        shape_iou = _shape_iou_kind(layout.rel, rows.coords[..., 2:4], opts.iou_thresh_kind)
+    chosen = (is_best | (shape_iou > opts.iou_thresh)) & (layout.slot_of >= 0) & rows.valid[..., None]
+    image, t, anchor = np.nonzero(chosen)
+    return image, t, anchor, t * (num + 1) + np.where(is_best[image, t, anchor], 0, anchor + 1)
+
+
+def _fresh_rows(opts: YoloOptions, ab: bool, layout: _Layout, coords: np.ndarray, anchor: np.ndarray,
+                ij: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(target, factor), each (M, 5+C), such that a write into a slot that no earlier write touched sets
+    its deltas to (target − output)·factor:
+    * box: the MSE targets of :func:`box_targets` times 2 − w·h (AB: also iou_normalizer and the class
+      multiplier). Darknet multiplies in the order scale·(t − o)·mult, which can differ in the last bit;
+    * objectness: 1, times AB's obj_normalizer and class multiplier;
+    * classes: one-hot (AB: label-smoothed, except with focal_loss), AB's counters_per_class multiplying
+      the truth's class by cm·cls_normalizer (the only place cls_normalizer acts)."""
+    m, classes = cls.size, opts.classes
+    mult = np.ones(m, dtype=F32) if layout.class_mult is None else layout.class_mult[cls]
+    rows = np.arange(m)
+    target = np.empty((m, 5 + classes), dtype=F32)
+    factor = np.ones((m, 5 + classes), dtype=F32)
+    scale = box_targets(coords, anchor, ij, layout.grid, layout.net, opts.new_coords, out=target[:, :4])
+    factor[:, :4] = (scale * (F32(opts.iou_normalizer) * mult) if ab else scale)[:, None]
+    target[:, 4] = 1
+    if ab:
+        factor[:, 4] = mult * F32(opts.obj_normalizer)
+    eps = F32(opts.label_smooth_eps if ab and not opts.focal_loss else 0)
+    target[:, 5:] = F32(0) * (F32(1) - eps) + F32(0.5) * eps
+    target[rows, 5 + cls] = F32(1) * (F32(1) - eps) + F32(0.5) * eps
+    if layout.class_mult is not None and not opts.focal_loss:
+        factor[rows, 5 + cls] = mult * F32(opts.cls_normalizer)
+    return target, factor
 
 
 def box_targets(coords: np.ndarray, anchor: np.ndarray, ij: np.ndarray, grid: np.ndarray, net: np.ndarray,
-                new_coords: bool) -> tuple[np.ndarray, np.ndarray]:
-    """MSE targets (tx, ty, tw, th) in float32 as Darknet: tx = x·W − i; tw = ln(w·net_w/anchor_w) (the log
-    of a float ratio, taken in double), or √(w·net_w/(4·anchor_w)) with new_coords; and scale 2 − w·h."""
-    txy = coords[:, :2] * grid - ij.astype(F32)
+                new_coords: bool, out: np.ndarray) -> np.ndarray:
+    """Write the MSE targets (tx, ty, tw, th) into ``out`` (M, 4) and return the scale 2 − w·h, in float32
+    as Darknet: tx = x·W − i; tw = ln(w·net_w/anchor_w), the log of a float ratio taken in double, or
+    √(w·net_w/(4·anchor_w)) with new_coords."""
+    out[:, :2] = coords[:, :2] * grid - ij
     ratio = coords[:, 2:] * net / anchor
-    twh = np.sqrt(ratio / F32(4)) if new_coords else np.log(ratio.astype(np.float64)).astype(F32)
-    return np.concatenate([txy, twh], axis=1), F32(2) - coords[:, 2] * coords[:, 3]
+    out[:, 2:] = np.sqrt(ratio / F32(4)) if new_coords else np.log(ratio.astype(np.float64))
+    return F32(2) - coords[:, 2] * coords[:, 3]
 
 
 def _rank_within_groups(sorted_keys: np.ndarray) -> np.ndarray:
@@ -163,14 +217,14 @@ def _rank_within_groups(sorted_keys: np.ndarray) -> np.ndarray:
     return position - np.maximum.accumulate(np.where(first, position, 0))
 
 
-def _shape_iou(anchors: _Anchors, wh: np.ndarray) -> np.ndarray:
+def _shape_iou(layout: _Layout, wh: np.ndarray) -> np.ndarray:
     """(N, T, num) IoU of each truth's shape with each anchor's, both centred at the origin: Darknet's
     per-axis overlap is then exactly min(size_a, size_b). AB's 0-instead-of-0/0 guard is left out: these
     values are only compared with `>`, where 0 and NaN both lose (the union is 0 only for an empty anchor
-    and an empty truth)."""
-    w, h = np.minimum(anchors.rel[:, 0], wh[..., 0:1]), np.minimum(anchors.rel[:, 1], wh[..., 1:2])
-    inter = np.where((w < 0) | (h < 0), F32(0), w * h)
-    return inter / (anchors.area + wh[..., 0:1] * wh[..., 1:2] - inter)
+    and an empty truth). Clamping each side at 0 equals Darknet's "either side < 0 → 0" for finite sides."""
+    side = np.maximum(np.minimum(layout.rel, wh[..., None, :]), F32(0))
+    inter = side[..., 0] * side[..., 1]
+    return inter / (layout.area + wh[..., 0:1] * wh[..., 1:2] - inter)
 
 
 def _shape_iou_kind(rel: np.ndarray, wh: np.ndarray, kind: str) -> np.ndarray:
