@@ -123,6 +123,10 @@ def test_bad_usage_is_one_clear_error(dataset, tmp_path):
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(batch=1, subdivisions=1))
     done = run_train_here(tmp_path, data, "tiny.cfg")
     assert done.returncode == 1 and "batch=1 cannot train" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "tiny.cfg").write_text("[net]\nbatch=8\nwidth=32\nheight=32\nchannels=3\nmax_batches=5\n"
+                                       "[convolutional]\nfilters=4\nsize=3\nactivation=leaky\n")
+    done = run_train_here(tmp_path, data, "tiny.cfg", "--no-check")
+    assert done.returncode == 1 and "tiny.cfg: the cfg has no [yolo] layer" in done.stderr
     (tmp_path / "tiny.cfg").write_text(tiny_cfg())
     done = run_train_here(tmp_path, data, "tiny.cfg", "missing.weights")
     assert done.returncode == 1 and "missing.weights" in done.stderr and "Traceback" not in done.stderr

@@ -101,39 +101,35 @@ def shard_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> S
 
 
 def install_gradient_all_reduce(optimizer: torch.optim.Optimizer, ctx: DistributedContext) -> None:
-    """Average the ranks' gradients right before each optimizer step (one flat all-reduce)."""
+    """Average the ranks' gradients right before each optimizer step."""
     if not ctx.enabled:
         return
 
     def all_reduce_gradients(opt, args, kwargs):
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat /= ctx.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        _average_in_place([p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None],
+                          ctx)
 
     optimizer.register_step_pre_hook(all_reduce_gradients)
 
 
 def average_batchnorm_statistics(network: torch.nn.Module, ctx: DistributedContext) -> None:
     """Keep the ranks' running mean/variance identical (see the module docstring)."""
-    if not ctx.enabled:
+    if ctx.enabled:
+        _average_in_place([b for name, b in network.named_buffers()
+                           if name.endswith(("running_mean", "running_var"))], ctx)
+
+
+def _average_in_place(tensors: list[torch.Tensor], ctx: DistributedContext) -> None:
+    """Replace each tensor by its mean over the ranks, with one flat all-reduce."""
+    if not tensors:
         return
-    buffers = [b for name, b in network.named_buffers() if name.endswith(("running_mean", "running_var"))]
-    if not buffers:
-        return
-    flat = torch.cat([b.reshape(-1) for b in buffers])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= ctx.world_size
     offset = 0
-    for b in buffers:
-        b.copy_(flat[offset:offset + b.numel()].view_as(b))
-        offset += b.numel()
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def all_reduce_mean(values: Sequence[float], ctx: DistributedContext, device: torch.device) -> list[float]:

@@ -206,14 +206,14 @@ def _open_session(opts: TrainOptions) -> Session:
     if opts.max_batches is not None:
         cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, max_batches=opts.max_batches))
     net = cfg.net
-    _check_batch(cfg)
+    _check_trainable(cfg)
     if opts.calc_map:
         _check_map_inputs(data, cfg)
     torch.manual_seed(opts.seed)                       # Darknet's random init, made reproducible
     network = Network(cfg).to(device)
     if opts.amp:
         _yolo_in_float32(network)
-    saved = _load_start_weights(network, opts)
+    saved = _load_start_weights(network, opts, say=print if ctx.is_main else _silent)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
     plan = shard_plan(net.mini_batch, net.subdivisions, ctx)
@@ -290,14 +290,22 @@ def _close_session(s: Session) -> None:
     shutdown(s.ctx)
 
 
+def _silent(*args, **kwargs) -> None:
+    """What ranks other than 0 print."""
+
+
 def _set_precision(tf32: bool) -> None:
     """float32 like Darknet unless TF32 is asked for (spec §7.6)."""
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _check_batch(cfg: CfgModel) -> None:
-    """AB refuses B == 1 and warns below 8 (spec §2.2)."""
+def _check_trainable(cfg: CfgModel) -> None:
+    """A detector to train (a [yolo] layer), B > 1 (AB refuses B == 1, warns below 8; spec §2.2), and
+    something to do."""
+    if not any(spec.kind == "yolo" for spec in cfg.layers):
+        raise UsageError("the cfg has no [yolo] layer: detector train trains YOLOv3/v4-style detectors",
+                         file=cfg.file)
     B = cfg.net.images_per_update
     if B == 1:
         raise UsageError("batch=1 cannot train: Darknet refuses it", file=cfg.file,
@@ -316,26 +324,26 @@ def _check_map_inputs(data: DataConfig, cfg: CfgModel) -> None:
 
     valid_list(data, data.train)
     names = data.read_names()
-    classes = [spec.options.classes for spec in cfg.layers if spec.kind in ("yolo", "region")][-1]
+    classes = [spec.options.classes for spec in cfg.layers if spec.kind == "yolo"][-1]
     if len(names) != classes:
         raise DataFileError(f"has {len(names)} names but the cfg has classes={classes}; -map needs them equal",
                             file=str(data.resolve("names")))
 
 
-def _load_start_weights(network: Network, opts: TrainOptions) -> Optional[dict]:
+def _load_start_weights(network: Network, opts: TrainOptions, say=print) -> Optional[dict]:
     """Load WEIGHTS (a full model, a backbone prefix, or a .pt) and return the full-state side file that was
     saved with exactly these weights, if any. `-clear` starts from iteration 0 with fresh state."""
     if opts.weights is None:
         return None
-    print(f"Loading weights from {opts.weights}...", flush=True)
+    say(f"Loading weights from {opts.weights}...", flush=True)
     if str(opts.weights).endswith(".pt"):
         load_pt(network, opts.weights)
     else:
         report = load_weights(network, opts.weights)
         if report.partial:
-            print(f" loaded {report.layers_loaded} of {report.layers_total} layers with parameters "
-                  "(a backbone: the others keep their random initialisation)")
-    print(f"Done! Loaded weights, seen = {network.seen}", flush=True)
+            say(f" loaded {report.layers_loaded} of {report.layers_total} layers with parameters "
+                "(a backbone: the others keep their random initialisation)")
+    say(f"Done! Loaded weights, seen = {network.seen}", flush=True)
     if opts.clear:
         network.seen = 0
         return None
