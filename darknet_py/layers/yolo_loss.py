@@ -128,6 +128,7 @@ class _Geometry(NamedTuple):
     cells: Tensor              # (2, 1, 1, 1, H·W) i and j of each cell
     grid: Tensor               # (2, 1, 1, 1, 1) W, H
     slot_anchor: Tensor        # (2, 1, 1, A, 1) float64: anchor / network size of each mask slot
+    recall_at: Tensor          # (2, 1) the IoUs of Darknet's .5R and .75R statistics
     class_mult: Optional[Tensor]   # (C,) AB counters_per_class multipliers
 
 
@@ -140,6 +141,7 @@ def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device,
         torch.stack([cell % w, cell // w]).to(dtype).view(2, 1, 1, 1, -1),
         torch.tensor([w, h], dtype=dtype, device=device).view(2, 1, 1, 1, 1),
         torch.tensor(anchors, dtype=torch.float64, device=device).view(2, 1, 1, -1, 1),
+        torch.tensor([[0.5], [0.75]], dtype=dtype, device=device),
         None if class_multipliers(opts) is None else torch.from_numpy(class_multipliers(opts)).to(device))
 
 
@@ -161,17 +163,12 @@ class _Layer(NamedTuple):
         return Box(*self.centre[:, image, 0, slot, cell], *self.size[:, image, 0, slot, cell])
 
 
-class _Truths(NamedTuple):
-    """The truth rows on the output's device; the rows that do not count are boxes overlapping nothing."""
-    coords: Tensor             # (N, T, 4)
-    cls: Tensor                # (N, T) int64
-
-
 class _Writes(NamedTuple):
     """Pass-B writes: the host-side plan (:class:`.yolo_targets.SlotWrites`) and what the device needs."""
     plan: SlotWrites
     elements: Tensor           # (M, 5+C) positions of the slot's entries in the flattened output / delta
     out: Tensor                # (M, 5+C) the slot's outputs
+    class_prob: Tensor         # (M,) the slot's probability of the truth's class
     cls: Tensor                # (M,)
     target: Tensor             # (M, 5+C) } a write into an untouched slot sets (target − out)·factor
     factor: Tensor             # (M, 5+C) }
@@ -199,12 +196,11 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
     anyobj = layer.out[:, :, 4].sum()
     if layer.ab and not math.isfinite(anyobj):
         layer, anyobj = _zero_nan_objectness(layer, rows)
-    truths = _Truths(_on(output.device, rows.coords), _on(output.device, rows.cls))
     # (N, T, A, H·W): every prediction against every truth of its image; padding rows never overlap
     low, high, area = (_on(output.device, v) for v in rows.edges())
     iou = iou_of_stacked(layer.centre, layer.size, low, high, area)
     delta = torch.zeros(layer.out.shape, dtype=layer.out.dtype, device=layer.out.device)
-    thresh_bbox = _pass_a(layer, truths, delta, iou)
+    thresh_bbox = _pass_a(layer, rows, delta, iou)
     writes = _writes(layer, rows, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
     if layer.ab and options.iou_thresh < 1:
@@ -240,20 +236,20 @@ def _zero_nan_objectness(layer: _Layer, rows: TruthRows) -> tuple[_Layer, Tensor
 
 # -- pass A: every prediction ------------------------------------------------------------------------
 
-def _best_truth(truths: _Truths, iou: Tensor) -> tuple[Tensor, Tensor]:
+def _best_truth(iou: Tensor) -> tuple[Tensor, Tensor]:
     """(N, A, H·W): the best IoU over the image's truths, or 0, and the index of the first truth reaching
     it (C's strict `>` scan from 0: NaN never wins; without a positive IoU the index is not used). The
-    padding rows of `truths` are boxes that overlap nothing."""
+    padding rows of the truth array are boxes that overlap nothing."""
     if iou.shape[1] == 0:
         zero = iou.new_zeros(iou.shape[:1] + iou.shape[2:])
         return zero, zero.long()
     return iou.nan_to_num(0.0).max(dim=1)      # IoUs are >= 0: NaN -> 0 can only tie with the start value
 
 
-def _pass_a(layer: _Layer, truths: _Truths, delta: Tensor, iou: Tensor) -> int:
+def _pass_a(layer: _Layer, rows: TruthRows, delta: Tensor, iou: Tensor) -> int:
     """Objectness of every prediction (and the truth_thresh rule). Returns how many box deltas it wrote."""
     opts, obj = layer.opts, layer.out[:, :, 4]
-    best_iou, best_t = _best_truth(truths, iou)
+    best_iou, best_t = _best_truth(iou)
     d_obj = torch.mul(obj, -opts.obj_normalizer, out=delta[:, :, 4])   # written in place
     if layer.ab:   # ignoring also needs some class probability above .25 (the truth's class is not consulted)
         best_match = torch.where((layer.out[:, :, 5:] > CLASS_MATCH_PROB).any(dim=2), best_iou, 0.0)
@@ -266,10 +262,10 @@ def _pass_a(layer: _Layer, truths: _Truths, delta: Tensor, iou: Tensor) -> int:
         d_obj.masked_fill_(best_iou > opts.ignore_thresh, 0.0)
     if opts.truth_thresh >= 1:            # an IoU never exceeds 1: the rule is off (the default)
         return 0
-    return _truth_thresh_rule(layer, truths, delta, best_iou, best_t)
+    return _truth_thresh_rule(layer, rows, delta, best_iou, best_t)
 
 
-def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: Tensor,
+def _truth_thresh_rule(layer: _Layer, rows: TruthRows, delta: Tensor, best_iou: Tensor,
                        best_t: Tensor) -> int:
     """Predictions overlapping a truth by more than truth_thresh are trained as if assigned to it."""
     opts, geo = layer.opts, layer.geo
@@ -277,7 +273,8 @@ def _truth_thresh_rule(layer: _Layer, truths: _Truths, delta: Tensor, best_iou: 
     if image.numel() == 0:
         return 0
     t = best_t[image, slot, cell]
-    cls, out, coords = truths.cls[image, t], layer.out[image, slot, :, cell], truths.coords[image, t]
+    coords, cls = _on(delta.device, rows.coords)[image, t], _on(delta.device, rows.cls)[image, t]
+    out = layer.out[image, slot, :, cell]
     cm = None if geo.class_mult is None else geo.class_mult[cls]
     q = (best_iou[image, slot, cell] ** 2)[:, None]
     new = delta[image, slot, :, cell]
@@ -318,17 +315,19 @@ def _writes(layer: _Layer, rows: TruthRows, iou: Tensor) -> _Writes:
     in_iou = slot_row * cells + plan.cell + (plan.image * (rows.cls.shape[1] - 1) + plan.truth) * (a * cells)
     elements = (slot_row * (e * cells) + plan.cell)[:, None] + np.arange(e) * cells
     device = layer.out.device
-    elements = _on(device, elements)
     iou = torch.take(iou, _on(device, in_iou))
     if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
         iou = iou.nan_to_num(nan=0.0)
-    return _Writes(plan, elements, torch.take(layer.out, elements), _on(device, plan.cls),
+    class_prob = torch.take(layer.out, _on(device, elements[np.arange(plan.cls.size), 5 + plan.cls]))
+    elements = _on(device, elements)
+    return _Writes(plan, elements, torch.take(layer.out, elements), class_prob, _on(device, plan.cls),
                    _on(device, plan.target), _on(device, plan.factor), iou)
 
 
 def _on(device: torch.device, array: np.ndarray) -> Tensor:
-    """A host array on the device (several small transfers are cheaper than slicing one big tensor)."""
-    return torch.from_numpy(array).to(device)
+    """A host array on the device (several small transfers are cheaper than slicing one big tensor).
+    Memoised read-only arrays are copied: torch must not get a view it could write through."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy()).to(device)
 
 
 def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
@@ -446,14 +445,15 @@ def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, anyobj: Tensor, th
     opts = layer.opts
     squares = delta.square()
     iou = writes.iou
-    per_write = torch.stack([iou, iou > 0.5, iou > 0.75, writes.out[:, 4],
-                             writes.out[:, 5:].gather(1, writes.cls[:, None])[:, 0]])
-    sums = [squares.sum(), squares[:, :, 4:].sum(), anyobj, per_write.sum(dim=1)]
+    sums = [anyobj.view(1), torch.stack([iou, writes.out[:, 4], writes.class_prob]).sum(dim=1),
+            (iou > layer.geo.recall_at).sum(dim=1, dtype=iou.dtype), squares.sum(dim=(0, 1, 3))]
     giou_loss = layer.ab and opts.show_details and opts.iou_loss == "giou"
     if giou_loss:
-        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth().unbind(1))).sum())
-    total, non_box, anyobj_sum, iou_sum, r50, r75, obj_sum, class_sum, *giou = \
-        torch.cat([s.view(-1) for s in sums]).tolist()             # one trip to the host
+        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth().unbind(1))).sum().view(1))
+    # one trip to the host (stacks of one dtype: mixing float and bool makes torch.stack several times slower)
+    anyobj_sum, iou_sum, obj_sum, class_sum, r50, r75, *rest = torch.cat(sums).tolist()
+    per_entry, giou = rest[:layer.out.shape[2]], rest[layer.out.shape[2]:]    # Σ delta² of each entry
+    total, non_box = sum(per_entry), sum(per_entry[4:])
     count = int(iou.numel())
     class_loss = opts.obj_normalizer * non_box
     cost = total
