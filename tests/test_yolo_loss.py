@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from darknet_py.config.cfg import parse_cfg
-from darknet_py.errors import LabelError
+from darknet_py.errors import CfgError, LabelError
 from darknet_py.layers.yolo_iou import Box, box_ciou, box_diou, box_giou, box_iou, box_iou_kind, dx_box_iou
 from darknet_py.layers.yolo_loss import yolo_deltas, yolo_surrogate
 
@@ -324,6 +324,32 @@ def test_ab_skips_a_class_outside_the_layer_with_a_warning(cfgs):
     with pytest.warns(UserWarning, match="class 7"):
         result = yolo_deltas(_layer23(cfgs), _blank_output(), truth, 128, 128, "ab")
     assert result.count == 1
+
+
+def test_class_map_renames_the_truth_classes(cfgs):
+    """`map=` remaps the truth's class (after AB's range check on the original class)."""
+    w = 20 / 128
+    truth = _truth_rows((0.5, 0.5, w, w, 0))
+    with pytest.raises(CfgError, match="map"):
+        yolo_deltas(_layer23(cfgs, map_file="remap.txt"), _blank_output(0.2), truth, 128, 128, "ab")
+    result = yolo_deltas(_layer23(cfgs, map_file="remap.txt"), _blank_output(0.2), truth, 128, 128, "ab",
+                         class_map=[2, 0, 1])
+    assert result.delta.view(3, 8, 8, 8)[0, 5:, 4, 4].tolist() == pytest.approx([-0.2, -0.2, 0.8])
+
+
+def test_ab_zeroes_a_nan_objectness_only_in_images_with_truths(cfgs):
+    out = _blank_output(0.2).repeat(2, 1, 1, 1)
+    out.view(2, 3, 8, 8, 8)[:, 1, 4, 0, 0] = float("nan")
+    truth = torch.cat([_truth_rows((0.5, 0.5, 20 / 128, 20 / 128, 1)), torch.zeros(1, 200, 6)])
+    delta = yolo_deltas(_layer23(cfgs), out, truth, 128, 128, "ab").delta.view(2, 3, 8, 8, 8)
+    assert float(delta[0, 1, 4, 0, 0]) == 0.0              # image with a truth: the NaN became 0
+    assert math.isnan(float(delta[1, 1, 4, 0, 0]))         # image without one: Darknet leaves it
+
+
+def test_ab_reports_wrong_labels(cfgs):
+    truth = _truth_rows((0.5, 1.2, 20 / 128, 20 / 128, 1))
+    with pytest.warns(UserWarning, match="Wrong label"):
+        yolo_deltas(_layer23(cfgs), _blank_output(), truth, 128, 128, "ab")
 
 
 @pytest.mark.parametrize("flavor", ["ab", "pj"])

@@ -26,7 +26,8 @@ from torch import Tensor
 from ..errors import CfgError
 from .yolo import YoloOptions
 from .yolo_iou import Box, box_giou, dx_box_iou, iou_of_stacked
-from .yolo_targets import SlotWrites, TruthRows, box_targets, class_multipliers, plan_writes, read_truths
+from .yolo_targets import (SlotWrites, TruthRows, box_targets, class_multipliers, plan_writes, read_truths,
+                           smoothed_labels)
 
 FLAVORS = ("ab", "pj")
 CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
@@ -229,7 +230,7 @@ def _zero_nan_objectness(layer: _Layer, rows: TruthRows) -> tuple[_Layer, Tensor
     """AB zeroes a NaN/Inf objectness output, but only in images that have a usable truth."""
     out = layer.out.clone()
     obj = out[:, :, 4]
-    has_truth = torch.from_numpy(rows.valid.any(axis=1)).to(obj.device)[:, None, None]
+    has_truth = _on(obj.device, rows.valid.any(axis=1))[:, None, None]
     out[:, :, 4] = torch.where(has_truth & ~torch.isfinite(obj), 0.0, obj)
     return layer._replace(out=out), out[:, :, 4].sum()
 
@@ -394,8 +395,7 @@ def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> T
     if layer.ab:
         now = current.gather(1, col)
         assigned = now != 0
-        eps = opts.label_smooth_eps
-        value = ((1 - eps) + 0.5 * eps if eps else 1.0) - probs.gather(1, col)
+        value = float(smoothed_labels(opts.label_smooth_eps)[0]) - probs.gather(1, col)
         value = torch.where(torch.isfinite(value), value, now)
         if class_mult is not None:
             value = value * class_mult[col]
@@ -405,21 +405,17 @@ def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> T
     return torch.where(assigned, current.scatter(1, col, value), _full_class_rule(layer, current, probs, col))
 
 
-def _full_class_rule(layer: _Layer, current: Optional[Tensor], probs: Tensor, col: Tensor) -> Tensor:
-    """Class deltas of a slot's first assignment: one-hot (AB: label-smoothed, focal or multiplied).
-    ``current``: the slot's class deltas, kept where the new value is not finite; None means zeros."""
+def _full_class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> Tensor:
+    """Class deltas of a slot's first assignment: one-hot (AB: label-smoothed, focal or multiplied), the
+    torch counterpart of :func:`.yolo_targets.class_rows` for slots that already hold deltas. ``current``:
+    the slot's class deltas, which AB keeps where the new value is not finite."""
     opts, class_mult = layer.opts, layer.geo.class_mult
-    onehot = torch.zeros_like(probs).scatter_(1, col, 1.0)
-    if not layer.ab:
-        return onehot - probs
-    if opts.focal_loss:
-        return (onehot - probs) * _focal_factor(probs, col)
-    eps = opts.label_smooth_eps
-    value = (onehot * (1 - eps) + 0.5 * eps if eps else onehot) - probs
-    if current is None:
-        value = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
-    else:
-        value = torch.where(torch.isfinite(value), value, current)
+    if not layer.ab or opts.focal_loss:
+        onehot = torch.zeros_like(probs).scatter_(1, col, 1.0)
+        return onehot - probs if not layer.ab else (onehot - probs) * _focal_factor(probs, col)
+    positive, negative = smoothed_labels(opts.label_smooth_eps)
+    value = torch.full_like(probs, float(negative)).scatter_(1, col, float(positive)) - probs
+    value = torch.where(torch.isfinite(value), value, current)
     if class_mult is not None:
         value = value * torch.ones_like(value).scatter_(1, col, class_mult[col] * opts.cls_normalizer)
     return value

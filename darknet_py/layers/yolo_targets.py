@@ -137,13 +137,19 @@ def _layout(opts: YoloOptions, ab: bool, grid_w: int, grid_h: int, net_w: int, n
     slot_of = np.full(len(opts.anchors), -1, dtype=np.int64)
     for a, m in reversed(list(enumerate(opts.mask))):    # Darknet's int_index: the first mask entry wins
         slot_of[m] = a
-    target_rows, factor_rows, box_mult = _class_rows(opts, ab)
+    target_rows, factor_rows, box_mult = class_rows(opts, ab)
     return _Layout(pixels, rel, slot_of, net, np.asarray([grid_w, grid_h], dtype=F32),
                    np.asarray([grid_w - 1, grid_h - 1]), np.asarray([1, grid_w]), target_rows, factor_rows,
                    box_mult)
 
 
-def _class_rows(opts: YoloOptions, ab: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def smoothed_labels(eps: float) -> tuple[np.float32, np.float32]:
+    """AB's label_smooth_eps targets (y⁺, y⁻) = (1·(1 − eps) + 0.5·eps, 0·(1 − eps) + 0.5·eps)."""
+    eps = F32(eps)
+    return F32(1) * (F32(1) - eps) + F32(0.5) * eps, F32(0) * (F32(1) - eps) + F32(0.5) * eps
+
+
+def class_rows(opts: YoloOptions, ab: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per truth class c, the (target, factor) rows of a write into an untouched slot (box columns left
     for the caller) and the box multiplier:
     * objectness: target 1, factor AB obj_normalizer·cm(c) (PJ 1);
@@ -153,12 +159,12 @@ def _class_rows(opts: YoloOptions, ab: bool) -> tuple[np.ndarray, np.ndarray, np
     classes = opts.classes
     cm = class_multipliers(opts) if ab else None
     mult = np.ones(classes, dtype=F32) if cm is None else cm
-    eps = F32(opts.label_smooth_eps if ab and not opts.focal_loss else 0)
+    positive, negative = smoothed_labels(opts.label_smooth_eps if ab and not opts.focal_loss else 0)
     target = np.zeros((classes, 5 + classes), dtype=F32)
     factor = np.ones((classes, 5 + classes), dtype=F32)
     target[:, 4] = 1
-    target[:, 5:] = F32(0) * (F32(1) - eps) + F32(0.5) * eps
-    target[:, 5:][np.diag_indices(classes)] = F32(1) * (F32(1) - eps) + F32(0.5) * eps
+    target[:, 5:] = negative
+    target[:, 5:][np.diag_indices(classes)] = positive
     if ab:
         factor[:, 4] = mult * F32(opts.obj_normalizer)
     if cm is not None and not opts.focal_loss:
@@ -221,7 +227,7 @@ def _with_extra_anchors(opts: YoloOptions, layout: _Layout, rows: TruthRows, sha
 def _fresh_rows(opts: YoloOptions, layout: _Layout, coords: np.ndarray, anchor: np.ndarray, ij: np.ndarray,
                 cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(target, factor), each (M, 5+C), such that a write into a slot that no earlier write touched sets
-    its deltas to (target − output)·factor: the class rows of :func:`_class_rows`, with the MSE targets of
+    its deltas to (target − output)·factor: the class rows of :func:`class_rows`, with the MSE targets of
     :func:`box_targets` and (2 − w·h)·box multiplier in the box columns. Darknet multiplies the box delta
     in the order scale·(t − o)·mult, which can differ from (t − o)·(scale·mult) in the last bit."""
     target, factor = layout.target_rows[cls], layout.factor_rows[cls]
