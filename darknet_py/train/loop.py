@@ -398,12 +398,15 @@ def _save_chart(s: Session, run: RunState) -> None:
 
 # -- one iteration ----------------------------------------------------------------------------------------------
 
-def _resize(s: Session, run: RunState, width: int, height: int) -> None:
+def _resize(s: Session, run: RunState, width: int, height: int, message: bool = True) -> None:
     run.width, run.height = width, height
     s.network.resize(width, height)
     s.loader.set_size(width, height)
-    if s.main:
-        s.console.print(f"\n {width} x {height} ")
+    if s.main and message:
+        if s.opts.flavor == "pj":
+            s.console.print(f"Resizing\n{width}")
+        else:
+            s.console.print(f"Resizing, random_coef = {s.scales.options.coef:.2f} \n\n {width} x {height} ")
 
 
 def _train_step(s: Session, run: RunState, batch):
@@ -487,7 +490,7 @@ def _evaluate_map(s: Session, run: RunState) -> None:
     if s.scales is not None and (run.width, run.height) != (net.width, net.height):
         if s.main:
             s.console.print(f"Resizing to initial size: {net.width} x {net.height} ")
-        _resize(s, run, net.width, net.height)
+        _resize(s, run, net.width, net.height, message=False)
     run.last_map = run.iteration
     if not s.main:
         return
