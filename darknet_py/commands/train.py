@@ -15,7 +15,7 @@ from .options import flavor_option
 COMMANDS: list = []
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command()
 @click.argument("data", type=click.Path())
 @click.argument("cfg", type=click.Path())
 @click.argument("weights", type=click.Path(), required=False)
@@ -55,8 +55,8 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
 
     gpu_list = parse_gpus(gpus)
     if len(gpu_list) > 1 and not launched_by_torchrun():
-        argv = [a for a in _argv_without_gpus(sys.argv[1:])]
-        command, env = torchrun_command(gpu_list, argv)
+        # each process runs this same command line without -gpus (torchrun gives it its rank and GPU)
+        command, env = torchrun_command(gpu_list, _argv_without_gpus(sys.argv[1:]))
         click.echo("Multi-GPU training runs one process per GPU:\n  CUDA_VISIBLE_DEVICES="
                    f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
         sys.exit(subprocess.call(command, env=env))
