@@ -18,7 +18,8 @@ import torch
 
 from darknet_py.config.cfg import parse_cfg
 from darknet_py.errors import CfgError, LabelError
-from darknet_py.layers.yolo_iou import Box, box_ciou, box_diou, box_giou, box_iou, box_iou_kind, dx_box_iou
+from darknet_py.layers.yolo_iou import (Box, box_ciou, box_diou, box_giou, box_iou, box_iou_kind, dx_box_iou,
+                                        iou_of_stacked)
 from darknet_py.layers.yolo_loss import yolo_deltas, yolo_surrogate
 
 YOLO_LAYERS = {16: 4, 23: 8}      # layer index -> grid size in tiny3
@@ -131,6 +132,17 @@ def test_iou_variants_on_hand_values():
     assert float(box_iou(a, apart)) == 0.0
     assert float(box_giou(a, apart)) < 0
     assert float(box_iou_kind(a, b, "giou")) == pytest.approx(float(box_giou(a, b)))
+
+
+def test_iou_matrix_form_agrees_with_box_iou():
+    """7 boxes × 5 boxes in 4 groups, (x, y) and (w, h) stacked in dimension 0."""
+    g = torch.Generator().manual_seed(3)
+    centre_a, size_a = torch.rand(2, 4, 1, 7, generator=g) * 0.8 + 0.1, torch.rand(2, 4, 1, 7, generator=g) * 0.5
+    centre_b, size_b = torch.rand(2, 4, 5, 1, generator=g) * 0.8 + 0.1, torch.rand(2, 4, 5, 1, generator=g) * 0.5
+    stacked = iou_of_stacked(centre_a, size_a, centre_b - size_b / 2, centre_b + size_b / 2, size_b.prod(0))
+    plain = box_iou(Box(*centre_a, *size_a), Box(*centre_b, *size_b), "pj")
+    assert torch.equal(stacked, plain)
+    assert (stacked > 0).any() and (stacked == 0).any()
 
 
 def test_iou_division_rule_per_flavor():

@@ -1,10 +1,10 @@
 """Darknet's box overlap measures (`box.c`) as element-wise tensor functions, and the IoU-loss derivative
 the AB `[yolo]` layer uses for `iou_loss=iou|giou|diou|ciou` (spec §9.1, §9.6).
 
-A :class:`Box` holds four broadcastable tensors, centre/size `(x, y, w, h)`; keeping the components apart
-(rather than stacked in a last dimension of 4) lets an every-prediction × every-truth matrix broadcast over
-contiguous memory. Formulas follow Darknet literally, including its departures from the true gradient
-(see :func:`dx_box_iou`)."""
+A :class:`Box` holds four broadcastable tensors, centre/size `(x, y, w, h)`: components kept apart (not
+stacked in a last dimension of 4, whose strided slices make broadcasting slow). :func:`iou_of_stacked` is
+the every-box × every-box form, with the two axes stacked in the first dimension. Formulas follow Darknet
+literally, including its departures from the true gradient (see :func:`dx_box_iou`)."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-IOU_KINDS = ("iou", "giou", "diou", "ciou")
 CIOU_EPS = 0.000001
 
 
@@ -22,10 +21,6 @@ class Box(NamedTuple):
     y: Tensor
     w: Tensor
     h: Tensor
-
-    def map(self, fn) -> "Box":
-        """The same function applied to the four components (indexing, reshaping...)."""
-        return Box(fn(self.x), fn(self.y), fn(self.w), fn(self.h))
 
 
 def overlap(x1: Tensor, w1: Tensor, x2: Tensor, w2: Tensor) -> Tensor:
