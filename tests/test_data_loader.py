@@ -155,3 +155,34 @@ def test_rank_slots_partition_the_global_batch(tmp_path):
     assert torch.equal(torch.cat([p.images for p in parts]), full.images)
     assert torch.equal(torch.cat([p.truth for p in parts]), full.truth)
     assert parts[0].paths + parts[1].paths == full.paths
+
+
+EXIT_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_data_loader import _loader, _options, _tree
+from darknet_py.errors import LabelError
+paths = _tree(Path({root!r}), n=2)
+Path({root!r}, "labels", "0.txt").unlink()
+KEPT = _loader(paths, _options("pj"), num_workers=2)
+try:
+    KEPT.next_batch()
+except LabelError:
+    print("label error", flush=True)
+"""
+
+
+def test_a_process_holding_a_loader_with_workers_still_exits(tmp_path):
+    """The loader's workers are alive at interpreter exit (a module global holds the loader, after a worker
+    raised): multiprocessing stops them with SIGTERM, so the process must exit rather than wait for ever."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = EXIT_SCRIPT.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    try:
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a process holding a DetectionLoader with workers did not exit within 120 s")
+    assert run.returncode == 0, run.stderr
+    assert "label error" in run.stdout

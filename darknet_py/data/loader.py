@@ -23,7 +23,7 @@ data (:class:`~darknet_py.errors.DarknetError`) raised in a worker are re-raised
 """
 from __future__ import annotations
 
-import signal
+import os
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
@@ -164,10 +164,11 @@ class IterationSampler(Sampler):
 def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)        # workers are the parallelism; OpenCV's own threads would oversubscribe
     torch.set_num_threads(1)
-    # Ctrl-C / SIGTERM reach the whole process group: the training process finishes its iteration and saves;
-    # a worker dying first would make that batch fail. Workers still exit with their parent.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ctrl-C (and `kill -- -PGID`) reach the whole foreground process group: the training process finishes
+    # its iteration and saves, and a worker dying first would make that batch fail. A worker therefore leaves
+    # the group. It must not ignore SIGTERM: that is how multiprocessing stops workers still running at exit.
+    # Orphaned workers exit by themselves (PyTorch's worker watchdog notices the parent is gone).
+    os.setpgrp()
 
 
 class DetectionLoader:
