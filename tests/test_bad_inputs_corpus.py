@@ -552,6 +552,11 @@ def _(r):
     return Expect(["detector", "train", r / "obj.data", r / "tiny.cfg", "--max-batches", "abc"], "--max-batches")
 
 
+
+@case("flag: --max-batches -5 (train)", USAGE)
+def _(r):
+    return Expect(["detector", "train", r / "obj.data", r / "tiny.cfg", "--max-batches", "-5"], "-5")
+
 @case("flag: -iou_thresh abc (map)", USAGE)
 def _(r):
     return Expect(eval_args("map", r) + ["-iou_thresh", "abc"], "-iou_thresh")

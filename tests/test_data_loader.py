@@ -12,7 +12,7 @@ import torch
 from darknet_py.config.reader import DarknetWarning
 from darknet_py.data.augment import AugmentOptions
 from darknet_py.data.loader import DetectionDataset, DetectionLoader, chunk_of, detection_loader
-from darknet_py.errors import LabelError
+from darknet_py.errors import DataFileError, LabelError
 
 AUGMENT = dict(jitter=0.3, hue=0.1, saturation=1.5, exposure=1.5, flip=True)
 
@@ -113,6 +113,18 @@ def test_unreadable_image_is_replaced_and_warned_once(tmp_path):
     assert len(messages) == 1 and "another image" in messages[0]
 
 
+
+def test_a_train_list_without_a_readable_image_is_an_error_naming_the_list(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    listed = tmp_path / "train.txt"
+    loader = DetectionLoader(DetectionDataset([str(bad)], _options(), 7, 2, source=str(listed)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataFileError) as err:
+            loader.next_batch()
+    assert err.value.file == str(listed) and "no readable image" in str(err.value) and "broken.jpg" in str(err.value)
+
 def test_missing_label_file_means_no_boxes_for_ab(tmp_path):
     paths = _tree(tmp_path, n=2)
     (tmp_path / "labels" / "0.txt").unlink()
@@ -162,7 +174,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_data_loader import _loader, _options, _tree
-from darknet_py.errors import LabelError
+from darknet_py.errors import DataFileError, LabelError
 paths = _tree(Path({root!r}), n=2)
 Path({root!r}, "labels", "0.txt").unlink()
 KEPT = _loader(paths, _options("pj"), num_workers=2)

@@ -127,6 +127,9 @@ def test_bad_usage_is_one_clear_error(dataset, tmp_path):
                                        "[convolutional]\nfilters=4\nsize=3\nactivation=leaky\n")
     done = run_train_here(tmp_path, data, "tiny.cfg", "--no-check")
     assert done.returncode == 1 and "tiny.cfg: the cfg has no [yolo] layer" in done.stderr
+    (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=-3))
+    done = run_train_here(tmp_path, data, "tiny.cfg", "--no-check")
+    assert done.returncode == 1 and "tiny.cfg: max_batches is -3: nothing to train" in done.stderr
     (tmp_path / "tiny.cfg").write_text(tiny_cfg())
     done = run_train_here(tmp_path, data, "tiny.cfg", "missing.weights")
     assert done.returncode == 1 and "missing.weights" in done.stderr and "Traceback" not in done.stderr

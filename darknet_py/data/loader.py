@@ -83,10 +83,11 @@ class DetectionDataset(Dataset):
     that draws and decodes images."""
 
     def __init__(self, paths: list[str], options: AugmentOptions, seed: int, batch: int, rank: int = 0,
-                 loader_threads: Optional[int] = None):
+                 loader_threads: Optional[int] = None, source: Optional[str] = None):
         if not paths:
-            raise DataFileError("the train list names no images")
+            raise DataFileError("the train list names no images", file=source)
         self.paths = list(paths)
+        self.source = source            # the train list file, for messages
         self.options = options
         self.seed, self.rank, self.batch = int(seed), int(rank), int(batch)
         self.loader_threads = loader_threads or (6 if options.decodes_u8 else 64)
@@ -120,7 +121,8 @@ class DetectionDataset(Dataset):
             labels = label_path(path, self.options.flavor)
             return Sample(path, pixels, read_labels(labels, self.options.flavor), labels)
         raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
-                            f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})")
+                            f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})",
+                            file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:
         """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise.
@@ -217,10 +219,12 @@ class DetectionLoader:
 def detection_loader(cfg, paths: list[str], seed: int, batch: Optional[int] = None, rank: int = 0,
                      num_workers: int = 0, pin_memory: bool = False, backend: Optional[str] = None,
                      start_iteration: int = 0, loader_threads: Optional[int] = None,
-                     slots: Optional[Sequence[int]] = None) -> DetectionLoader:
+                     slots: Optional[Sequence[int]] = None, source: Optional[str] = None) -> DetectionLoader:
     """The loader for training ``cfg`` (a CfgModel) on ``paths``: ``batch`` images per iteration (default
     `[net]` batch, i.e. mini-batch × subdivisions), augmentation from the cfg (``backend`` 'opencv' or
-    'darknet' for flavor ab; default 'opencv'). ``slots``: produce only these slots of each batch."""
+    'darknet' for flavor ab; default 'opencv'). ``slots``: produce only these slots of each batch; ``source``:
+    the train list file the paths came from, named in errors."""
     options = augment_options(cfg, backend)
-    dataset = DetectionDataset(paths, options, seed, batch or cfg.net.images_per_update, rank, loader_threads)
+    dataset = DetectionDataset(paths, options, seed, batch or cfg.net.images_per_update, rank, loader_threads,
+                               source)
     return DetectionLoader(dataset, num_workers, pin_memory, start_iteration, slots=slots)

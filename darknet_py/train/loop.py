@@ -245,7 +245,7 @@ def _start_run(s: Session) -> RunState:
     # run's iteration continues the batch sequence of the saved run exactly
     s.loader = detection_loader(s.cfg, s.train_paths, s.opts.seed, num_workers=s.opts.workers,
                                 pin_memory=s.device.type == "cuda", start_iteration=run.iteration,
-                                slots=s.slots)
+                                slots=s.slots, source=str(s.data.resolve("train")))
     s.loader.set_size(run.width, run.height)
     if s.main:
         s.console = TrainingConsole(s.opts.flavor, net.max_batches, run.iteration, s.opts.progress)
@@ -311,7 +311,7 @@ def _check_trainable(cfg: CfgModel) -> None:
         raise UsageError("batch=1 cannot train: Darknet refuses it", file=cfg.file,
                          hint="set batch=64 subdivisions=16 (or any batch > 1) in [net]")
     if cfg.net.max_batches <= 0:
-        raise UsageError("max_batches is 0: nothing to train", file=cfg.file,
+        raise UsageError(f"max_batches is {cfg.net.max_batches}: nothing to train", file=cfg.file,
                          hint="set max_batches in [net] or pass --max-batches")
     if B < 8 and cfg.flavor == "ab":
         print(f"\n Warning: You set batch={B} lower than 64! It is recommended to set batch=64 subdivision=64 ")
