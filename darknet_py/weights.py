@@ -244,6 +244,26 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
     except OSError as exc:
         _remove_quietly(tmp)
         raise WeightsError(f"cannot write file: {exc.strerror}", file=str(path)) from None
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of ``path`` left by writers that were killed mid-write (their process is gone)."""
+    prefix = f".{path.name}.tmp"
+    for tmp in path.parent.glob(f"{prefix}*"):
+        pid = tmp.name[len(prefix):]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            _remove_quietly(tmp)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True         # it exists but belongs to someone else
+    return True
 
 
 def _remove_quietly(tmp: Path) -> None:

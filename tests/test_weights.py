@@ -7,6 +7,7 @@ so the expected bytes never come from darknet_py's own writer.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -278,3 +279,19 @@ def test_weighted_shortcut_stores_its_weights(tmp_path):
     network = Network(parse_cfg(cfg))
     load_weights(network, write_weights(tmp_path / "s.weights", struct.pack("<3iQ", 0, 2, 5, 0), values))
     np.testing.assert_array_equal(network.layers[2].weights.detach().numpy().ravel(), values[12:])
+
+
+def test_an_atomic_write_sweeps_temp_files_of_killed_writers(tmp_path):
+    from darknet_py.weights import write_atomically
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    target = tmp_path / "tiny_last.weights"
+    stale = tmp_path / f".tiny_last.weights.tmp{dead.pid}"             # a writer killed mid-write
+    stale.write_bytes(b"half")
+    live = tmp_path / f".tiny_last.weights.tmp{os.getppid()}"  # a writer still running
+    live.write_bytes(b"busy")
+    other = tmp_path / f".tiny_100.weights.tmp{dead.pid}"                # another file's: not this write's
+    other.write_bytes(b"half")
+    write_atomically(target, b"complete")
+    assert target.read_bytes() == b"complete"
+    assert not stale.exists() and live.exists() and other.exists()
