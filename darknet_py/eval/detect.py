@@ -59,13 +59,15 @@ def network_predict(network, sized: np.ndarray) -> dict[int, torch.Tensor]:
     """Run the network in inference mode on one prepared (C, H, W) input; the detection layers' outputs."""
     device = next((p.device for p in network.parameters()), torch.device("cpu"))
     was_training = network.training          # `-map` during training must hand the network back as it was
-    network.eval()
+    if was_training:                         # (switching modes walks every module: only when needed)
+        network.eval()
     try:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(sized, dtype=np.float32))[None].to(device)
             return network(x)
     finally:
-        network.train(was_training)
+        if was_training:
+            network.train()
 
 
 def get_network_boxes(network, outputs: dict[int, torch.Tensor], im_w: int, im_h: int, thresh: float,
