@@ -32,7 +32,8 @@ COMMANDS: list = []
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (sampling, augmentation, multiscale): same seed, same run.")
 @flavor_option
-@click.option("--max-batches", "max_batches", type=click.IntRange(min=1), default=None, help="Override [net] max_batches.")
+@click.option("--max-batches", "max_batches", type=click.IntRange(min=1), default=None,
+              help="Override [net] max_batches.")
 @click.option("--amp", is_flag=True,
               help="Mixed precision: autocast to bfloat16 (float16 on GPUs without it); [yolo] layers stay "
                    "float32. Default: float32 like Darknet.")
