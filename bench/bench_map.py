@@ -1,9 +1,9 @@
 """Evaluation speed of darknet_py against the real Darknet measured in the same run.
 
 1. `detector map` on the synth valid set (100 images, tiny3, 128x128, listed `--map-repeat` times): wall time,
-   and time per image with the start-up removed (importing torch alone takes ~2 s; Darknet starts in ~0.05 s). The Debian `darknet` (pjreddie) has no
-   `map`, so the reference is its `detector valid` on the same list and weights; darknet_py's own `valid
-   --flavor pj` is timed too, for a like-for-like ratio.
+   and time per image with the start-up removed (importing torch alone takes ~2 s; Darknet starts in
+   ~0.05 s). The Debian `darknet` (pjreddie) has no `map`, so the reference is its `detector valid` on the
+   same list and weights; darknet_py's own `valid --flavor pj` is timed too, for a like-for-like ratio.
 2. yolov3-tiny at 416x416 on CPU: images/s of darknet_py's forward pass and of its whole `detect()` (resize,
    forward, decode, NMS), against Debian `darknet detector valid` on its sample images.
 
