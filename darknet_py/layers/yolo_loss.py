@@ -138,12 +138,13 @@ def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device,
     """Memoised: rebuilt only when the grid or network size changes (multiscale training)."""
     cell = torch.arange(h * w, device=device)
     anchors = [[aw / net_w for aw, _ in opts.mask_anchors], [ah / net_h for _, ah in opts.mask_anchors]]
+    class_mult = class_multipliers(opts)
     return _Geometry(
         torch.stack([cell % w, cell // w]).to(dtype).view(2, 1, 1, 1, -1),
         torch.tensor([w, h], dtype=dtype, device=device).view(2, 1, 1, 1, 1),
         torch.tensor(anchors, dtype=torch.float64, device=device).view(2, 1, 1, -1, 1),
         torch.tensor([[0.5], [0.75]], dtype=dtype, device=device),
-        None if class_multipliers(opts) is None else torch.from_numpy(class_multipliers(opts)).to(device))
+        None if class_mult is None else torch.from_numpy(class_mult).to(device))
 
 
 class _Layer(NamedTuple):
