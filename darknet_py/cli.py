@@ -9,6 +9,7 @@ import warnings
 
 import click
 
+from . import __version__
 from .commands.convert import convert, partial
 from .commands.detector import detector
 from .errors import DarknetError
@@ -16,6 +17,7 @@ from .errors import DarknetError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(__version__, "--version", prog_name="darknet_py", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Darknet's detector commands, in PyTorch."""
