@@ -145,8 +145,9 @@ def counting_syncs(*host_inputs: torch.Tensor) -> Iterator[SyncCount]:
         torch.from_numpy = from_numpy
 
 
-def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0) -> SyncCount:
-    """Syncs of one `train_network_step` of ``cfg`` at its own size on a synthetic batch (2 boxes an image)."""
+def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool = False) -> SyncCount:
+    """Syncs of one `train_network_step` of ``cfg`` at its own size on a synthetic batch of 2 boxes an
+    image (``crowded``: the same box twice with different classes, so pass B needs a second round)."""
     from darknet_py.config.cfg import parse_cfg
     from darknet_py.network import Network
     from darknet_py.train.step import train_network_step
@@ -157,11 +158,13 @@ def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0) -> SyncCount:
     net = network.net
     batch = net.mini_batch * net.subdivisions
     images = torch.rand(batch, net.channels, net.height, net.width)
-    truth = torch.zeros(batch, 90, 5)
     rng = np.random.default_rng(seed)
-    truth[:, :2] = torch.from_numpy(np.concatenate([rng.uniform(0.2, 0.8, (batch, 2, 2)),
-                                                    rng.uniform(0.05, 0.4, (batch, 2, 2)),
-                                                    rng.integers(0, 2, (batch, 2, 1))], axis=2).astype(np.float32))
+    boxes = np.concatenate([rng.uniform(0.2, 0.8, (batch, 2, 2)), rng.uniform(0.05, 0.4, (batch, 2, 2)),
+                            np.stack([np.zeros(batch), np.ones(batch)], axis=1)[..., None]], axis=2)
+    if crowded:
+        boxes[:, 1, :4] = boxes[:, 0, :4]
+    truth = torch.zeros(batch, 90, 5)
+    truth[:, :2] = torch.from_numpy(boxes.astype(np.float32))
     optimizer = make_optimizer(network)
     train_network_step(network, optimizer, images, truth)        # warm the memoised constants
     with counting_syncs(images, truth) as count:
@@ -173,8 +176,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cfg", type=Path, default=ROOT / "tests" / "fixtures" / "train" / "tiny3" / "tiny3.cfg")
     parser.add_argument("--flavor", default="ab", choices=("ab", "pj"))
+    parser.add_argument("--crowded", action="store_true", help="two truths in one anchor slot per image")
     args = parser.parse_args()
-    count = count_step_syncs(args.cfg, args.flavor)
+    count = count_step_syncs(args.cfg, args.flavor, crowded=args.crowded)
     print(f"{args.cfg.name} --flavor {args.flavor}: {count.syncs} syncs per training step "
           f"(reads {count.reads}, data-dependent {count.data_dependent}, blocking uploads {count.uploads}), "
           f"{count.async_uploads} non-blocking uploads")

@@ -11,12 +11,15 @@
 
 ``delta`` follows Darknet's sign: target − output, the negative gradient w.r.t. the layer's raw input.
 :func:`yolo_surrogate` turns it into a loss for autograd (§7.6).
+
+The host never waits for the device here: the truth side is planned on the host and sent in one
+asynchronous copy, and the statistics stay on the device until :func:`.yolo_statistics.read_statistics`
+reads those of a whole training step at once (:func:`yolo_deltas` reads them at once for one layer). Only
+``truth_thresh < 1`` (off by default) still reads back which predictions its rule selects.
 """
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -26,94 +29,13 @@ from torch import Tensor
 from ..errors import CfgError
 from .yolo import YoloOptions
 from .yolo_iou import Box, box_giou, dx_box_iou, iou_of_stacked
+from .yolo_statistics import PendingDeltas, YoloDeltas
 from .yolo_targets import (SlotWrites, TruthRows, box_targets, class_multipliers, plan_writes, read_truths,
-                           smoothed_labels)
+                           smoothed_labels, upload)
 
 FLAVORS = ("ab", "pj")
 CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
 FOCAL_ALPHA = 0.5
-
-
-@dataclass(frozen=True)
-class YoloDeltas:
-    """One `[yolo]` forward in train mode: the delta tensor, the layer cost and Darknet's statistics.
-
-    Sums are over the micro-batch; the ``avg_*`` properties divide them as Darknet's log does."""
-    delta: Tensor            # same shape as the layer output; target − output
-    cost: float              # what the layer adds to the network cost (§7.1, §9.5)
-    flavor: str
-    count: int               # truth-to-slot assignments made in pass B
-    predictions: int         # W·H·A·B_mini
-    iou_sum: float
-    class_sum: float         # Σ o_cls[truth class] over the assignments
-    obj_sum: float           # Σ o_obj over the assignments
-    anyobj_sum: float        # Σ o_obj over every prediction
-    recall50: int
-    recall75: int
-    total_loss: float        # Σ delta²
-    class_loss: float        # obj_normalizer · Σ delta² outside the box entries
-    total_bbox: int          # box deltas written (AB's ` total_bbox` counter)
-    rewritten_bbox: int      # ... onto a slot whose box delta was already non-zero
-    loss_kind: str           # `mse`, `giou` or `iou` as AB names it in the log
-    normalizers: tuple[float, float, float]   # iou, obj, cls
-    show_details: bool
-
-    @property
-    def iou_loss(self) -> float:
-        return self.total_loss - self.class_loss
-
-    def _per_count(self, value: float) -> float:
-        # AB forces count >= 1 before dividing; PJ divides by 0 and prints nan.
-        if self.flavor == "ab":
-            return value / max(self.count, 1)
-        return value / self.count if self.count else math.nan
-
-    @property
-    def avg_iou(self) -> float:
-        return self._per_count(self.iou_sum)
-
-    @property
-    def avg_class(self) -> float:
-        return self._per_count(self.class_sum)
-
-    @property
-    def avg_obj(self) -> float:
-        return self._per_count(self.obj_sum)
-
-    @property
-    def avg_noobj(self) -> float:
-        return self.anyobj_sum / self.predictions
-
-    @property
-    def recall_50(self) -> float:
-        return self._per_count(float(self.recall50))
-
-    @property
-    def recall_75(self) -> float:
-        return self._per_count(float(self.recall75))
-
-    def log_line(self, layer_index: int, mini_batch: int) -> str:
-        """Darknet's per-layer line (without the final newline): PJ `Region ...` (§9.3), AB `v3 (...)` (§9.5)."""
-        f = _c_float
-        if self.flavor == "pj":
-            return (f"Region {layer_index} Avg IOU: {f(self.avg_iou)}, Class: {f(self.avg_class)}, "
-                    f"Obj: {f(self.avg_obj)}, No Obj: {f(self.avg_noobj)}, .5R: {f(self.recall_50)}, "
-                    f".75R: {f(self.recall_75)},  count: {self.count}")
-        n_iou, n_obj, n_cls = self.normalizers
-        head = (f"v3 ({self.loss_kind} loss, Normalizer: (iou: {n_iou:.2f}, obj: {n_obj:.2f}, cls: {n_cls:.2f}) "
-                f"Region {layer_index} Avg (IOU: {f(self.avg_iou)}), count: {max(self.count, 1)}, ")
-        if not self.show_details:
-            return head + f"total_loss = {f(self.total_loss / mini_batch)} "
-        return head + (f"class_loss = {f(self.class_loss / mini_batch)}, "
-                       f"iou_loss = {f(self.iou_loss / mini_batch)}, "
-                       f"total_loss = {f(self.total_loss / mini_batch)} ")
-
-
-def _c_float(value: float) -> str:
-    """C's `%f`; x86's 0/0 is a negative NaN, which glibc prints as `-nan`."""
-    if math.isnan(value):
-        return "-nan"
-    return f"{value:f}"
 
 
 def yolo_surrogate(z: Tensor, delta: Tensor, batch_B: int) -> Tensor:
@@ -159,25 +81,37 @@ class _Layer(NamedTuple):
     net_w: int
     net_h: int
 
-    def pred(self, image, slot, cell) -> Box:
-        """The decoded boxes at (image, slot, cell) (index tensors or arrays)."""
-        image, slot, cell = (torch.as_tensor(v, device=self.out.device) for v in (image, slot, cell))
+    def pred(self, image: Tensor, slot: Tensor, cell: Tensor) -> Box:
+        """The decoded boxes at (image, slot, cell) (index tensors on the device)."""
         return Box(*self.centre[:, image, 0, slot, cell], *self.size[:, image, 0, slot, cell])
+
+
+class _Sent(NamedTuple):
+    """The truth side on the device, from one copy (see :func:`_send_truth_side`)."""
+    low: Tensor                # } the truths' edges and areas (:meth:`.yolo_targets.TruthRows.edges`)
+    high: Tensor               # }
+    area: Tensor               # }
+    has_truth: Tensor          # (N,) the image has a usable truth
+    in_iou: Tensor             # (M,) position of each write's (truth, slot, cell) in the IoU matrix
+    elements: Tensor           # (M, 5+C) positions of the slot's entries in the flattened output / delta
+    class_at: Tensor           # (M,) position of the slot's probability of the truth's class
+    cls: Tensor                # (M,)
+    target: Tensor             # (M, 5+C) } a write into an untouched slot sets (target − out)·factor
+    factor: Tensor             # (M, 5+C) }
+    coords: Tensor             # (M, 4) the truth box
+    image: Tensor              # } (M,) where each write goes
+    slot: Tensor               # }
+    cell: Tensor               # }
+    rounds: tuple[Tensor, ...]   # per round of pass B, the writes it applies (empty: no slot is shared)
 
 
 class _Writes(NamedTuple):
     """Pass-B writes: the host-side plan (:class:`.yolo_targets.SlotWrites`) and what the device needs."""
     plan: SlotWrites
-    elements: Tensor           # (M, 5+C) positions of the slot's entries in the flattened output / delta
+    sent: _Sent
     out: Tensor                # (M, 5+C) the slot's outputs
     class_prob: Tensor         # (M,) the slot's probability of the truth's class
-    cls: Tensor                # (M,)
-    target: Tensor             # (M, 5+C) } a write into an untouched slot sets (target − out)·factor
-    factor: Tensor             # (M, 5+C) }
     iou: Tensor                # (M,) IoU of the slot's prediction with the truth
-
-    def truth(self) -> Tensor:
-        return _on(self.out.device, self.plan.coords)
 
 
 def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int, flavor: str,
@@ -185,8 +119,16 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
     """Darknet's training deltas for one `[yolo]` layer and micro-batch.
 
     ``output``: the layer's activated output (N, A·(5+C), H, W). ``truth``: (N, max_boxes, 5 or 6) rows
-    ``x y w h class [track_id]`` relative to the network input, ending at the first ``x == 0``.
-    ``class_map``: the integers of the layer's ``map=`` file, when the cfg names one."""
+    ``x y w h class [track_id]`` relative to the network input, ending at the first ``x == 0`` (best on the
+    host, where the loader made it). ``class_map``: the integers of the layer's ``map=`` file, when the
+    cfg names one."""
+    pending = pending_yolo_deltas(options, output, truth, net_w, net_h, flavor, class_map)
+    return pending.finish(pending.stats.tolist())
+
+
+def pending_yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int,
+                        flavor: str, class_map: Optional[Sequence[int]] = None) -> PendingDeltas:
+    """:func:`yolo_deltas` with the statistics left on the device (no wait for the device)."""
     if flavor not in FLAVORS:
         raise ValueError(f"unknown flavor {flavor!r}")
     if options.map_file and class_map is None:
@@ -195,15 +137,17 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
         raise ValueError(f"truth has {truth.shape[0]} images, the output {output.shape[0]}")
     layer = _prepare_layer(options, output.detach(), net_w, net_h, flavor == "ab")
     rows = read_truths(options, truth, layer.ab, class_map)
+    cells = layer.out.shape[3]
+    plan = plan_writes(options, rows, layer.ab, layer.grid_w, cells // layer.grid_w, net_w, net_h)
+    sent = _send_truth_side(layer, rows, plan)
+    if layer.ab:
+        layer = _zero_nan_objectness(layer, sent.has_truth)
     anyobj = layer.out[:, :, 4].sum()
-    if layer.ab and not math.isfinite(anyobj):
-        layer, anyobj = _zero_nan_objectness(layer, rows)
     # (N, T, A, H·W): every prediction against every truth of its image; padding rows never overlap
-    low, high, area = (_on(output.device, v) for v in rows.edges())
-    iou = iou_of_stacked(layer.centre, layer.size, low, high, area)
+    iou = iou_of_stacked(layer.centre, layer.size, sent.low, sent.high, sent.area)
     delta = torch.zeros(layer.out.shape, dtype=layer.out.dtype, device=layer.out.device)
     thresh_bbox = _pass_a(layer, rows, delta, iou)
-    writes = _writes(layer, rows, iou)
+    writes = _writes(layer, plan, sent, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
     if layer.ab and options.iou_thresh < 1:
         _divide_box_by_classes(delta)
@@ -227,13 +171,13 @@ def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: boo
     return _Layer(opts, ab, out, centre, size, geo, w, net_w, net_h)
 
 
-def _zero_nan_objectness(layer: _Layer, rows: TruthRows) -> tuple[_Layer, Tensor]:
-    """AB zeroes a NaN/Inf objectness output, but only in images that have a usable truth."""
+def _zero_nan_objectness(layer: _Layer, has_truth: Tensor) -> _Layer:
+    """AB zeroes a NaN/Inf objectness output, but only in images that have a usable truth. Done on every
+    call (a copy of the output) rather than after asking the device whether some output is not finite."""
     out = layer.out.clone()
     obj = out[:, :, 4]
-    has_truth = _on(obj.device, rows.valid.any(axis=1))[:, None, None]
-    out[:, :, 4] = torch.where(has_truth & ~torch.isfinite(obj), 0.0, obj)
-    return layer._replace(out=out), out[:, :, 4].sum()
+    out[:, :, 4] = torch.where(has_truth[:, None, None] & ~torch.isfinite(obj), 0.0, obj)
+    return layer._replace(out=out)
 
 
 # -- pass A: every prediction ------------------------------------------------------------------------
@@ -289,7 +233,7 @@ def _truth_thresh_rule(layer: _Layer, rows: TruthRows, delta: Tensor, best_iou: 
         smooth = (1 if cm is None else cm[:, None]) * (q - out[:, 5:].gather(1, cls[:, None]))
         new[:, 5:] = new[:, 5:].scatter(1, cls[:, None], smooth)
     target, scale = _targets_of_slots(layer, coords, slot, cell)
-    pred = layer.pred(image, slot, cell)
+    pred = layer.pred(image, slot, cell)     # index tensors on the device already
     new[:, :4] += _box_rule(layer, pred, out, coords, target, scale, cm)
     delta[image, slot, :, cell] = new
     return int(image.numel())
@@ -309,21 +253,27 @@ def _targets_of_slots(layer: _Layer, coords: Tensor, slot: Tensor, cell: Tensor)
 
 # -- pass B: every truth -----------------------------------------------------------------------------
 
-def _writes(layer: _Layer, rows: TruthRows, iou: Tensor) -> _Writes:
+def _send_truth_side(layer: _Layer, rows: TruthRows, plan: SlotWrites) -> _Sent:
+    """Everything the device needs from the truths and the pass-B plan, in one copy."""
     n, a, e, cells = layer.out.shape
-    plan = plan_writes(layer.opts, rows, layer.ab, layer.grid_w, cells // layer.grid_w, layer.net_w, layer.net_h)
     # flat positions: torch.take is several times cheaper than indexing with several index tensors
     slot_row = plan.image * a + plan.slot                     # row of (N·A, 5+C, H·W)
     in_iou = slot_row * cells + plan.cell + (plan.image * (rows.cls.shape[1] - 1) + plan.truth) * (a * cells)
     elements = (slot_row * (e * cells) + plan.cell)[:, None] + np.arange(e) * cells
-    device = layer.out.device
-    iou = torch.take(iou, _on(device, in_iou))
+    class_at = elements[np.arange(plan.cls.size), 5 + plan.cls]
+    rounds = [] if plan.rank is None else [np.nonzero(plan.rank == r)[0] for r in range(int(plan.rank.max()) + 1)]
+    sent = upload(layer.out.device, [*rows.edges(), rows.valid.any(axis=1), in_iou, elements, class_at, plan.cls,
+                                     plan.target, plan.factor, plan.coords, plan.image, plan.slot, plan.cell,
+                                     *rounds])
+    fields = len(_Sent._fields) - 1
+    return _Sent(*sent[:fields], tuple(sent[fields:]))
+
+
+def _writes(layer: _Layer, plan: SlotWrites, sent: _Sent, iou: Tensor) -> _Writes:
+    iou = torch.take(iou, sent.in_iou)
     if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
         iou = iou.nan_to_num(nan=0.0)
-    class_prob = torch.take(layer.out, _on(device, elements[np.arange(plan.cls.size), 5 + plan.cls]))
-    elements = _on(device, elements)
-    return _Writes(plan, elements, torch.take(layer.out, elements), class_prob, _on(device, plan.cls),
-                   _on(device, plan.target), _on(device, plan.factor), iou)
+    return _Writes(plan, sent, torch.take(layer.out, sent.elements), torch.take(layer.out, sent.class_at), iou)
 
 
 def _on(device: torch.device, array: np.ndarray) -> Tensor:
@@ -332,37 +282,36 @@ def _on(device: torch.device, array: np.ndarray) -> Tensor:
     return torch.from_numpy(array if array.flags.writeable else array.copy()).to(device)
 
 
-def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> int:
+def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> Tensor:
     """Apply the writes round by round, round r holding each slot's r-th write. ``fresh``: pass A wrote
-    no box or class delta, so the first round finds them all zero. Returns rewritten_bbox."""
+    no box or class delta, so the first round finds them all zero. Returns rewritten_bbox (on the device)."""
+    rewritten = delta.new_zeros(())
     if writes.iou.numel() == 0:
-        return 0
-    opts, out = layer.opts, writes.out
-    rows = (writes.target - out) * writes.factor       # each write into a slot nobody wrote before
+        return rewritten
+    opts, out, sent = layer.opts, writes.out, writes.sent
+    rows = (sent.target - out) * sent.factor       # each write into a slot nobody wrote before
     if layer.ab and opts.iou_loss != "mse":
-        cm = None if layer.geo.class_mult is None else layer.geo.class_mult[writes.cls]
-        rows[:, :4] = _box_rule(layer, _written_pred(layer, writes), out, writes.truth(), None, None, cm)
+        cm = None if layer.geo.class_mult is None else layer.geo.class_mult[sent.cls]
+        rows[:, :4] = _box_rule(layer, _written_pred(layer, writes), out, sent.coords, None, None, cm)
     if layer.ab and opts.focal_loss:
-        rows[:, 5:] *= _focal_factor(out[:, 5:], writes.cls[:, None])
+        rows[:, 5:] *= _focal_factor(out[:, 5:], sent.cls[:, None])
     elif layer.ab:   # AB keeps a class delta (here 0) whose new value is not finite
         rows[:, 5:].nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-    if writes.plan.rank is None and fresh:
-        delta.view(-1).index_put_((writes.elements,), rows)
-        return 0
-    rewritten, rank = 0, writes.plan.rank
-    for r in range(1 if rank is None else int(rank.max()) + 1):
-        pick = slice(None) if rank is None else torch.from_numpy(np.nonzero(rank == r)[0]).to(delta.device)
+    if not sent.rounds and fresh:
+        delta.view(-1).index_put_((sent.elements,), rows)
+        return rewritten
+    for r, pick in enumerate(sent.rounds or (slice(None),)):
         new = rows[pick]
         if r > 0 or not fresh:
-            current = torch.take(delta, writes.elements[pick])
-            rewritten += int((current[:, :4] != 0).any(dim=1).sum())
+            current = torch.take(delta, sent.elements[pick])
+            rewritten = rewritten + (current[:, :4] != 0).any(dim=1).sum()
             new_obj = new[:, 4:5]
             if opts.objectness_smooth:    # AB: only a slot whose objectness delta is still 0
                 new_obj = torch.where(current[:, 4:5] == 0, new_obj, current[:, 4:5])
             new = torch.cat([current[:, :4] + new[:, :4] if layer.ab else new[:, :4],   # AB accumulates
-                             new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], writes.cls[pick, None])],
+                             new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], sent.cls[pick, None])],
                             dim=1)
-        delta.view(-1).index_put_((writes.elements[pick],), new)
+        delta.view(-1).index_put_((sent.elements[pick],), new)
     return rewritten
 
 
@@ -386,7 +335,7 @@ def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, ta
 
 def _written_pred(layer: _Layer, writes: _Writes) -> Box:
     """The predicted boxes of the written slots."""
-    return layer.pred(writes.plan.image, writes.plan.slot, writes.plan.cell)
+    return layer.pred(writes.sent.image, writes.sent.slot, writes.sent.cell)
 
 
 def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> Tensor:
@@ -438,31 +387,13 @@ def _divide_box_by_classes(delta: Tensor) -> None:
 # -- cost and statistics -----------------------------------------------------------------------------
 
 def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, anyobj: Tensor, thresh_bbox: int,
-               rewritten: int, shape: torch.Size) -> YoloDeltas:
+               rewritten: Tensor, shape: torch.Size) -> PendingDeltas:
     opts = layer.opts
-    squares = delta.square()
     iou = writes.iou
     sums = [anyobj.view(1), torch.stack([iou, writes.out[:, 4], writes.class_prob]).sum(dim=1),
-            (iou > layer.geo.recall_at).sum(dim=1, dtype=iou.dtype), squares.sum(dim=(0, 1, 3))]
-    giou_loss = layer.ab and opts.show_details and opts.iou_loss == "giou"
-    if giou_loss:
-        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.truth().unbind(1))).sum().view(1))
-    # one trip to the host (stacks of one dtype: mixing float and bool makes torch.stack several times slower)
-    anyobj_sum, iou_sum, obj_sum, class_sum, r50, r75, *rest = torch.cat(sums).tolist()
-    per_entry, giou = rest[:layer.out.shape[2]], rest[layer.out.shape[2]:]    # Σ delta² of each entry
-    total, non_box = sum(per_entry), sum(per_entry[4:])
-    count = int(iou.numel())
-    class_loss = opts.obj_normalizer * non_box
-    cost = total
-    if layer.ab and opts.show_details and opts.iou_loss != "mse":
-        # AB's IoU-loss cost: mean (1 − GIoU) or (1 − IoU; also for diou/ciou) plus the non-box part
-        lost = count - (giou[0] if giou_loss else iou_sum)
-        cost = opts.iou_normalizer * lost / max(count, 1) + class_loss
-    return YoloDeltas(
-        delta=delta.view(shape), cost=cost, flavor="ab" if layer.ab else "pj", count=count,
-        predictions=layer.out[:, :, 4].numel(), iou_sum=iou_sum, class_sum=class_sum, obj_sum=obj_sum,
-        anyobj_sum=anyobj_sum, recall50=round(r50), recall75=round(r75), total_loss=total, class_loss=class_loss,
-        total_bbox=count + thresh_bbox, rewritten_bbox=rewritten,
-        loss_kind=opts.iou_loss if opts.iou_loss in ("mse", "giou") else "iou",
-        normalizers=(opts.iou_normalizer, opts.obj_normalizer, opts.cls_normalizer),
-        show_details=opts.show_details)
+            (iou > layer.geo.recall_at).sum(dim=1, dtype=iou.dtype), delta.square().sum(dim=(0, 1, 3))]
+    if layer.ab and opts.show_details and opts.iou_loss == "giou":
+        sums.append(box_giou(_written_pred(layer, writes), Box(*writes.sent.coords.unbind(1))).sum().view(1))
+    sums.append(rewritten.to(iou.dtype).view(1))
+    return PendingDeltas(delta.view(shape), torch.cat(sums), opts, layer.ab, count=int(iou.numel()),
+                         predictions=layer.out[:, :, 4].numel(), thresh_bbox=thresh_bbox)

@@ -4,7 +4,8 @@ anchor slots each truth writes to and in what order, and what each write puts th
 It runs in NumPy on the host. The truth array is tiny and comes from the data loader on the host (Darknet
 does this part in C on the CPU even in its GPU builds); in torch every one of these small element-wise
 steps would cost a kernel launch, often a device sync, and more time than the whole per-prediction part
-of the loss. Everything here is vectorised over images and truths.
+of the loss. Everything here is vectorised over images and truths, and :func:`upload` hands the result to
+the device in one asynchronous copy, so the loss never makes the host wait for the device on the way in.
 
 All the `[yolo]` layers of a network read the same truth array, so the layer-independent part (reading the
 rows, the best anchor of each truth) is memoised: by the array's content, and then by the resulting
@@ -53,6 +54,25 @@ class SlotWrites:
     coords: np.ndarray         # (M, 4) float32 the truth box
     target: np.ndarray         # (M, 5+C) float32 } what the write puts into a slot nobody wrote before:
     factor: np.ndarray         # (M, 5+C) float32 } (target − output)·factor, entry by entry (see _fresh_rows)
+
+
+def upload(device: torch.device, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """The arrays on ``device`` after one copy: packed into one (on CUDA pinned) host buffer and sent with
+    ``non_blocking``, which does not wait for the device, where a copy each from pageable memory would wait
+    for every kernel queued before it. Each array starts on an 8-byte boundary so it can be viewed in its
+    own dtype; the device tensors are fresh (never views of a NumPy array torch could write through)."""
+    sizes = [a.nbytes for a in arrays]
+    starts = np.concatenate([[0], np.cumsum([-(-n // 8) * 8 for n in sizes])]).astype(int)
+    packed = torch.empty(int(starts[-1]), dtype=torch.uint8, pin_memory=device.type == "cuda")
+    host = packed.numpy()
+    for array, start, n in zip(arrays, starts, sizes):
+        host[start:start + n] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    packed = packed.to(device, non_blocking=True)
+    return [packed[start:start + n].view(_TORCH_DTYPES[a.dtype.type]).view(a.shape)
+            for a, start, n in zip(arrays, starts, sizes)]
+
+
+_TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64, np.int64: torch.int64, np.bool_: torch.bool}
 
 
 def read_truths(opts: YoloOptions, truth: torch.Tensor, ab: bool,

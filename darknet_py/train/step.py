@@ -8,7 +8,6 @@ Darknet's `*_updates` do). Then one `update_network` with the rate of the iterat
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
@@ -55,7 +54,8 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
     images = images.to(device, reference.dtype, non_blocking=True)
-    truth = truth.to(device, reference.dtype, non_blocking=True)
+    # the [yolo] loss plans its targets on the host: a truth on the device would have to come back
+    truth = truth.cpu().to(reference.dtype)
     yolo_indices = _yolo_indices(model)
     keep = sorted(set(yolo_indices) | {i - 1 for i in yolo_indices})
     if iteration is None:
@@ -78,19 +78,27 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
     rate = get_current_rate(net, iteration + 1, rng)
     optimizer.set_rate(rate, iteration + 1)
     optimizer.step()
-    return _result(per_batch, rate, iteration + 1, batch, mini, yolo_indices)
+    return _result(_read_statistics(per_batch), rate, iteration + 1, batch, mini, yolo_indices)
+
+
+def _read_statistics(per_batch):
+    """Every layer's statistics of the iteration, read from the device at once (the step's only wait)."""
+    from ..layers.yolo_statistics import read_statistics
+
+    finished = iter(read_statistics([d for found in per_batch for d in found]))
+    return [[next(finished) for _ in found] for found in per_batch]
 
 
 def _forward_backward(network, model, x, truth, keep, yolo_indices, batch, keep_deltas):
-    from ..layers.yolo_loss import yolo_deltas, yolo_surrogate
+    from ..layers.yolo_loss import pending_yolo_deltas, yolo_surrogate
 
     outputs = network(x, keep=keep)
     surrogate = None
     found = []
     for i in yolo_indices:
         layer = model.layers[i]
-        deltas = yolo_deltas(layer.options, outputs[i].detach(), truth, layer.net_w, layer.net_h,
-                             model.net.flavor)
+        deltas = pending_yolo_deltas(layer.options, outputs[i].detach(), truth, layer.net_w, layer.net_h,
+                                     model.net.flavor)
         delta = deltas.delta
         if model.net.flavor == "ab" and layer.options.delta_normalizer != 1.0:
             delta = delta * layer.options.delta_normalizer   # AB GPU's yolo backward scales the delta
@@ -114,7 +122,7 @@ def _result(per_batch, rate, iteration, batch, mini, yolo_indices) -> StepResult
 
 
 def _without_delta(deltas):
-    return dataclasses.replace(deltas, delta=deltas.delta.new_empty(0))
+    return deltas._replace(delta=deltas.delta.new_empty(0))
 
 
 def _check_batch(images: torch.Tensor, truth: torch.Tensor, batch: int) -> None:
