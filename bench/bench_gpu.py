@@ -106,6 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--no-append", action="store_true")
     args = p.parse_args(argv)
+    if args.warmup < 1 or args.iterations < 1:
+        p.error("--warmup and --iterations must be at least 1")
     if args.device is None:
         p.error("no CUDA device found: pass --device cpu (with tiny sizes) to run on the CPU")
     return args
@@ -176,7 +178,7 @@ def train_with_loader(cfg: Path, data: Path, device: torch.device, precision: st
                                progress=False, log_file=str(log), chart_dir=str(work)))
     times = [e["time"] for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "iteration"]
     batch = parse_cfg(cfg).net.images_per_update
-    seconds = (times[-1] - times[warmup - 1]) / (len(times) - warmup)
+    seconds = max(times[-1] - times[warmup - 1], 1e-3) / (len(times) - warmup)    # the log keeps ms
     return Measured(batch / seconds, _peak_mib(device))
 
 
@@ -353,7 +355,7 @@ def main(argv=None) -> None:
                     rows.append(row)
                     print(row, flush=True)
             maps_cfg = sized_cfg(cfg, folder, args.size, 1, 1, 1)
-            maps.append(f"{cfg.name}: forward {flops / 1e9:.1f} GFLOP an image at {args.size}x{args.size}")
+            maps.append(f"{cfg.name}: forward {flops / 1e9:.3f} GFLOP an image at {args.size}x{args.size}")
             if "map" not in skip:
                 valid = write_dataset(work / f"{cfg.stem}_valid", args.map_images, width, height, classes, seed=14)
                 speed, how = map_speed(maps_cfg, valid, device, args.map_batch)
