@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from darknet_py.data.batch import network_input
 from darknet_py.data.augment import AugmentOptions, chunk_mode, load_data_detection
 from darknet_py.data.loader import (CHUNK_STREAM, SLOT_STREAM, DetectionDataset, DetectionLoader, chunk_of,
                                     slot_rng)
@@ -60,8 +61,8 @@ def _options(name):
 
 
 def _network_input(batch):
-    """The float32 images the network is fed."""
-    return batch.images.numpy().astype(np.float32, copy=False)
+    """The float32 images the network is fed (uint8 batches are converted on the training device)."""
+    return network_input(batch.images, "cpu").numpy()
 
 
 def _digest(name, paths, num_workers=0):

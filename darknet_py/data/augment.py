@@ -15,7 +15,8 @@ Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ig
 
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
 :class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend, float32
-(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``.
+(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
+:func:`load_slot`'s output instead, which stays uint8 (C, h, w) where the OpenCV pipeline is 8-bit.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import CfgError
 from .hsv import distort_image, distort_image_u8
-from .image import resize_image
+from .image import as_float, resize_image, unit_float
 from .labels import BoxTransform, TruthSpec, fill_truth_detection
 from .mosaic import blend_truth, mosaic_cut, mosaic_shifts, paste_mosaic_pass, blend_truth_mosaic
 from .rand import rand_scale, rand_uniform, random_float
@@ -140,8 +141,16 @@ def chunk_mode(rng: np.random.Generator, opts: AugmentOptions) -> int:
 
 def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions,
                         mode: int = SINGLE) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """One slot of Darknet's `load_data_detection`: the network input (C, h, w), its truth rows and the
-    image paths used (several with mixup/mosaic). ``mode`` is the chunk's :func:`chunk_mode`."""
+    """One slot of Darknet's `load_data_detection`: the network input (C, h, w) float32, its truth rows and
+    the image paths used (several with mixup/mosaic). ``mode`` is the chunk's :func:`chunk_mode`."""
+    image, truth, paths = load_slot(source, rng, opts, mode)
+    return as_float(image), truth, paths
+
+
+def load_slot(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions,
+              mode: int = SINGLE) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`load_data_detection` with the image left as uint8 when the pipeline produced 8-bit values
+    (AB with OpenCV, except mixup blends): the loader hands those to the training device as they are."""
     if opts.flavor == "pj":
         sample = source.draw(rng)
         image, truth = augment_pj(sample, rng, opts)
@@ -149,12 +158,12 @@ def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: Aug
     if mode == MOSAIC:
         return _load_mosaic(source, rng, opts)
     first = source.draw(rng)
-    image, truth, _ = augment_ab(first, rng, opts)
+    image, truth, _ = _augment_ab(first, rng, opts)
     if mode != MIXUP:
         return image, truth, [first.path]
     second = source.draw(rng)
     image2, truth2, _ = augment_ab(second, rng, opts)
-    blended = (image2 * F32(0.5) + image * F32(0.5)).astype(F32)
+    blended = (image2 * F32(0.5) + as_float(image) * F32(0.5)).astype(F32)
     # AB with OpenCV keeps the first image's boxes first; AB without OpenCV puts the new image's first.
     truth = blend_truth(truth, truth2) if opts.backend == "opencv" else blend_truth(truth2, truth)
     return blended, truth, [first.path, second.path]
@@ -163,12 +172,12 @@ def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: Aug
 def _load_mosaic(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions):
     w, h = opts.width, opts.height
     cut = mosaic_cut(rng, w, h)
-    image = np.zeros((opts.channels, h, w), F32)
+    image = np.zeros((opts.channels, h, w), np.uint8)       # mosaic exists only in the 8-bit OpenCV pipeline
     truth = np.zeros((opts.max_boxes, opts.truth.truth_size), F32)
     paths = []
     for k in range(4):
         sample = source.draw(rng)
-        piece, piece_truth, crop = augment_ab(sample, rng, opts, mosaic_pass=k)
+        piece, piece_truth, crop = _augment_ab(sample, rng, opts, mosaic_pass=k)
         oh, ow = _size(sample.pixels, opts)
         shifts = mosaic_shifts(crop, cut, w, h, ow, oh)
         paste_mosaic_pass(image, piece, k, cut, shifts)
@@ -192,7 +201,15 @@ class Crop:
 
 def augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
                mosaic_pass: int | None = None) -> tuple[np.ndarray, np.ndarray, Crop]:
-    """AB's per-image augmentation (either backend): jitter crop, stretch to the network size, flip, HSV."""
+    """AB's per-image augmentation (either backend): jitter crop, stretch to the network size, flip, HSV.
+    The image is float32 (C, h, w) in [0, 1]."""
+    image, truth, crop = _augment_ab(sample, rng, opts, mosaic_pass)
+    return as_float(image), truth, crop
+
+
+def _augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
+                mosaic_pass: int | None = None) -> tuple[np.ndarray, np.ndarray, Crop]:
+    """:func:`augment_ab` with the OpenCV backend's image left as uint8 (C, h, w)."""
     oh, ow = _size(sample.pixels, opts)
     crop, dhue, dsat, dexp = draw_ab_crop(rng, opts, ow, oh, mosaic_pass)
     sx, sy = F32(crop.swidth) / F32(ow), F32(crop.sheight) / F32(oh)
@@ -200,7 +217,7 @@ def augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
                              sx=F32(1.0 / float(sx)), sy=F32(1.0 / float(sy)), flip=crop.flip)
     truth = fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
     if opts.backend == "opencv":
-        image = image_data_augmentation(sample.pixels, crop, opts, dhue, dsat, dexp)
+        image = image_data_augmentation_u8(sample.pixels, crop, opts, dhue, dsat, dexp)
     else:
         image = image_data_augmentation_darknet(sample.pixels, crop, opts, dhue, dsat, dexp)
     return image, truth, crop
@@ -273,6 +290,12 @@ def hug_corner(pleft, pright, ptop, pbot, k, flip):
 def image_data_augmentation(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
                             dhue: float, dsat: float, dexp: float) -> np.ndarray:
     """AB `image_data_augmentation`: uint8 throughout, mean-colour padding, INTER_LINEAR, /255 at the end."""
+    return unit_float(image_data_augmentation_u8(rgb, crop, opts, dhue, dsat, dexp))
+
+
+def image_data_augmentation_u8(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
+                               dhue: float, dsat: float, dexp: float) -> np.ndarray:
+    """:func:`image_data_augmentation` before the /255: planar uint8 (C, h, w)."""
     oh, ow = rgb.shape[:2]
     size = (opts.width, opts.height)
     if crop.pleft == 0 and crop.ptop == 0 and (crop.swidth, crop.sheight) == (ow, oh):
@@ -290,8 +313,7 @@ def image_data_augmentation(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
     if crop.flip:
         sized = cv2.flip(sized, 1)
     sized = distort_image_u8(sized, dhue, dsat, dexp)
-    planar = sized[None] if sized.ndim == 2 else sized.transpose(2, 0, 1)
-    return np.ascontiguousarray(planar, dtype=F32) / F32(255)
+    return sized[None] if sized.ndim == 2 else sized.transpose(2, 0, 1)
 
 
 def image_data_augmentation_darknet(im: np.ndarray, crop: Crop, opts: AugmentOptions,

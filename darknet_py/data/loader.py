@@ -7,7 +7,8 @@ Usage (what the training loop does)::
     loader = detection_loader(cfg, read_list(data.resolve("train")), seed=1, num_workers=4)
     for each iteration:
         if multiscale says so: loader.set_size(w, h); network.resize(w, h)
-        batch = loader.next_batch()   # DetectionBatch(images (B,C,H,W) float32, truth (B,max,5|6), paths, iteration)
+        batch = loader.next_batch()   # DetectionBatch(images (B,C,H,W) uint8|float32, truth (B,max,5|6), paths, iteration)
+        images = network_input(batch.images, device)   # float32 in [0, 1] on the training device
 
 Determinism: slot ``i`` of iteration ``n`` on rank ``r`` draws everything (image choice, crop, flip, HSV,
 label shuffle, mixup/mosaic partners) from a generator seeded by ``(seed, r, n, i)``, and AB's per-chunk
@@ -34,7 +35,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config.reader import warn
 from ..errors import DataFileError, DarknetError, ImageError
-from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_data_detection
+from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
+from .batch import DetectionBatch, stack_images, stack_truth
 from .image import load_image
 from .labels import label_path, read_labels
 
@@ -47,13 +49,6 @@ class BatchKey(NamedTuple):
     slot: int
     width: int
     height: int
-
-
-class DetectionBatch(NamedTuple):
-    images: torch.Tensor        # (B, C, H, W) float32, RGB in [0, 1]
-    truth: torch.Tensor         # (B, max_boxes, 5 | 6) float32, Darknet truth rows, zero-padded
-    paths: list                 # per slot, the image path(s) used (several with mixup/mosaic)
-    iteration: int
 
 
 class _Failure(NamedTuple):
@@ -102,7 +97,7 @@ class DetectionDataset(Dataset):
             chunk = chunk_of(key.slot, self.batch, self.loader_threads)
             mode = chunk_mode(slot_rng(self.seed, self.rank, key.iteration, CHUNK_STREAM, chunk), opts)
             rng = slot_rng(self.seed, self.rank, key.iteration, SLOT_STREAM, key.slot)
-            image, truth, used = load_data_detection(self, rng, opts, mode)
+            image, truth, used = load_slot(self, rng, opts, mode)
             return image, truth, used, key
         except DarknetError as exc:
             return _Failure(type(exc), exc.message, exc.file, exc.line, exc.value, exc.hint)
@@ -144,8 +139,7 @@ def collate(items):
     if failure is not None:
         return failure
     images, truth, paths, keys = zip(*items)
-    return DetectionBatch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(truth)),
-                          list(paths), keys[0].iteration)
+    return DetectionBatch(stack_images(images), stack_truth(truth), list(paths), keys[0].iteration)
 
 
 class IterationSampler(Sampler):
