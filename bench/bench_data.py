@@ -8,10 +8,14 @@ exposure 1.5, flip; batch 64; network input 416 or 608.
 * Loader: `DetectionLoader` with num_workers=0 (the work one worker process does), pinned to one core,
   torch/OpenCV single-threaded; images/s per worker for pj, ab (OpenCV, the default) and ab + mosaic.
 * `detector train`: the trivial network (a 1x1 stride-32 conv, a 1x1 conv, a [yolo] at 13x13), pj flavour,
-  416, 640x480 JPEGs, both programs pinned to the same core with `taskset -c <core>`. Period per iteration =
-  "Loaded" seconds + training seconds as each program prints them; the first iterations (start-up) are
-  dropped; sustained images/s = 64 / median period. darknet_py runs with its default worker count (the
-  cores available: one under taskset).
+  416, 640x480 JPEGs, both programs pinned to the same core with `taskset -c <core>`; darknet_py runs with
+  its default worker count (the cores available: one under taskset). Two measures:
+  - CPU: each program runs twice, for A and B iterations; sustained images/s per core-second =
+    64·(B − A) / (CPU seconds of run B − CPU seconds of run A), CPU seconds being user + system time of the
+    program and all its processes (start-up cancels out). This one holds on a shared, loaded machine.
+  - wall: 64 / median("Loaded" + training seconds as the program prints them) over run B's iterations after
+    the first few; meaningful only on an idle machine.
+* Loader rates are reported the same two ways (CPU seconds of this process; wall seconds).
 
     python bench/bench_data.py [--iterations 8] [--batches 3] [--quick]
 """
@@ -21,6 +25,7 @@ import argparse
 import dataclasses
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -130,42 +136,68 @@ def core() -> str:
     return str(min(os.sched_getaffinity(0)))
 
 
-def sustained_rate(command: list[str], cwd: Path, skip: int) -> tuple[float, list[float]]:
-    """64 / median(Loaded + training seconds) over the iterations after the first ``skip``."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train_run(command: list[str], cwd: Path) -> tuple[float, list[float]]:
+    """(CPU seconds of the whole run, per-iteration wall periods "Loaded" + training seconds)."""
+    before = children_cpu()
     out = subprocess.run(["taskset", "-c", core(), "stdbuf", "-oL"] + command, cwd=cwd, capture_output=True,
                          text=True)
+    cpu = children_cpu() - before
     lines = out.stdout.splitlines()
     loaded = [float(m.group(1)) for m in map(LOADED.match, lines) if m]
     trained = [float(m.group(2)) for m in map(ITERATION.match, lines) if m]
-    periods = [load + train for load, train in zip(loaded, trained)][skip:]
-    if len(periods) < 2:
+    if out.returncode != 0 or not trained:
         raise SystemExit(f"{command[0]} did not train ({out.returncode}):\n{out.stdout[-2000:]}\n"
                          f"{out.stderr[-2000:]}")
-    return BATCH / statistics.median(periods), periods
+    return cpu, [load + train for load, train in zip(loaded, trained)]
 
 
-def train_rates(images: list[str], iterations: int) -> tuple[float, float, list, list]:
+class TrainRate(NamedTuple):
+    cpu: float          # images per CPU second, sustained (two-run difference)
+    wall: float         # 64 / median wall period after start-up
+    periods: list
+
+
+def train_rate(command, data: Path, cfg: Path, short: int, long: int, skip: int) -> TrainRate:
+    runs = []
+    for iterations in (short, long):
+        cfg.write_text(CFG.format(batch=BATCH, size=416, max_batches=iterations))
+        shutil.rmtree(data.parent / "backup")
+        (data.parent / "backup").mkdir()
+        runs.append(train_run(command, data.parent))
+    (cpu_a, _), (cpu_b, periods) = runs
+    return TrainRate(BATCH * (long - short) / (cpu_b - cpu_a), BATCH / statistics.median(periods[skip:]),
+                     periods)
+
+
+def train_rates(images: list[str], short: int, long: int) -> tuple[TrainRate, TrainRate]:
     binary = shutil.which("darknet")
     if binary is None:
         raise SystemExit("the Debian 'darknet' package is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        data, cfg = write_run(Path(tmp), images, 416, iterations)
-        theirs, their_periods = sustained_rate([binary, "detector", "train", str(data), str(cfg)], Path(tmp), 1)
-        env_python = [sys.executable, "-m", "darknet_py", "detector", "train", str(data), str(cfg), "--flavor",
-                      "pj", "--device", "cpu", "--no-check", "--no-progress"]
+        data, cfg = write_run(Path(tmp), images, 416, long)
+        theirs = train_rate([binary, "detector", "train", str(data), str(cfg)], data, cfg, short, long, 1)
+        ours_cmd = [sys.executable, "-m", "darknet_py", "detector", "train", str(data), str(cfg), "--flavor", "pj",
+                    "--device", "cpu", "--no-check", "--no-progress"]
         os.environ["PYTHONPATH"] = str(ROOT)
-        ours, our_periods = sustained_rate(env_python, Path(tmp), 2)
-    return theirs, ours, their_periods, our_periods
+        ours = train_rate(ours_cmd, data, cfg, short, long, 2)
+    return theirs, ours
 
 
-def loader_rate(images: list[str], cfg_path: Path, flavor: str, mosaic: bool, batches: int) -> float:
+def loader_rate(images: list[str], cfg_path: Path, flavor: str, mosaic: bool, batches: int
+                ) -> tuple[float, float]:
+    """(images per CPU second, images per wall second) of the loader working in this process."""
     options = dataclasses.replace(augment_options(parse_cfg(str(cfg_path), flavor), "opencv"), mosaic=mosaic)
     loader = DetectionLoader(DetectionDataset(images, options, seed=1, batch=BATCH))
     loader.next_batch()                                   # warm-up: page cache, imports
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         loader.next_batch()
-    return BATCH * batches / (time.perf_counter() - start)
+    return BATCH * batches / (time.process_time() - cpu), BATCH * batches / (time.perf_counter() - wall)
 
 
 VARIANTS = (("pj", "pj", False), ("ab, OpenCV (default)", "ab", False), ("ab, OpenCV + mosaic", "ab", True))
@@ -173,7 +205,8 @@ VARIANTS = (("pj", "pj", False), ("ab, OpenCV (default)", "ab", False), ("ab, Op
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=8, help="detector train iterations per program")
+    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 9), metavar=("A", "B"),
+                        help="detector train iterations of the short and the long run")
     parser.add_argument("--batches", type=int, default=3, help="loader batches of 64 per variant")
     parser.add_argument("--quick", action="store_true", help="640x480 and 416 only")
     parser.add_argument("--no-train", action="store_true", help="skip the detector train comparison")
@@ -187,19 +220,23 @@ def main() -> None:
         shapes = ((640, 480),) if args.quick else ((640, 480), (1280, 720))
         sets = {shape: make_images(tmp / f"{shape[0]}x{shape[1]}", *shape, count=64) for shape in shapes}
         if not args.no_train:
-            theirs, ours, their_p, our_p = train_rates(sets[(640, 480)], args.iterations)
-            print(f"detector train, trivial net, pj, 416, 640x480 JPEGs, one core: Debian darknet {theirs:6.1f} "
-                  f"images/s, darknet_py {ours:6.1f} images/s, ratio {ours / theirs:4.2f}")
-            print(f"  periods (s): darknet {['%.3f' % p for p in their_p]}")
-            print(f"               darknet_py {['%.3f' % p for p in our_p]}")
+            theirs, ours = train_rates(sets[(640, 480)], *args.iterations)
+            print("detector train, trivial net, pj, 416, 640x480 JPEGs, one core (images/s):")
+            for measure in ("cpu", "wall"):
+                mine, ref = getattr(ours, measure), getattr(theirs, measure)
+                print(f"  per {measure:4s} second: Debian darknet {ref:6.1f}, darknet_py {mine:6.1f}, "
+                      f"ratio {mine / ref:4.2f}")
+            print(f"  wall periods (s): darknet {' '.join('%.3f' % p for p in theirs.periods)}")
+            print(f"                    darknet_py {' '.join('%.3f' % p for p in ours.periods)}")
         os.sched_setaffinity(0, {int(core())})
         for shape, images in sets.items():
             for size in ((416,) if args.quick else (416, 608)):
                 cfg_path = tmp / f"bench{size}.cfg"
                 cfg_path.write_text(CFG.format(batch=BATCH, size=size, max_batches=1))
                 for label, flavor, mosaic in VARIANTS:
-                    rate = loader_rate(images, cfg_path, flavor, mosaic, args.batches)
-                    print(f"loader {shape[0]}x{shape[1]} -> {size}  {label:22s}: {rate:7.1f} images/s per worker")
+                    cpu, wall = loader_rate(images, cfg_path, flavor, mosaic, args.batches)
+                    print(f"loader {shape[0]}x{shape[1]} -> {size}  {label:22s}: {cpu:6.1f} images per CPU second "
+                          f"({wall:6.1f} per wall second)")
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

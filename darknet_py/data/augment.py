@@ -296,24 +296,27 @@ def image_data_augmentation(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
 def image_data_augmentation_u8(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
                                dhue: float, dsat: float, dexp: float) -> np.ndarray:
     """:func:`image_data_augmentation` before the /255: planar uint8 (C, h, w)."""
-    oh, ow = rgb.shape[:2]
-    size = (opts.width, opts.height)
-    if crop.pleft == 0 and crop.ptop == 0 and (crop.swidth, crop.sheight) == (ow, oh):
-        sized = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-    else:
-        channels = 1 if rgb.ndim == 2 else rgb.shape[2]
-        mean = np.clip(np.rint(cv2.mean(rgb)[:channels]), 0, 255).astype(np.uint8)
-        cropped = np.empty((crop.sheight, crop.swidth) + rgb.shape[2:], np.uint8)
-        cropped[...] = mean if rgb.ndim == 3 else mean[0]
-        x0, y0 = max(crop.pleft, 0), max(crop.ptop, 0)
-        x1, y1 = min(crop.pleft + crop.swidth, ow), min(crop.ptop + crop.sheight, oh)
-        if x1 > x0 and y1 > y0:
-            cropped[y0 - crop.ptop:y1 - crop.ptop, x0 - crop.pleft:x1 - crop.pleft] = rgb[y0:y1, x0:x1]
-        sized = cv2.resize(cropped, size, interpolation=cv2.INTER_LINEAR)
+    sized = cv2.resize(_crop_u8(rgb, crop), (opts.width, opts.height), interpolation=cv2.INTER_LINEAR)
     if crop.flip:
         sized = cv2.flip(sized, 1)
     sized = distort_image_u8(sized, dhue, dsat, dexp)
     return sized[None] if sized.ndim == 2 else sized.transpose(2, 0, 1)
+
+
+def _crop_u8(rgb: np.ndarray, crop: Crop) -> np.ndarray:
+    """AB's crop: the part inside the image (a view, no copy), padded with the image's mean colour (rounded)
+    where the crop reaches outside it."""
+    oh, ow = rgb.shape[:2]
+    x0, y0 = max(crop.pleft, 0), max(crop.ptop, 0)
+    x1, y1 = min(crop.pleft + crop.swidth, ow), min(crop.ptop + crop.sheight, oh)
+    pad = (y0 - crop.ptop, crop.ptop + crop.sheight - y1, x0 - crop.pleft, crop.pleft + crop.swidth - x1)
+    if not any(pad):
+        return rgb[y0:y1, x0:x1]
+    channels = 1 if rgb.ndim == 2 else rgb.shape[2]
+    mean = [float(v) for v in np.clip(np.rint(cv2.mean(rgb)[:channels]), 0, 255)]
+    if x1 <= x0 or y1 <= y0:            # nothing of the image is kept
+        return np.full((crop.sheight, crop.swidth) + rgb.shape[2:], mean if rgb.ndim == 3 else mean[0], np.uint8)
+    return cv2.copyMakeBorder(rgb[y0:y1, x0:x1], *pad, cv2.BORDER_CONSTANT, value=mean + [0.0] * (4 - channels))
 
 
 def image_data_augmentation_darknet(im: np.ndarray, crop: Crop, opts: AugmentOptions,
