@@ -37,7 +37,7 @@ from ..config.reader import warn
 from ..errors import DataFileError, DarknetError, ImageError
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import DetectionBatch, stack_images, stack_truth
-from .image import load_image
+from .image import unit_float
 from .labels import label_path, read_labels
 
 MAX_DRAWS = 1000            # consecutive unreadable draws before giving up on the train list
@@ -120,18 +120,18 @@ class DetectionDataset(Dataset):
                             file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:
-        """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise.
-        pjreddie always loads 3 channels."""
-        if not self.options.decodes_u8:
-            return load_image(path, 3 if self.options.flavor == "pj" else self.options.channels)
-        grey = self.options.channels == 1
+        """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
+        (the values of :func:`~darknet_py.data.image.load_image`). pjreddie always loads 3 channels."""
+        grey = self.options.channels == 1 and self.options.flavor != "pj"
         data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
         if data is None:
             raise ImageError("image file not found", file=path)
-        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data.size else None
+        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) if data.size else None
         if pixels is None:
             raise ImageError("cannot decode image (corrupt or not an image)", file=path)
-        return pixels if grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        if self.options.decodes_u8:
+            return pixels
+        return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))
 
 
 def collate(items):
