@@ -348,7 +348,7 @@ def augment_pj(sample: Sample, rng: np.random.Generator, opts: AugmentOptions) -
     image = distort_image(canvas, dhue, dsat, dexp)
     flip = bool(rng.integers(2))
     if flip:
-        image = np.ascontiguousarray(image[:, :, ::-1])
+        image = image[:, :, ::-1]           # a view: the batch copies the image anyway
     transform = BoxTransform(dx=-dx / w, dy=-dy / h, sx=nw / w, sy=nh / h, flip=flip)
     return image, fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
 
