@@ -46,3 +46,27 @@ def test_strided_1x1_convolution_equals_pytorch_strided(tmp_path, stride):
     layer = network.layers[0]
     x = torch.rand(2, 3, 45, 67)
     assert torch.equal(layer.pre_activation(x), layer.conv(x))
+
+
+def _crop_reference(rgb, crop):
+    """AB's crop written out: a canvas of the rounded mean colour, the overlapping part copied in."""
+    oh, ow = rgb.shape[:2]
+    mean = np.rint(rgb.reshape(oh * ow, -1).mean(axis=0)).astype(np.uint8)
+    out = np.empty((crop.sheight, crop.swidth) + rgb.shape[2:], np.uint8)
+    out[...] = mean if rgb.ndim == 3 else mean[0]
+    for y in range(crop.sheight):
+        for x in range(crop.swidth):
+            if 0 <= y + crop.ptop < oh and 0 <= x + crop.pleft < ow:
+                out[y, x] = rgb[y + crop.ptop, x + crop.pleft]
+    return out
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_ab_crop_pads_with_the_mean_colour(grey):
+    from darknet_py.data.augment import Crop, _crop_u8
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (9, 13) if grey else (9, 13, 3), dtype=np.uint8)
+    for pleft, ptop, sw, sh in [(0, 0, 13, 9), (2, 1, 8, 5), (-3, -2, 20, 14), (5, 4, 12, 10), (-30, 0, 5, 9),
+                                (0, 20, 13, 4), (-4, 3, 6, 3)]:
+        crop = Crop(pleft, 13 - pleft - sw, ptop, 9 - ptop - sh, sw, sh, False)
+        assert np.array_equal(_crop_u8(rgb, crop), _crop_reference(rgb, crop)), crop
