@@ -39,7 +39,7 @@ COMMANDS: list = []
                    "float32. Default: float32 like Darknet.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmul/convolutions on CUDA. Default: off for parity.")
 @click.option("--workers", type=int, default=None,
-              help="Data loader worker processes (default: min(4, CPU count - 1)).")
+              help="Data loader worker processes (default: the CPU cores this process may use).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 @click.option("--log", "log_file", type=click.Path(), default=None,
@@ -99,7 +99,8 @@ def _pick_device(device: Optional[str], gpu_list: list[int]) -> str:
 
 
 def _default_workers() -> int:
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """One worker per core available (taskset/cgroups respected): on a GPU the loader is the bottleneck."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:

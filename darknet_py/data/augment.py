@@ -15,7 +15,8 @@ Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ig
 
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
 :class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend, float32
-(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``.
+(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
+:func:`load_slot`'s output instead, which stays uint8 (C, h, w) where the OpenCV pipeline is 8-bit.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import CfgError
 from .hsv import distort_image, distort_image_u8
-from .image import resize_image
+from .image import as_float, resize_image, unit_float
 from .labels import BoxTransform, TruthSpec, fill_truth_detection
 from .mosaic import blend_truth, mosaic_cut, mosaic_shifts, paste_mosaic_pass, blend_truth_mosaic
 from .rand import rand_scale, rand_uniform, random_float
@@ -140,8 +141,16 @@ def chunk_mode(rng: np.random.Generator, opts: AugmentOptions) -> int:
 
 def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions,
                         mode: int = SINGLE) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """One slot of Darknet's `load_data_detection`: the network input (C, h, w), its truth rows and the
-    image paths used (several with mixup/mosaic). ``mode`` is the chunk's :func:`chunk_mode`."""
+    """One slot of Darknet's `load_data_detection`: the network input (C, h, w) float32, its truth rows and
+    the image paths used (several with mixup/mosaic). ``mode`` is the chunk's :func:`chunk_mode`."""
+    image, truth, paths = load_slot(source, rng, opts, mode)
+    return as_float(image), truth, paths
+
+
+def load_slot(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions,
+              mode: int = SINGLE) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`load_data_detection` with the image left as uint8 when the pipeline produced 8-bit values
+    (AB with OpenCV, except mixup blends): the loader hands those to the training device as they are."""
     if opts.flavor == "pj":
         sample = source.draw(rng)
         image, truth = augment_pj(sample, rng, opts)
@@ -149,12 +158,12 @@ def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: Aug
     if mode == MOSAIC:
         return _load_mosaic(source, rng, opts)
     first = source.draw(rng)
-    image, truth, _ = augment_ab(first, rng, opts)
+    image, truth, _ = _augment_ab(first, rng, opts)
     if mode != MIXUP:
         return image, truth, [first.path]
     second = source.draw(rng)
     image2, truth2, _ = augment_ab(second, rng, opts)
-    blended = (image2 * F32(0.5) + image * F32(0.5)).astype(F32)
+    blended = (image2 * F32(0.5) + as_float(image) * F32(0.5)).astype(F32)
     # AB with OpenCV keeps the first image's boxes first; AB without OpenCV puts the new image's first.
     truth = blend_truth(truth, truth2) if opts.backend == "opencv" else blend_truth(truth2, truth)
     return blended, truth, [first.path, second.path]
@@ -163,12 +172,12 @@ def load_data_detection(source: ImageSource, rng: np.random.Generator, opts: Aug
 def _load_mosaic(source: ImageSource, rng: np.random.Generator, opts: AugmentOptions):
     w, h = opts.width, opts.height
     cut = mosaic_cut(rng, w, h)
-    image = np.zeros((opts.channels, h, w), F32)
+    image = np.zeros((opts.channels, h, w), np.uint8)       # mosaic exists only in the 8-bit OpenCV pipeline
     truth = np.zeros((opts.max_boxes, opts.truth.truth_size), F32)
     paths = []
     for k in range(4):
         sample = source.draw(rng)
-        piece, piece_truth, crop = augment_ab(sample, rng, opts, mosaic_pass=k)
+        piece, piece_truth, crop = _augment_ab(sample, rng, opts, mosaic_pass=k)
         oh, ow = _size(sample.pixels, opts)
         shifts = mosaic_shifts(crop, cut, w, h, ow, oh)
         paste_mosaic_pass(image, piece, k, cut, shifts)
@@ -192,7 +201,15 @@ class Crop:
 
 def augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
                mosaic_pass: int | None = None) -> tuple[np.ndarray, np.ndarray, Crop]:
-    """AB's per-image augmentation (either backend): jitter crop, stretch to the network size, flip, HSV."""
+    """AB's per-image augmentation (either backend): jitter crop, stretch to the network size, flip, HSV.
+    The image is float32 (C, h, w) in [0, 1]."""
+    image, truth, crop = _augment_ab(sample, rng, opts, mosaic_pass)
+    return as_float(image), truth, crop
+
+
+def _augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
+                mosaic_pass: int | None = None) -> tuple[np.ndarray, np.ndarray, Crop]:
+    """:func:`augment_ab` with the OpenCV backend's image left as uint8 (C, h, w)."""
     oh, ow = _size(sample.pixels, opts)
     crop, dhue, dsat, dexp = draw_ab_crop(rng, opts, ow, oh, mosaic_pass)
     sx, sy = F32(crop.swidth) / F32(ow), F32(crop.sheight) / F32(oh)
@@ -200,7 +217,7 @@ def augment_ab(sample: Sample, rng: np.random.Generator, opts: AugmentOptions,
                              sx=F32(1.0 / float(sx)), sy=F32(1.0 / float(sy)), flip=crop.flip)
     truth = fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
     if opts.backend == "opencv":
-        image = image_data_augmentation(sample.pixels, crop, opts, dhue, dsat, dexp)
+        image = image_data_augmentation_u8(sample.pixels, crop, opts, dhue, dsat, dexp)
     else:
         image = image_data_augmentation_darknet(sample.pixels, crop, opts, dhue, dsat, dexp)
     return image, truth, crop
@@ -273,25 +290,33 @@ def hug_corner(pleft, pright, ptop, pbot, k, flip):
 def image_data_augmentation(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
                             dhue: float, dsat: float, dexp: float) -> np.ndarray:
     """AB `image_data_augmentation`: uint8 throughout, mean-colour padding, INTER_LINEAR, /255 at the end."""
-    oh, ow = rgb.shape[:2]
-    size = (opts.width, opts.height)
-    if crop.pleft == 0 and crop.ptop == 0 and (crop.swidth, crop.sheight) == (ow, oh):
-        sized = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-    else:
-        channels = 1 if rgb.ndim == 2 else rgb.shape[2]
-        mean = np.clip(np.rint(cv2.mean(rgb)[:channels]), 0, 255).astype(np.uint8)
-        cropped = np.empty((crop.sheight, crop.swidth) + rgb.shape[2:], np.uint8)
-        cropped[...] = mean if rgb.ndim == 3 else mean[0]
-        x0, y0 = max(crop.pleft, 0), max(crop.ptop, 0)
-        x1, y1 = min(crop.pleft + crop.swidth, ow), min(crop.ptop + crop.sheight, oh)
-        if x1 > x0 and y1 > y0:
-            cropped[y0 - crop.ptop:y1 - crop.ptop, x0 - crop.pleft:x1 - crop.pleft] = rgb[y0:y1, x0:x1]
-        sized = cv2.resize(cropped, size, interpolation=cv2.INTER_LINEAR)
+    return unit_float(image_data_augmentation_u8(rgb, crop, opts, dhue, dsat, dexp))
+
+
+def image_data_augmentation_u8(rgb: np.ndarray, crop: Crop, opts: AugmentOptions,
+                               dhue: float, dsat: float, dexp: float) -> np.ndarray:
+    """:func:`image_data_augmentation` before the /255: planar uint8 (C, h, w)."""
+    sized = cv2.resize(_crop_u8(rgb, crop), (opts.width, opts.height), interpolation=cv2.INTER_LINEAR)
     if crop.flip:
         sized = cv2.flip(sized, 1)
     sized = distort_image_u8(sized, dhue, dsat, dexp)
-    planar = sized[None] if sized.ndim == 2 else sized.transpose(2, 0, 1)
-    return np.ascontiguousarray(planar, dtype=F32) / F32(255)
+    return sized[None] if sized.ndim == 2 else sized.transpose(2, 0, 1)
+
+
+def _crop_u8(rgb: np.ndarray, crop: Crop) -> np.ndarray:
+    """AB's crop: the part inside the image (a view, no copy), padded with the image's mean colour (rounded)
+    where the crop reaches outside it."""
+    oh, ow = rgb.shape[:2]
+    x0, y0 = max(crop.pleft, 0), max(crop.ptop, 0)
+    x1, y1 = min(crop.pleft + crop.swidth, ow), min(crop.ptop + crop.sheight, oh)
+    pad = (y0 - crop.ptop, crop.ptop + crop.sheight - y1, x0 - crop.pleft, crop.pleft + crop.swidth - x1)
+    if not any(pad):
+        return rgb[y0:y1, x0:x1]
+    channels = 1 if rgb.ndim == 2 else rgb.shape[2]
+    mean = [float(v) for v in np.clip(np.rint(cv2.mean(rgb)[:channels]), 0, 255)]
+    if x1 <= x0 or y1 <= y0:            # nothing of the image is kept
+        return np.full((crop.sheight, crop.swidth) + rgb.shape[2:], mean if rgb.ndim == 3 else mean[0], np.uint8)
+    return cv2.copyMakeBorder(rgb[y0:y1, x0:x1], *pad, cv2.BORDER_CONSTANT, value=mean + [0.0] * (4 - channels))
 
 
 def image_data_augmentation_darknet(im: np.ndarray, crop: Crop, opts: AugmentOptions,
@@ -323,7 +348,7 @@ def augment_pj(sample: Sample, rng: np.random.Generator, opts: AugmentOptions) -
     image = distort_image(canvas, dhue, dsat, dexp)
     flip = bool(rng.integers(2))
     if flip:
-        image = np.ascontiguousarray(image[:, :, ::-1])
+        image = image[:, :, ::-1]           # a view: the batch copies the image anyway
     transform = BoxTransform(dx=-dx / w, dy=-dy / h, sx=nw / w, sy=nh / h, flip=flip)
     return image, fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
 
@@ -336,20 +361,24 @@ def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.nda
     ys = np.arange(max(0, -dy), min(h, canvas.shape[1] - dy))
     if xs.size == 0 or ys.size == 0:
         return
-    padded = np.zeros((c, (ih + 1) * (iw + 1)), F32)   # the zero border Darknet's get_pixel_extend returns
-    padded.reshape(c, ih + 1, iw + 1)[:, :ih, :iw] = im
     rx, ry = (xs.astype(F32) / F32(w)) * F32(iw), (ys.astype(F32) / F32(h)) * F32(ih)
     ix, iy = np.floor(rx).astype(np.intp), np.floor(ry).astype(np.intp)
     fx, fy = (rx - ix.astype(F32))[None, :], (ry - iy.astype(F32))[:, None]
     gx, gy = F32(1) - fx, F32(1) - fy
-    at = iy[:, None] * (iw + 1) + ix[None, :]           # flat index of the top-left neighbour
-    # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
-    terms = ((gy * gx, at), (fy * gx, at + iw + 1), (gy * fx, at + 1), (fy * fx, at + iw + 2))
-    value = np.empty((c,) + at.shape, F32)
-    for plane, out in zip(padded, value):
-        np.multiply(terms[0][0], plane.take(terms[0][1]), out=out)
-        for weight, index in terms[1:]:
-            out += weight * plane.take(index)
+    # neighbours one past the last row/column are Darknet's zero border (get_pixel_extend): read clamped, zeroed
+    below, right = np.minimum(iy + 1, ih - 1)[:, None], np.minimum(ix + 1, iw - 1)
+    past_rows, past_cols = iy + 1 >= ih, ix + 1 >= iw
+    w00, w01, w10, w11 = gy * gx, fy * gx, gy * fx, fy * fx
+    value = np.empty((c, ys.size, xs.size), F32)
+    for plane, out in zip(im, value):
+        p00, p01, p10, p11 = plane[iy[:, None], ix], plane[below, ix], plane[iy[:, None], right], plane[below, right]
+        p01[past_rows] = p11[past_rows] = 0
+        p10[:, past_cols] = p11[:, past_cols] = 0
+        # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
+        np.multiply(w00, p00, out=out)
+        out += w01 * p01
+        out += w10 * p10
+        out += w11 * p11
     canvas[:, ys[0] + dy:ys[-1] + dy + 1, xs[0] + dx:xs[-1] + dx + 1] = value
 
 

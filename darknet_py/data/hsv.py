@@ -23,22 +23,25 @@ def distort_image(im: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.n
         out = im.copy()
         out[0] = out[0] * F32(dexp)
         return np.clip(out, F32(0), F32(1))
-    interleaved = np.stack([im[0], im[1], im[2]], axis=2)
-    hue, sat, val = cv2.cvtColor(interleaved, cv2.COLOR_RGB2HSV).transpose(2, 0, 1).copy()   # H in degrees
+    # cv2.split/merge: the planar <-> interleaved copies numpy would do slower; the result is an (C, H, W)
+    # view of the interleaved pixels, clamped in place (the batch copies it once, into place)
+    hue, sat, val = cv2.split(cv2.cvtColor(cv2.merge([im[0], im[1], im[2]]), cv2.COLOR_RGB2HSV))  # H in degrees
     hue = hue / F32(360) + F32(dhue)
     hue -= hue > 1
     hue += hue < 0
     sat *= F32(dsat)
     val *= F32(dexp)
-    rgb = cv2.cvtColor(np.stack([hue * F32(360), sat, val], axis=2), cv2.COLOR_HSV2RGB)
+    rgb = cv2.cvtColor(cv2.merge([hue * F32(360), sat, val]), cv2.COLOR_HSV2RGB)
     edge = np.flatnonzero(hue == 1)
     if edge.size:
         v, s = val.ravel()[edge], sat.ravel()[edge]
         rgb.reshape(-1, 3)[edge] = np.stack([v, v * (F32(1) - s), v], axis=1)
-    out = rgb.transpose(2, 0, 1).copy()
+    np.maximum(rgb, F32(0), out=rgb)
+    np.minimum(rgb, F32(1), out=rgb)
+    out = rgb.transpose(2, 0, 1)
     if im.shape[0] > 3:
-        out = np.concatenate([out, im[3:]])
-    return np.clip(out, F32(0), F32(1))
+        out = np.concatenate([out, np.clip(im[3:], F32(0), F32(1))])
+    return out
 
 
 def distort_image_u8(rgb: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.ndarray:

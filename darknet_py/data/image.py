@@ -22,8 +22,18 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
         raise ImageError("cannot decode image (corrupt or not an image)", file=path)
     if channels == 1:
         return (pixels[None].astype(np.float32) / 255.0)
-    rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+    return unit_float(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
+
+
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels as Darknet's floats: float32(v) / 255 in float32 (correctly rounded, so the same values
+    wherever the division happens: here, or on the training device, see :func:`network_input`)."""
+    return np.ascontiguousarray(pixels, dtype=np.float32) / np.float32(255.0)
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """An augmented image as float32 in [0, 1]: 8-bit ones through :func:`unit_float`, float ones as they are."""
+    return unit_float(image) if image.dtype == np.uint8 else image
 
 
 def _axis_weights(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

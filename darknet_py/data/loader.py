@@ -7,7 +7,8 @@ Usage (what the training loop does)::
     loader = detection_loader(cfg, read_list(data.resolve("train")), seed=1, num_workers=4)
     for each iteration:
         if multiscale says so: loader.set_size(w, h); network.resize(w, h)
-        batch = loader.next_batch()   # DetectionBatch(images (B,C,H,W) float32, truth (B,max,5|6), paths, iteration)
+        batch = loader.next_batch()   # DetectionBatch(images (B,C,H,W) uint8|float32, truth (B,max,5|6), paths, iteration)
+        images = network_input(batch.images, device)   # float32 in [0, 1] on the training device
 
 Determinism: slot ``i`` of iteration ``n`` on rank ``r`` draws everything (image choice, crop, flip, HSV,
 label shuffle, mixup/mosaic partners) from a generator seeded by ``(seed, r, n, i)``, and AB's per-chunk
@@ -34,8 +35,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config.reader import warn
 from ..errors import DataFileError, DarknetError, ImageError
-from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_data_detection
-from .image import load_image
+from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
+from .batch import DetectionBatch, stack_images, stack_truth
+from .image import unit_float
 from .labels import label_path, read_labels
 
 MAX_DRAWS = 1000            # consecutive unreadable draws before giving up on the train list
@@ -47,13 +49,6 @@ class BatchKey(NamedTuple):
     slot: int
     width: int
     height: int
-
-
-class DetectionBatch(NamedTuple):
-    images: torch.Tensor        # (B, C, H, W) float32, RGB in [0, 1]
-    truth: torch.Tensor         # (B, max_boxes, 5 | 6) float32, Darknet truth rows, zero-padded
-    paths: list                 # per slot, the image path(s) used (several with mixup/mosaic)
-    iteration: int
 
 
 class _Failure(NamedTuple):
@@ -102,7 +97,7 @@ class DetectionDataset(Dataset):
             chunk = chunk_of(key.slot, self.batch, self.loader_threads)
             mode = chunk_mode(slot_rng(self.seed, self.rank, key.iteration, CHUNK_STREAM, chunk), opts)
             rng = slot_rng(self.seed, self.rank, key.iteration, SLOT_STREAM, key.slot)
-            image, truth, used = load_data_detection(self, rng, opts, mode)
+            image, truth, used = load_slot(self, rng, opts, mode)
             return image, truth, used, key
         except DarknetError as exc:
             return _Failure(type(exc), exc.message, exc.file, exc.line, exc.value, exc.hint)
@@ -125,18 +120,18 @@ class DetectionDataset(Dataset):
                             file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:
-        """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise.
-        pjreddie always loads 3 channels."""
-        if not self.options.decodes_u8:
-            return load_image(path, 3 if self.options.flavor == "pj" else self.options.channels)
-        grey = self.options.channels == 1
+        """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
+        (the values of :func:`~darknet_py.data.image.load_image`). pjreddie always loads 3 channels."""
+        grey = self.options.channels == 1 and self.options.flavor != "pj"
         data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
         if data is None:
             raise ImageError("image file not found", file=path)
-        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data.size else None
+        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) if data.size else None
         if pixels is None:
             raise ImageError("cannot decode image (corrupt or not an image)", file=path)
-        return pixels if grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        if self.options.decodes_u8:
+            return pixels
+        return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))
 
 
 def collate(items):
@@ -144,8 +139,7 @@ def collate(items):
     if failure is not None:
         return failure
     images, truth, paths, keys = zip(*items)
-    return DetectionBatch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(truth)),
-                          list(paths), keys[0].iteration)
+    return DetectionBatch(stack_images(images), stack_truth(truth), list(paths), keys[0].iteration)
 
 
 class IterationSampler(Sampler):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import torch
 
+from ..data.batch import network_input
 from ..errors import TrainingError
 from .policy import UniformSource, get_current_rate
 
@@ -53,7 +54,7 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-    images = images.to(device, reference.dtype, non_blocking=True)
+    images = network_input(images, device, reference.dtype)      # uint8 batches become [0, 1] floats there
     # the [yolo] loss plans its targets on the host: a truth on the device would have to come back
     truth = truth.cpu().to(reference.dtype)
     yolo_indices = _yolo_indices(model)
