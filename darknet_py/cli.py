@@ -51,8 +51,11 @@ def _main(argv) -> None:
     warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="darknet_py", standalone_mode=False)
-    except click.exceptions.Abort as exc:  # click turns a KeyboardInterrupt into Abort
-        report_stop(exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt())
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):     # click turns a signal's KeyboardInterrupt into Abort
+            report_stop(exc.__cause__)
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -253,7 +253,7 @@ def write_atomically(path: str | os.PathLike, data: bytes, error_type: type[Dark
 
 def refuse_read_only(path: Path, error_type: type[DarknetError] = WeightsError) -> None:
     """Writing by rename would replace a file its owner protected; refuse instead, as `cp` does."""
-    if path.is_file() and not os.access(path, os.W_OK):
+    if path.is_file() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):  # root ignores modes
         raise error_type("is write-protected: not replaced", file=str(path),
                          hint="make it writable (chmod u+w) or choose another destination")
 
@@ -274,6 +274,7 @@ def save_with_torch(payload: dict, path: str | os.PathLike, error_type: type[Dar
         _remove_quietly(tmp)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise error_type(f"cannot write file: {reason}", file=str(path)) from None
+    _remove_stale_temps(path)
 
 
 def _remove_stale_temps(path: Path) -> None:

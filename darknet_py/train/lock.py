@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import TrainingError
-from ..faults import pause_point
 from ..weights import process_alive
 
 LOCK_NAME = ".darknet_py_train.lock"
@@ -49,7 +48,6 @@ class BackupLock:
                 raise TrainingError("another training run took this backup folder at the same moment",
                                     file=str(self.path.parent))
         self.held = True
-        pause_point("locked", str(self.path))
 
     def release(self) -> None:
         if self.held and _read_text(self.path) == self.content:

@@ -28,6 +28,7 @@ import torch
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.data import DataConfig, parse_data
 from ..errors import DataFileError, TrainingError, UsageError
+from ..faults import pause_point
 from ..memory import check_memory
 from ..network import Network
 from ..data.labels import read_list
@@ -262,6 +263,7 @@ def _open_session(opts: TrainOptions) -> Session:
 def _start_run(s: Session) -> RunState:
     """Darknet: iteration = seen / B with the cfg being trained (spec §6.6); its counters start there. With a
     matching full-state file, everything continues exactly where the saved run was."""
+    pause_point("train-start")                         # tests: the lock is held, nothing trained yet
     net = s.cfg.net
     iteration = s.network.seen // net.images_per_update
     run = RunState(iteration=iteration, seen=s.network.seen, width=net.width, height=net.height,
