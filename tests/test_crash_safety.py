@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
 import signal
 import socket
 import struct
@@ -186,8 +187,8 @@ def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weight
         target = "tiny_last.weights" if round_ % 2 else "tiny_last.state.pt"
         log = tmp_path / f"round{round_}.txt"
         with open(log, "w") as out:
-            process = start_paused(train_command(data, cfg, *weights, "--seed", str(round_)), f"write:{target}",
-                                   out)
+            process = start_paused(train_command(data, cfg, *weights, "--seed", str(round_), max_batches=100),
+                                   f"write:{target}", out)
             try:
                 for _ in range(rng.randrange(3)):
                     wait_for_pause(process)
@@ -219,7 +220,7 @@ def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weight
 def test_sigterm_during_training_saves_last_and_exits_143(tmp_path):
     data, cfg = make_training_setup(tmp_path)
     with open(tmp_path / "out.txt", "w") as out:
-        process = start_paused(train_command(data, cfg), "write:tiny_last.weights", out)
+        process = start_paused(train_command(data, cfg, max_batches=5), "write:tiny_last.weights", out)
         try:
             wait_for_pause(process)                      # iteration 1 is being saved
             process.send_signal(signal.SIGTERM)
@@ -287,6 +288,33 @@ def test_a_stale_lock_is_taken_over_with_a_message(tmp_path, capsys):
     assert not lock.exists() and (tmp_path / "backup" / "tiny_final.weights").exists()
 
 
+# -- sizes that cannot fit: one message with the estimate, even under `ulimit -v` ------------------------------------
+
+ADDRESS_SPACE = 3 << 30      # `ulimit -v`: python + torch + OpenCV map about 1 GiB of it
+
+
+def _limit_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+@pytest.mark.parametrize("size", [4000, 100000])
+def test_a_size_that_cannot_fit_is_refused_with_the_estimate_under_ulimit_v(tmp_path, size):
+    """4000x4000 fits a machine's memory but not 3 GiB of address space; 100000x100000 fits nowhere (the
+    corpus has it on the detector commands, with a cfg that gets as far as the estimate)."""
+    data, cfg = make_training_setup(tmp_path)
+    cfg.write_text(cfg.read_text().replace("width=32", f"width={size}").replace("height=32", f"height={size}"))
+    done = subprocess.run(train_command(data, cfg, max_batches=1), capture_output=True, text=True, env=_env(),
+                          timeout=300, preexec_fn=_limit_address_space)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.count("darknet_py: error: ") == 1
+    if size == 100000:        # its [connected] side branch is refused first (more weights than Darknet counts)
+        return
+    assert re.search(rf"darknet_py: error: {re.escape(str(cfg))}: the network needs at least [\d.]+ [GTP]iB of "
+                     rf"memory for training at {size}x{size} .* cpu has [\d.]+ [KMG]iB free", done.stderr), \
+        done.stderr[-3000:]
+    assert not (tmp_path / "backup").exists() or not list((tmp_path / "backup").glob("*.weights"))
+
+
 # -- a full disk on any file the trainer writes -------------------------------------------------------------------
 
 def test_a_full_disk_while_writing_the_log_is_one_error(tmp_path, capsys):
@@ -329,6 +357,9 @@ def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path, capsys):
     error = err[err.index("darknet_py: error:"):]
     assert error.startswith(f"darknet_py: error: {cfg}: iteration 1: the loss is nan")
     assert "[yolo] layer 4" in error and str(tmp_path / "JPEGImages") in error
+    # the first iteration after loading: the weights file, not the labels, is named as the likely cause
+    assert f"the first iteration after loading {weights}: the weights file is the likely cause" in error
+    assert "layer 0 [convolutional] holds NaN/Inf values" in out
     assert not list((tmp_path / "backup").glob("*.weights")), "nothing may be saved after a NaN"
 
 
