@@ -34,11 +34,11 @@ from ..network import Network
 from ..data.labels import read_list
 from ..data.loader import detection_loader
 from ..weights import load_pt, load_weights
+from ..weights_check import warn_non_finite, weights_suspicion
 from . import state as train_state
 from .chart import TrainingChart
 from .checkpoints import (BackupCounters, BackupRule, due_backups, file_digest, make_backup_rule, save_backup,
                           weights_header)
-from ..weights_check import warn_non_finite, weights_suspicion
 from .lock import BackupLock
 from .map_pass import evaluate_map_safely
 from .distributed import (DistributedContext, all_reduce_mean, any_rank, average_batchnorm_statistics,
@@ -195,10 +195,7 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                     run.last_map = run.iteration       # the backups below already know the mAP is done
                 saved = [_save(s, run, path, kind) for kind, path in due_backups(s.rule, run.counters, run.iteration)]
                 if map_due:
-                    evaluate_map_safely(lambda: _evaluate_map(s, run), run.iteration, say=s.console.print if s.main
-                                        else _silent)
-                    if s.rule.last_path in saved:      # the state beside _last learns the new best mAP
-                        _save_state(s, run, s.rule.last_path)
+                    _map_pass(s, run, saved)
                 if any_rank(stop.received is not None, s.ctx, s.device):
                     stopped_by = stop.received or "SIGTERM"
                     break
@@ -514,6 +511,14 @@ def _report(s: Session, run: RunState, loss: float, result, seconds: float, load
 
 
 # -- -map -------------------------------------------------------------------------------------------------------
+
+def _map_pass(s: Session, run: RunState, saved: list[Path]) -> None:
+    """After the iteration's backups: a failed pass is a warning, never the end of the run; the state beside
+    a `_last` written this iteration is rewritten to hold the new mAP and best."""
+    evaluate_map_safely(lambda: _evaluate_map(s, run), run.iteration, say=s.console.print if s.main else _silent)
+    if s.rule.last_path in saved:
+        _save_state(s, run, s.rule.last_path)
+
 
 def _next_map(s: Session, run: RunState) -> int:
     """AB: every max(mAP_epochs · N_train / B, 100) iterations, not before burn_in."""
