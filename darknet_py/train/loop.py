@@ -150,7 +150,7 @@ class StopSignals:
 
     def _handle(self, signum, frame):
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(signal.Signals(signum).name)    # the CLI exits 128 + this signal
         self.received = signal.Signals(signum).name
         print(f"\n{self.received}: stopping after this iteration and saving the last weights", flush=True)
 
