@@ -4,7 +4,9 @@ Every :class:`~darknet_py.errors.DarknetError` (and an OSError about a file, e.g
 cannot be created) becomes one message and exit status 1; `--debug` shows the traceback instead."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -13,6 +15,7 @@ from . import __version__
 from .commands.convert import convert, partial
 from .commands.detector import detector
 from .errors import DarknetError
+from .stopping import report_stop, stop_on_signal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,11 +37,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None) -> None:
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop_on_signal) if main_thread else None
+    try:
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> None:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="darknet_py", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):     # click turns a signal's KeyboardInterrupt into Abort
+            report_stop(exc.__cause__)
         print("Aborted.", file=sys.stderr)
         sys.exit(130)
     except click.ClickException as exc:
@@ -55,6 +70,11 @@ def main(argv=None) -> None:
         error = DarknetError(exc.strerror or str(exc), file=exc.filename)
         print(f"darknet_py: error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:      # a signal before training's own handlers, or a second one
+        report_stop(exc)
+    except MemoryError:
+        if debug:
+            raise
+        print("darknet_py: error: out of memory (lower width/height or the batch in [net], or raise `ulimit -v`)",
+              file=sys.stderr)
+        sys.exit(1)

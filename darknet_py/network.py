@@ -12,6 +12,7 @@ from torch import nn
 from .config.cfg import CfgModel, parse_cfg
 from .layers import SECTION_KINDS
 from .layers.base import BuildContext, DarknetLayer, Shape
+from .memory import check_memory
 
 
 class Network(nn.Module):
@@ -95,13 +96,20 @@ class Network(nn.Module):
 
 
 def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str = "ab",
-                 batch: Optional[int] = None, cutoff: Optional[int] = None) -> Network:
-    """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it."""
-    network = Network(parse_cfg(cfg_path, flavor=flavor, batch=batch))
+                 batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False) -> Network:
+    """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it.
+    ``for_inference``: refuse weights that do not reach the detection layers or hold NaN/Inf (a result
+    from them would be silently meaningless)."""
+    cfg = parse_cfg(cfg_path, flavor=flavor, batch=batch)
+    check_memory(cfg, "cpu", training=False)
+    network = Network(cfg)
     if weights_path is not None:
         from .config.reader import warn
         from .weights import load_any
+        from .weights_check import check_for_inference
         report = load_any(network, weights_path, cutoff=cutoff)
+        if for_inference:
+            check_for_inference(network, report, str(weights_path))
         if report is not None and report.partial:
             # a backbone (*.conv.N) file: fine to train from, but the other layers are random
             warn(f"{weights_path}: {report.describe()}")

@@ -14,7 +14,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import WeightsError
+from .errors import DarknetError, WeightsError
+from .faults import pause_point
 
 AB_VERSION = (0, 2, 5)
 PJ_VERSION = (0, 2, 0)
@@ -231,19 +232,48 @@ def save_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None,
     write_atomically(path, header.pack() + weights_payload(network, cutoff, header).tobytes())
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Never leave a half-written file under ``path``: write a temp file beside it, fsync, rename."""
+def write_atomically(path: str | os.PathLike, data: bytes, error_type: type[DarknetError] = WeightsError) -> None:
+    """Never leave a half-written file under ``path``: write a temp file beside it, fsync, rename. A
+    write-protected ``path`` is refused: a rename would silently replace it."""
     path = Path(path)
+    refuse_read_only(path, error_type)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        pause_point("write", str(path))
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
-        raise WeightsError(f"cannot write file: {exc.strerror}", file=str(path)) from None
+        raise error_type(f"cannot write file: {exc.strerror}", file=str(path)) from None
+    _remove_stale_temps(path)
+
+
+def refuse_read_only(path: Path, error_type: type[DarknetError] = WeightsError) -> None:
+    """Writing by rename would replace a file its owner protected; refuse instead, as `cp` does."""
+    if path.is_file() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):  # root ignores modes
+        raise error_type("is write-protected: not replaced", file=str(path),
+                         hint="make it writable (chmod u+w) or choose another destination")
+
+
+def save_with_torch(payload: dict, path: str | os.PathLike, error_type: type[DarknetError] = WeightsError) -> None:
+    """`torch.save` through a temp file + fsync + rename, its failures (a full disk, a missing directory:
+    torch reports both as RuntimeError) as one ``error_type`` naming ``path``."""
+    path = Path(path)
+    refuse_read_only(path, error_type)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        pause_point("write", str(path))
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        _remove_quietly(tmp)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error_type(f"cannot write file: {reason}", file=str(path)) from None
     _remove_stale_temps(path)
 
 
@@ -252,11 +282,11 @@ def _remove_stale_temps(path: Path) -> None:
     prefix = f".{path.name}.tmp"
     for tmp in path.parent.glob(f"{prefix}*"):
         pid = tmp.name[len(prefix):]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             _remove_quietly(tmp)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -287,15 +317,7 @@ def save_pt(network, path: str | os.PathLike) -> None:
         "seen": int(network.seen),
         "cfg": network.cfg.text,
     }
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:   # torch.save reports a missing directory as a RuntimeError
-        _remove_quietly(tmp)
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise WeightsError(f"cannot write checkpoint: {reason}", file=str(path)) from None
+    save_with_torch(payload, path)
 
 
 def load_pt(network, path: str | os.PathLike) -> None:

@@ -7,7 +7,9 @@ class; for `detector check` the finding in the report carries it. (cfg/weights f
 tests/test_bad_inputs_core.py's; the fuzzed cfgs are tests/test_fuzz_cfg.py's.)"""
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -19,7 +21,7 @@ import torch
 from cli_runner import run_cli
 from darknet_py.check import ERROR, check_dataset
 from darknet_py.config.cfg import parse_cfg
-from darknet_py.errors import CfgError, DataFileError, ImageError, LabelError, UsageError, WeightsError
+from darknet_py.errors import CfgError, DataFileError, ImageError, LabelError, TrainingError, UsageError, WeightsError
 from darknet_py.network import Network
 from darknet_py.weights import save_weights
 
@@ -520,6 +522,113 @@ def _(r):
     return _with(["convert", r / "tiny.cfg", r / "tiny.weights", r / "none" / "x.pt"], at(r / "none" / "x.pt"))
 
 
+# -- weights that would give meaningless results, and destinations that must not be replaced ------------------
+
+def header_only(path: Path) -> Path:
+    """A .weights file that holds only its header (0 layers)."""
+    path.write_bytes(path.read_bytes()[:20])
+    return path
+
+
+def with_nan(path: Path, index: int = 5) -> Path:
+    values = np.frombuffer(path.read_bytes(), np.uint8).copy()
+    values[20 + 4 * index:24 + 4 * index] = np.frombuffer(np.float32(np.nan).tobytes(), np.uint8)
+    path.write_bytes(values.tobytes())
+    return path
+
+
+@case("weights: only a header, 0 layers (test)", RAISE, WeightsError)
+def _(r):
+    return _with(detect_args(r), at(header_only(r / "tiny.weights")))
+
+
+@case("weights: only a header, 0 layers (map)", RAISE, WeightsError)
+def _(r):
+    return _with(eval_args("map", r), at(header_only(r / "tiny.weights")))
+
+
+@case("weights: a backbone missing the detection layers (valid)", RAISE, WeightsError)
+def _(r):
+    weights = r / "tiny.weights"
+    weights.write_bytes(weights.read_bytes()[:20 + 4 * (4 + 3 * 4 + 4 * 27)])     # the first conv layer only
+    return _with(eval_args("valid", r), at(weights))
+
+
+@case("weights: a NaN value (test)", RAISE, WeightsError)
+def _(r):
+    return _with(detect_args(r), at(with_nan(r / "tiny.weights")))
+
+
+@case("weights: an Inf value (recall)", RAISE, WeightsError)
+def _(r):
+    weights = r / "tiny.weights"
+    values = np.frombuffer(weights.read_bytes()[20:], "<f4").copy()
+    values[-1] = np.inf
+    weights.write_bytes(weights.read_bytes()[:20] + values.tobytes())
+    return _with(eval_args("recall", r), at(weights))
+
+
+@case("partial: destination is the source", RAISE, UsageError)
+def _(r):
+    return _with(["partial", r / "tiny.cfg", r / "tiny.weights", r / "tiny.weights", "1"], Expect([], "destination"))
+
+
+@case("partial: destination is the source by another name", RAISE, UsageError)
+def _(r):
+    (r / "link.weights").symlink_to(r / "tiny.weights")
+    return _with(["partial", r / "tiny.cfg", r / "link.weights", r / "JPEGImages" / ".." / "tiny.weights", "1"],
+                 Expect([], "destination"))
+
+
+@case("partial: write-protected destination", RAISE, WeightsError)
+def _(r):
+    target = r / "kept.weights"
+    target.write_bytes(b"keep me")
+    target.chmod(0o444)
+    return _with(["partial", r / "tiny.cfg", r / "tiny.weights", target, "1"], at(target))
+
+
+@case("convert: write-protected destination", RAISE, WeightsError)
+def _(r):
+    target = r / "kept.pt"
+    target.write_bytes(b"keep me")
+    target.chmod(0o444)
+    return _with(["convert", r / "tiny.cfg", r / "tiny.weights", target], at(target))
+
+
+# -- sizes that cannot fit: refused from the cfg, before allocating ---------------------------------------------
+
+def huge(root: Path, size: int = 100000) -> Path:
+    cfg = root / "tiny.cfg"
+    cfg.write_text(cfg.read_text().replace("width=32", f"width={size}").replace("height=32", f"height={size}"))
+    return cfg
+
+
+@case("cfg: width=height=100000 (test)", RAISE, CfgError)
+def _(r):
+    return _with(detect_args(r), at(huge(r)))
+
+
+@case("cfg: width=height=100000 (train)", RAISE, CfgError)
+def _(r):
+    return _with(train_args(r, "--no-check"), at(huge(r)))
+
+
+@case("cfg: width=height=100000 (map)", RAISE, CfgError)
+def _(r):
+    return _with(eval_args("map", r), at(huge(r)))
+
+
+# -- one run per backup folder ------------------------------------------------------------------------------
+
+@case("backup: another run holds the folder (train)", RAISE, TrainingError)
+def _(r):
+    (r / "backup").mkdir()
+    # the parent process (pytest's caller) is alive on this host: the lock is not stale
+    (r / "backup" / ".darknet_py_train.lock").write_text(f"{os.getppid()} {socket.gethostname()} 2026-12-02\n")
+    return _with(train_args(r), at(r / "backup"))
+
+
 # -- flags ------------------------------------------------------------------------------------------------
 
 @case("flag: --flavor xx (check)", USAGE)
@@ -641,6 +750,126 @@ def _assert_finding(expect: Expect, entry: Case) -> None:
              if f.severity == ERROR and expect.where in (f"{f.file}:{f.line}" if f.line else str(f.file))]
     assert found, (entry.code, expect.where, report.format(5))
     assert found[0].error_type is entry.error
+
+
+# -- inputs Darknet misreads silently: accepted (with the same rule everywhere) or warned about ------------------
+
+class Accepted(NamedTuple):
+    argv: list
+    says: str                                     # text the output (stdout + stderr) must hold
+    holds: Optional[Callable[[], bool]] = None    # and a fact about the files afterwards
+
+
+ACCEPTED: dict[str, Callable[[Path], Accepted]] = {}
+
+
+def accepted(name: str):
+    def register(build):
+        assert name not in ACCEPTED, name
+        ACCEPTED[name] = build
+        return build
+    return register
+
+
+BOM = "\ufeff"
+
+
+def with_bom(path: Path) -> Path:
+    path.write_bytes(BOM.encode() + path.read_bytes())
+    return path
+
+
+@accepted("BOM: .data file (check)")
+def _(r):
+    with_bom(r / "obj.data")
+    return Accepted(check_args(r, None, r / "tiny.cfg"), "check passed: 0 error(s)")
+
+
+@accepted("BOM: .names file (valid): the first class name is clean")
+def _(r):
+    with_bom(r / "obj.names")
+    return Accepted(eval_args("valid", r), "wrote results/comp4_det_test_rect.txt",
+                    lambda: (r.parent / "results" / "comp4_det_test_rect.txt").is_file())
+
+
+@accepted("BOM: cfg file (test)")
+def _(r):
+    with_bom(r / "tiny.cfg")
+    return Accepted(detect_args(r), "Predicted in")
+
+
+@accepted("BOM: list file and label file (check)")
+def _(r):
+    with_bom(r / "train.txt")
+    with_bom(label(r))
+    return Accepted(check_args(r, None, r / "tiny.cfg"), "check passed: 0 error(s)")
+
+
+@accepted("list: trailing spaces and tabs (train)")
+def _(r):
+    (r / "train.txt").write_text(f"{image(r)}  \n{image(r, 'b')}\t\n")
+    return Accepted(train_args(r, "--no-check"), "Saving weights to",
+                    lambda: (r / "backup" / "tiny_final.weights").is_file())
+
+
+@accepted("list: trailing spaces and tabs (check)")
+def _(r):
+    (r / "train.txt").write_text(f"{image(r)}  \n{image(r, 'b')}\t\n")
+    return Accepted(check_args(r), "check passed: 0 error(s)")
+
+
+@accepted("warning: .data classes differ from the names (map)")
+def _(r):
+    write_data(r, classes="5")
+    return Accepted(eval_args("map", r), f"warning: {r / 'obj.data'}: classes=5, but the cfg's last detection "
+                                         "layer has classes=3")
+
+
+@accepted("warning: batch smaller than subdivisions (train)")
+def _(r):
+    cfg = r / "tiny.cfg"
+    cfg.write_text(cfg.read_text().replace("subdivisions=1", "subdivisions=4"))
+    line = cfg.read_text().splitlines().index("batch=2") + 1
+    return Accepted(train_args(r, "--no-check"), f"warning: {cfg}:{line}: batch=2 is smaller than subdivisions=4: "
+                                                 "each iteration trains 4 images")
+
+
+@accepted("warning: spaces removed from a .data path (map)")
+def _(r):
+    (r / "valid .txt").write_text("")          # the file the spaced name means is not the one Darknet opens
+    data = write_data(r, valid=str(r / "valid .txt"))
+    return Accepted(eval_args("map", r), f"warning: {data}:3: spaces inside 'valid={r / 'valid .txt'}' are removed, "
+                                         f"as Darknet does: the value is '{r / 'valid.txt'}'")
+
+
+@accepted("-map: a corrupt image in the valid list is left out, training ends normally (train)")
+def _(r):
+    shutil.copy(FIXTURES / "truncated.jpg", image(r, "b"))
+    (r / "train.txt").write_text(f"{image(r)}\n")
+    return Accepted(train_args(r, "-map", "--no-check"), f"{image(r, 'b')}: cannot decode image",
+                    lambda: (r / "backup" / "tiny_final.weights").is_file())
+
+
+@accepted("-map: any other failure warns and training goes on (train)")
+def _(r):
+    label(r, "b").write_text("7 0.5 0.5 0.2 0.2\n")                 # a class id the model does not have
+    (r / "train.txt").write_text(f"{image(r)}\n")
+    return Accepted(train_args(r, "-map", "--no-check", "--max-batches", "2"),
+                    "warning: the mAP at iteration 2 was not computed (LabelError",
+                    lambda: (r / "backup" / "tiny_final.weights").is_file())
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_misread_input_is_accepted_or_warned_about(name, tmp_path, tiny_weights, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "set"
+    make_base(root, tiny_weights)
+    expect = ACCEPTED[name](root)
+    result = run_cli(capsys, *expect.argv)
+    output = result.out + result.err
+    assert result.code == 0 and "Traceback" not in output, output[-3000:]
+    assert expect.says in output, (expect.says, output[-3000:])
+    assert expect.holds is None or expect.holds()
 
 
 def test_debug_shows_the_traceback_and_plain_runs_do_not(tmp_path):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ import pytest
 import torch
 
 from darknet_py.cli import main
+from darknet_py.faults import PAUSE_MESSAGE, PAUSE_VARIABLE
 from darknet_py.network import load_network
 from darknet_py.weights import save_weights
 
@@ -127,57 +129,76 @@ def _seen(weights: Path) -> int:
 
 
 def _saving(backup: Path) -> bool:
-    """A backup is being written: write_atomically's temp file exists."""
+    """A backup is being written: a writer's temp file exists."""
     return any(".tmp" in name for name in os.listdir(backup)) if backup.is_dir() else False
 
 
-def _wait_for_save(process: subprocess.Popen, last: Path, since: float, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not (last.exists() and last.stat().st_mtime > since):
-        assert process.poll() is None, f"training exited early with {process.returncode}"
-        assert time.time() < deadline, "no backup written in time"
-        time.sleep(0.01)
+# -- parking a training process at a pause point (darknet_py/faults.py): no race against a clock -------------
+
+def start_paused(command: list[str], point: str, stdout) -> subprocess.Popen:
+    """Start ``command`` so that it stops at ``point`` (``name[:text]``) until released."""
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            env=dict(_env(), **{PAUSE_VARIABLE: point}))
 
 
-def _kill_during_save(process: subprocess.Popen, backup: Path, timeout: float = 30) -> bool:
-    """SIGKILL the moment a temp file shows up; True if it was still there after the kill."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None:
-        if _saving(backup):
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return _saving(backup)
-        time.sleep(0.0005)
-    process.kill()
+def wait_for_pause(process: subprocess.Popen) -> str:
+    """Read the process's stderr up to its pause line (it is parked there now); the text read before it."""
+    lines = []
+    for line in process.stderr:
+        if line.startswith(PAUSE_MESSAGE):
+            return "".join(lines)
+        lines.append(line)
     process.wait()
-    return False
+    raise AssertionError(f"exited with {process.returncode} without reaching the pause point:\n"
+                         + "".join(lines)[-3000:])
+
+
+def release(process: subprocess.Popen) -> None:
+    """Let a parked process go on to its next pause."""
+    process.stdin.write("\n")
+    process.stdin.flush()
+
+
+def finish(process: subprocess.Popen) -> str:
+    """Release a parked process for good (no more pauses) and wait for it; the rest of its stderr."""
+    process.stdin.close()
+    err = process.stderr.read()
+    process.wait()
+    return err
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_always_leaves_a_resumable_last_weights(tmp_path):
+def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weights(tmp_path):
+    """Each round parks the writer between writing a temp file and renaming it, after 0-2 earlier saves,
+    and kills it there: odd rounds while `_last.weights` is written, even rounds while its state file is
+    (the weights are renamed, the state is not: it must not be applied to them)."""
     data, cfg = make_training_setup(tmp_path, side_outputs=1024)
     backup, last = tmp_path / "backup", tmp_path / "backup" / "tiny_last.weights"
     rng = random.Random(7)
-    kills_during_save, expected_first = 0, 1
-    for round_ in range(10):
+    expected_first = 1
+    for round_ in range(8):
         weights = [str(last)] if last.exists() else []
+        target = "tiny_last.weights" if round_ % 2 else "tiny_last.state.pt"
         log = tmp_path / f"round{round_}.txt"
-        started = time.time()
         with open(log, "w") as out:
-            process = subprocess.Popen(train_command(data, cfg, *weights, "--seed", str(round_)), stdout=out,
-                                       stderr=subprocess.STDOUT, env=_env())
+            process = start_paused(train_command(data, cfg, *weights, "--seed", str(round_), max_batches=100),
+                                   f"write:{target}", out)
             try:
-                _wait_for_save(process, last, started)
-                if round_ % 2:   # odd rounds: kill in the middle of writing a backup
-                    kills_during_save += _kill_during_save(process, backup)
-                else:
-                    time.sleep(rng.uniform(0.0, 1.0))
-                    process.send_signal(signal.SIGKILL)
-                    process.wait()
+                for _ in range(rng.randrange(3)):
+                    wait_for_pause(process)
+                    release(process)
+                wait_for_pause(process)
+                assert _saving(backup), "parked between the temp file and the rename"
+                process.send_signal(signal.SIGKILL)
+                process.wait()
             finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+                _kill(process)
         assert process.returncode == -signal.SIGKILL
         first = [int(n) for n in ITERATION_LINE.findall(log.read_text())]
         assert first and first[0] == expected_first, (round_, first[:3], log.read_text()[-2000:])
@@ -185,13 +206,138 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_last_weights(tmp_pa
         assert all(torch.isfinite(p).all() for p in network.parameters())
         assert network.seen == _seen(last) and network.seen % BATCH == 0
         expected_first = network.seen // BATCH + 1
-    assert kills_during_save >= 1, "no kill landed while a backup was being written"
-    # The last kill too: a final run resumes from it and finishes.
+    # The last kill too: a final run resumes from it, finishes, and removes the killed writers' temp files.
     done = subprocess.run(train_command(data, cfg, str(last), max_batches=expected_first), capture_output=True,
                           text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [int(n) for n in ITERATION_LINE.findall(done.stdout)] == [expected_first]
     assert (backup / "tiny_final.weights").exists()
+    assert not _saving(backup), os.listdir(backup)
+
+
+# -- stops by signal: one line, exit 128 + signal, never 0 -------------------------------------------------------
+
+def test_sigterm_during_training_saves_last_and_exits_143(tmp_path):
+    data, cfg = make_training_setup(tmp_path)
+    with open(tmp_path / "out.txt", "w") as out:
+        process = start_paused(train_command(data, cfg, max_batches=5), "write:tiny_last.weights", out)
+        try:
+            wait_for_pause(process)                      # iteration 1 is being saved
+            process.send_signal(signal.SIGTERM)
+            err = finish(process)
+        finally:
+            _kill(process)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Traceback" not in err
+    last = tmp_path / "backup" / "tiny_last.weights"
+    assert f"darknet_py: stopped by SIGTERM at iteration 1; resume from {last}" in err
+    assert _seen(last) == BATCH and not (tmp_path / "backup" / "tiny_final.weights").exists()
+
+
+@pytest.mark.parametrize("point, sig", [("startup", signal.SIGINT), ("startup", signal.SIGTERM),
+                                        ("train-start", signal.SIGINT), ("train-start", signal.SIGTERM)])
+def test_a_signal_during_start_up_ends_with_one_line(tmp_path, point, sig):
+    """`startup`: while the commands (torch, OpenCV) are imported; `train-start`: the backup folder is locked,
+    nothing trained yet. Either way: one line, exit 128 + signal, and the lock is released."""
+    data, cfg = make_training_setup(tmp_path)
+    with open(tmp_path / "out.txt", "w") as out:
+        process = start_paused(train_command(data, cfg, max_batches=2), point, out)
+        try:
+            wait_for_pause(process)
+            process.send_signal(sig)
+            err = finish(process)
+        finally:
+            _kill(process)
+    assert process.returncode == 128 + sig, err[-2000:]
+    assert "Traceback" not in err and f"darknet_py: error: stopped by {sig.name}\n" in err, err[-2000:]
+    backup = tmp_path / "backup"                       # at most the (empty) log of the run: no lock, no weights
+    assert not backup.exists() or set(os.listdir(backup)) <= {"tiny_train.jsonl"}, os.listdir(backup)
+
+
+# -- one run per backup folder ------------------------------------------------------------------------------------
+
+def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_path, capsys):
+    data, cfg = make_training_setup(tmp_path)
+    backup = tmp_path / "backup"
+    with open(tmp_path / "out.txt", "w") as out:
+        first = start_paused(train_command(data, cfg, max_batches=1), "train-start", out)
+        try:
+            wait_for_pause(first)                        # the first run holds the folder
+            before = {p.name: p.read_bytes() for p in backup.iterdir()}
+            code, _, err = run_in_process(train_args(data, cfg, max_batches=1), capsys)
+            assert code == 1 and err.count("darknet_py: error: ") == 1, err[-2000:]
+            assert f"darknet_py: error: {backup}: another training run (pid {first.pid} on " in err
+            assert {p.name: p.read_bytes() for p in backup.iterdir()} == before     # nothing touched
+            rest = finish(first)
+        finally:
+            _kill(first)
+    assert first.returncode == 0, rest[-2000:]
+    assert sorted(p.name for p in backup.iterdir()) == ["tiny_final.weights", "tiny_last.state.pt",
+                                                       "tiny_last.weights", "tiny_train.jsonl"]
+
+
+def test_a_stale_lock_is_taken_over_with_a_message(tmp_path, capsys):
+    data, cfg = make_training_setup(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "backup").mkdir()
+    lock = tmp_path / "backup" / ".darknet_py_train.lock"
+    lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()} 2026-01-01T00:00:00+0000\n")
+    code, out, err = run_in_process(train_args(data, cfg, max_batches=1), capsys)
+    assert code == 0, err[-2000:]
+    assert f"Taking over the stale lock {lock} (pid {gone.stdout.strip()} on {socket.gethostname()} is gone)" in out
+    assert not lock.exists() and (tmp_path / "backup" / "tiny_final.weights").exists()
+
+
+# -- sizes that cannot fit: one message with the estimate, even under `ulimit -v` ------------------------------------
+
+ADDRESS_SPACE = 3 << 30      # `ulimit -v`: python + torch + OpenCV map about 1 GiB of it
+
+
+def _limit_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+@pytest.mark.parametrize("size", [4000, 100000])
+def test_a_size_that_cannot_fit_is_refused_with_the_estimate_under_ulimit_v(tmp_path, size):
+    """4000x4000 fits a machine's memory but not 3 GiB of address space; 100000x100000 fits nowhere (the
+    corpus has it on the detector commands, with a cfg that gets as far as the estimate)."""
+    data, cfg = make_training_setup(tmp_path)
+    cfg.write_text(cfg.read_text().replace("width=32", f"width={size}").replace("height=32", f"height={size}"))
+    done = subprocess.run(train_command(data, cfg, max_batches=1), capture_output=True, text=True, env=_env(),
+                          timeout=300, preexec_fn=_limit_address_space)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.count("darknet_py: error: ") == 1
+    if size == 100000:        # its [connected] side branch is refused first (more weights than Darknet counts)
+        return
+    assert re.search(rf"darknet_py: error: {re.escape(str(cfg))}: the network needs at least [\d.]+ [GTP]iB of "
+                     rf"memory for training at {size}x{size} .* cpu has [\d.]+ [KMG]iB free", done.stderr), \
+        done.stderr[-3000:]
+    assert not (tmp_path / "backup").exists() or not list((tmp_path / "backup").glob("*.weights"))
+
+
+# -- a full disk on any file the trainer writes -------------------------------------------------------------------
+
+def test_a_full_disk_while_writing_the_log_is_one_error(tmp_path, capsys):
+    data, cfg = make_training_setup(tmp_path)
+    code, _, err = run_in_process(train_args(data, cfg, "--log", "/dev/full", max_batches=1), capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "darknet_py: error: /dev/full: cannot write the training log: No space left on device" in err
+
+
+def test_a_full_disk_while_writing_the_state_file_is_one_error(tmp_path, capsys, monkeypatch):
+    """torch.save reports a full disk as a RuntimeError; the .weights written just before stay intact."""
+    data, cfg = make_training_setup(tmp_path)
+
+    def full_disk(payload, path):
+        Path(path).write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+    monkeypatch.setattr("darknet_py.weights.torch.save", full_disk)
+    code, _, err = run_in_process(train_args(data, cfg, max_batches=3), capsys)
+    state = tmp_path / "backup" / "tiny_last.state.pt"
+    assert code == 1 and "Traceback" not in err
+    assert f"darknet_py: error: {state}: cannot write file: [enforce fail" in err
+    assert not state.exists() and not _saving(tmp_path / "backup")
+    load_network(str(cfg), str(tmp_path / "backup" / "tiny_last.weights"), batch=1)
 
 
 def _nan_weights(cfg: Path, path: Path) -> None:
@@ -211,6 +357,9 @@ def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path, capsys):
     error = err[err.index("darknet_py: error:"):]
     assert error.startswith(f"darknet_py: error: {cfg}: iteration 1: the loss is nan")
     assert "[yolo] layer 4" in error and str(tmp_path / "JPEGImages") in error
+    # the first iteration after loading: the weights file, not the labels, is named as the likely cause
+    assert f"the first iteration after loading {weights}: the weights file is the likely cause" in error
+    assert "layer 0 [convolutional] holds NaN/Inf values" in out
     assert not list((tmp_path / "backup").glob("*.weights")), "nothing may be saved after a NaN"
 
 

@@ -57,8 +57,9 @@ def test_ab_run_prints_darknet_lines_and_writes_ab_backups(dataset, tmp_path):
     assert sorted(p.name for p in backup.iterdir() if not p.name.endswith(".weights")) == [
         "tiny_last.state.pt", "tiny_train.jsonl"]                                  # darknet_py's extras
     saves = [Path(r["path"]).name for r in log_records(backup / "tiny_train.jsonl", "save")]
+    # the regular backups of iteration 100 come before its mAP pass (and the _best it writes)
     assert saves == ["tiny_last.weights"] * 2 + ["tiny_50.weights"] + ["tiny_last.weights"] * 2 + [
-        "tiny_best.weights", "tiny_100.weights", "tiny_last.weights", "tiny_final.weights"]
+        "tiny_100.weights", "tiny_last.weights", "tiny_best.weights", "tiny_final.weights"]
     assert len(log_records(backup / "tiny_train.jsonl", "map")) == 1
     header, values = weights_arrays(backup / "tiny_final.weights")
     assert (header.major, header.minor, header.revision, header.seen) == (0, 2, 5, 100 * 8)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
-from ..data.labels import label_path, label_path_candidates
+from ..data.labels import label_path, label_path_candidates, list_entries
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
 from .labels import BoxTable, check_dropped, check_label_file, read_label_bytes
 from .model import check_anchors, check_model, load_model
@@ -107,7 +107,7 @@ def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: 
                 report: CheckReport) -> None:
     try:
         list_file = str(data.resolve(key))
-        entries = _list_entries(list_file)
+        entries = list_entries(list_file)
     except DarknetError as exc:
         report.add_exception("list" if key in data.lines else "data", exc)
         return
@@ -120,21 +120,6 @@ def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: 
                 for label in labels)
     report.stats[key] = (f"{list_file}: {len(entries)} listed, {len(images)} found, {len(labels)} with label "
                          f"files ({empty} empty), {len(table.rows) - first_box} boxes")
-
-
-def _list_entries(list_file: str) -> list[tuple[int, str]]:
-    """(line, entry) of every non-blank line of a list file."""
-    try:
-        raw = Path(list_file).read_bytes()
-    except OSError as exc:
-        raise DataFileError(f"cannot read list file: {exc.strerror}", file=list_file) from None
-    if b"\x00" in raw:
-        raise DataFileError("looks like a binary file, not a list of image paths", file=list_file)
-    lines = raw.decode("utf-8", errors="replace").split("\n")
-    entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
-    if not entries:
-        raise DataFileError("list file names no images", file=list_file)
-    return entries
 
 
 def _existing_images(entries: list[tuple[int, str]], list_file: str, report: CheckReport) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..config.reader import decode_text
 from ..data.labels import BoxTransform, correct_boxes
 from ..errors import LabelError
 from .report import ERROR, WARNING, CheckReport
@@ -58,7 +59,7 @@ def check_label_file(path: str, raw: bytes | OSError, classes: int, max_boxes: i
         report.add("label-missing", ERROR, f"label file cannot be read: {raw.strerror or raw}", LabelError,
                    file=path)
         return 0
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(raw)
     index = table.add_file(path)
     seen: dict[tuple, int] = {}
     count = 0

@@ -37,13 +37,16 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     if len(names) > classes:
         warnings.warn(f"{data.resolve('names')}: {len(names)} names, classes={classes}; the extra names "
                       "are ignored")
+    if data.classes != classes:      # Darknet's detector commands never read `classes` from the .data
+        warnings.warn(f"{data.file}: classes={data.classes}, but the cfg's last detection layer has classes="
+                      f"{classes}: the cfg's value is used")
     return names
 
 
 def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str):
     """(.data config, class names, network loaded with batch 1) as every evaluation command needs them."""
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
     network.eval()
     return data, checked_names(data, network), network
 
@@ -143,7 +146,8 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
+    checked_names(data, network)
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
                                    coco_json=coco_out)
@@ -186,7 +190,7 @@ def recall(data_file, cfg, weights, flavor):
     on stderr, as Darknet prints it."""
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
     for state in validate_detector_recall(network, data):
         click.echo(state.line(), err=True)
 

@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from ..errors import UsageError
+from ..stopping import exit_status
 from .options import flavor_option
 
 COMMANDS: list = []
@@ -74,8 +75,10 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         workers=_default_workers() if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file)
     outcome = train_network(options)
-    if outcome.stopped_by == "SIGINT":
-        sys.exit(130)
+    if outcome.stopped_by is not None:      # not finished: exit 128 + signal, so `&&` and schedulers see it
+        click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
+                   f"resume from {outcome.weights}", err=True)
+        sys.exit(exit_status(outcome.stopped_by))
 
 
 def _pick_device(device: Optional[str], gpu_list: list[int]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DataFileError
-from .reader import Section, read_sections
+from .reader import Section, decode_text, read_sections
 
 EVAL_FORMATS = ("voc", "coco", "imagenet")
 
@@ -110,4 +110,4 @@ def read_lines(path: str | Path, what: str) -> list[str]:
         raise DataFileError(f"cannot read {what}: {exc.strerror}", file=path) from None
     if b"\x00" in raw:
         raise DataFileError(f"looks like a binary file, not a {what}", file=path)
-    return [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")]
+    return [line.rstrip("\r") for line in decode_text(raw).split("\n")]

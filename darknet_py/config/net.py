@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .reader import Section
+from .reader import Section, warn
 
 FLAVORS = ("ab", "pj")
 POLICIES = ("constant", "step", "steps", "exp", "poly", "sigmoid", "random", "sgdr")
@@ -65,6 +65,11 @@ def parse_net(section: Section, flavor: str) -> NetOptions:
     if subdivisions < 1:
         raise s.error("'subdivisions' must be at least 1", s.option("subdivisions"))
     mini = max(batch // subdivisions, 1)  # AB forces a mini-batch of at least 1
+    if batch < subdivisions:
+        where = s.option("batch") or s.option("subdivisions")
+        warn(f"{s.file}:{where.line if where else s.line}: batch={batch} is smaller than subdivisions="
+             f"{subdivisions}: each iteration trains {subdivisions} images (mini-batch 1, as Darknet does), "
+             f"not {batch}")
     width, height, channels = s.get_int("width", 0), s.get_int("height", 0), s.get_int("channels", 0)
     for key, value in (("width", width), ("height", height), ("channels", channels)):
         if value <= 0:

@@ -188,7 +188,7 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
     if b"\x00" in raw:
         raise error_type("looks like a binary file, not a text file", file=path,
                          hint="check the argument order: DATA CFG WEIGHTS")
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(raw)
     sections: list[Section] = []
     current: Optional[Section] = Section("", path, 0, error_type=error_type) if allow_headless else None
     if current is not None:
@@ -197,6 +197,8 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
         line = physical.translate(_WHITESPACE)
         if not line or line[0] in "#;":
             continue
+        if allow_headless:
+            _warn_inner_spaces(physical, path, number)
         if line[0] == "[":
             if not line.endswith("]"):
                 raise error_type("section header must end with ']'", file=path, line=number, value=line)
@@ -208,6 +210,21 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
                              hint="a cfg must start with [net]")
         _add_option(current, line, number)
     return sections
+
+
+def decode_text(raw: bytes) -> str:
+    """A text input's bytes as str; a UTF-8 byte order mark (Windows editors write one) is dropped, where
+    Darknet would make it part of the first key, class name or path."""
+    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+def _warn_inner_spaces(physical: str, path: str, number: int) -> None:
+    """Darknet deletes every space of a `.data` line, so `train = my data/train.txt` opens
+    `mydata/train.txt`; darknet_py does the same, but says so."""
+    key, _, value = physical.partition("=")
+    if any(c in value.strip(" \t\r") for c in " \t") or any(c in key.strip(" \t\r") for c in " \t"):
+        warn(f"{path}:{number}: spaces inside '{physical.strip()}' are removed, as Darknet does: the value is "
+             f"'{physical.translate(_WHITESPACE).partition('=')[2]}'")
 
 
 def _add_option(section: Section, line: str, number: int) -> None:

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import read_lines
-from ..config.reader import warn
+from ..config.reader import decode_text, warn
 from ..errors import DataFileError, LabelError
 
 # pjreddie: plain first-occurrence substring replacements, in this order.
@@ -47,18 +47,15 @@ _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 # -- list files -------------------------------------------------------------------------------------
 def read_list(path: str | Path) -> list[str]:
-    """Image paths of a list file, one per line (CR/LF stripped, blank lines skipped).
+    """Image paths of a list file, one per line (see :func:`list_entries`).
 
     A relative entry is used as written when it exists relative to the current directory (Darknet's only
     rule); otherwise, when it exists relative to the list file's directory, that path is used instead.
     Entries found in neither place are kept as written and reported in one warning naming both paths tried
     (the loader then skips them when drawn)."""
     path = str(path)
-    entries = read_lines(path, "list file")
     paths, missing, moved = [], [], []
-    for entry in entries:
-        if not entry.strip():
-            continue
+    for _, entry in list_entries(path):
         tried = image_path_candidates(entry, path)
         found = next((p for p in tried if Path(p).exists()), None)
         if found is None:
@@ -66,8 +63,6 @@ def read_list(path: str | Path) -> list[str]:
         elif found != entry:
             moved.append(entry)
         paths.append(found or entry)
-    if not paths:
-        raise DataFileError("list file names no images", file=path)
     if moved:
         warn(f"{path}: {len(moved)} listed images were found relative to the list file's directory, not the "
              f"current directory (e.g. {moved[0]!r}); Darknet itself would not find them")
@@ -75,6 +70,17 @@ def read_list(path: str | Path) -> list[str]:
         warn(f"{path}: {len(missing)} of {len(paths)} listed images do not exist "
              f"(first: tried {' and '.join(missing[0])})")
     return paths
+
+
+def list_entries(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, entry) of every non-blank line of a list file: the one rule training, evaluation and
+    `detector check` share. Spaces and tabs around an entry are removed (an editor's trailing blank would
+    otherwise make the image unreadable), and CR/LF and a byte order mark."""
+    entries = [(number, line.strip(" \t")) for number, line in enumerate(read_lines(path, "list file"), start=1)
+               if line.strip(" \t")]
+    if not entries:
+        raise DataFileError("list file names no images", file=str(path))
+    return entries
 
 
 def image_path_candidates(entry: str, list_file: str) -> list[str]:
@@ -133,7 +139,7 @@ def read_labels(path: str, flavor: str = "ab") -> np.ndarray:
         warn(f"{path}: label file {problem}; the image is used with no objects (as AlexeyAB's Darknet does)")
         return np.zeros((0, 5), np.float32)
     records = []
-    for number, line in enumerate(raw.decode("utf-8", errors="replace").split("\n"), start=1):
+    for number, line in enumerate(decode_text(raw).split("\n"), start=1):
         parsed = _parse_records(line.split())
         if parsed is None:
             warn(f"{path}:{number}: bad label line skipped (expected 'class x y w h' with an integer class "

@@ -5,6 +5,7 @@ on stderr shows progress."""
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from ..config.data import DataConfig
 from ..data.image import load_image
 from ..data.labels import label_path, read_labels, read_list
-from ..errors import LabelError
+from ..errors import ImageError, LabelError
 
 PREFETCH = 4   # Darknet's validation commands keep 4 images loading
 
@@ -28,18 +29,27 @@ def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     return read_list(data.resolve("valid"))
 
 
-def iterate_images(paths: list[str], channels: int, desc: str) -> Iterator[tuple[int, str, np.ndarray]]:
-    """(index, path, image (C, H, W) float32) for every path, decoded ahead in a worker thread."""
+def iterate_images(paths: list[str], channels: int, desc: str,
+                   skip_unreadable: bool = False) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(index, path, image (C, H, W) float32) for every path, decoded ahead in a worker thread. With
+    ``skip_unreadable`` an image that cannot be read is warned about and left out."""
     progress = tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, leave=False,
                     disable=None, dynamic_ncols=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = [pool.submit(load_image, p, channels) for p in paths[:PREFETCH]]
         for index, path in enumerate(paths):
-            image = pending[index].result()
+            try:
+                image = pending[index].result()
+            except ImageError as exc:
+                if not skip_unreadable:
+                    raise
+                warnings.warn(f"{exc}; left out of the mAP")
+                image = None
             if index + PREFETCH < len(paths):
                 pending.append(pool.submit(load_image, paths[index + PREFETCH], channels))
             pending[index] = None
-            yield index, path, image
+            if image is not None:
+                yield index, path, image
             progress.update(1)
     progress.close()
 

@@ -176,14 +176,16 @@ def _difficult_list(data: DataConfig, count: int) -> Optional[list[str]]:
 
 def validate_detector_map(network, data_config: DataConfig | str, thresh: float = .25, iou_thresh: float = .5,
                           points: int = 0, letter_box: bool = False, coco: bool = True,
-                          valid_default: str = "data/train.txt", coco_json: Optional[str] = None) -> MapResult:
+                          valid_default: str = "data/train.txt", coco_json: Optional[str] = None,
+                          skip_unreadable: bool = False) -> MapResult:
     """AB `validate_detector_map` on the `.data` file's `valid` list with a loaded ``network`` (batch 1).
 
     ``thresh``: confidence for the TP/FP/IoU statistics (`-thresh`); ``iou_thresh``: matching IoU (strict);
     ``points``: 0 = area under curve, 11 or 101 recall points. As in AB, letterboxing follows only
     `[net] letter_box` (``letter_box=True`` without it is ignored, with a warning). The training loop
     passes ``valid_default=<the train list>`` as AB falls back to it during training. ``coco_json``: also
-    write the detections pycocotools scored (COCO results format) to this file."""
+    write the detections pycocotools scored (COCO results format) to this file. ``skip_unreadable``
+    (training's `-map`): an image that cannot be decoded is warned about and left out instead of stopping."""
     flavor = network.net.flavor
     data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
@@ -200,7 +202,7 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     with at_cfg_size(network):
-        for index, path, image in iterate_images(paths, network.net.channels, "detector map"):
+        for index, path, image in iterate_images(paths, network.net.channels, "detector map", skip_unreadable):
             dets = detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS, letter)
             acc.add_image(dets, read_truth(path, classes, flavor),
                           read_difficult(difficult, index, classes, flavor), (image.shape[2], image.shape[1]))

@@ -2,12 +2,14 @@
 evaluation (red) on a 0..max_batches axis — drawn with OpenCV and written atomically (spec §7.8)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..errors import TrainingError
+from ..weights import write_atomically
 
 SIZE = (1000, 700)           # width, height of the picture
 MARGIN = (70, 30, 30, 60)    # left, top, right, bottom
@@ -77,9 +79,7 @@ class TrainingChart:
         ok, encoded = cv2.imencode(".png", self.draw())
         if not ok:
             return
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
+        write_atomically(path, encoded.tobytes(), TrainingError)
 
 
 def _nice_ceiling(value: float) -> float:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
 from ..errors import TrainingError
 from ..weights import WeightsHeader, weights_payload, write_atomically
+from ..weights_check import non_finite_layer
 
 AB_HEADER = (0, 2, 5)
 PJ_HEADER = (0, 2, 0)
@@ -116,8 +116,7 @@ def save_backup(network, path: Path, header: WeightsHeader) -> str:
 def _non_finite_error(network, path: Path, header: WeightsHeader) -> TrainingError:
     """An update that overflowed must not replace the last good backup (the loss check only sees it one
     iteration later)."""
-    bad = next((f"layer {i} [{layer.kind}]" for i, layer in enumerate(network.layers)
-                if any(not torch.isfinite(a).all() for a in layer.darknet_arrays())), "a layer")
+    bad = non_finite_layer(network) or "a layer"
     return TrainingError(f"not saved: {bad} holds non-finite parameters after the update that reached seen="
                          f"{header.seen}", file=str(path),
                          hint=f"{path.name} keeps the last good weights; lower learning_rate (or lengthen burn_in)")

@@ -28,14 +28,19 @@ import torch
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.data import DataConfig, parse_data
 from ..errors import DataFileError, TrainingError, UsageError
+from ..faults import pause_point
+from ..memory import check_memory
 from ..network import Network
 from ..data.labels import read_list
 from ..data.loader import detection_loader
 from ..weights import load_pt, load_weights
+from ..weights_check import warn_non_finite, weights_suspicion
 from . import state as train_state
 from .chart import TrainingChart
 from .checkpoints import (BackupCounters, BackupRule, due_backups, file_digest, make_backup_rule, save_backup,
                           weights_header)
+from .lock import BackupLock
+from .map_pass import evaluate_map_safely
 from .distributed import (DistributedContext, all_reduce_mean, any_rank, average_batchnorm_statistics,
                           init_distributed, install_gradient_all_reduce, rank_net_options, shard_plan, shutdown)
 from .multiscale import Multiscale, multiscale_options
@@ -89,6 +94,7 @@ class RunState:
     last_map: int = 0                      # AB iter_map
     counters: BackupCounters = field(default_factory=lambda: BackupCounters(0, 0))
     chart: Optional[TrainingChart] = None
+    started_at: int = 0                    # the iteration this process started from (not saved)
 
     SAVED = ("iteration", "seen", "width", "height", "avg_loss", "avg_time", "mean_average_precision",
              "best_map", "last_map")
@@ -114,6 +120,8 @@ class Session:
     saved: Optional[dict] = None           # the full-state side file loaded with the weights
     loader: object = None                  # data.loader.DetectionLoader, started at the run's iteration
     map_network: Optional[Network] = None
+    lock: Optional[BackupLock] = None      # one run per backup folder (rank 0 holds it)
+    last_digest: str = ""                  # sha256 of the newest rolling checkpoint, for its state file
 
     @property
     def main(self) -> bool:
@@ -142,7 +150,7 @@ class StopSignals:
 
     def _handle(self, signum, frame):
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(signal.Signals(signum).name)    # the CLI exits 128 + this signal
         self.received = signal.Signals(signum).name
         print(f"\n{self.received}: stopping after this iteration and saving the last weights", flush=True)
 
@@ -151,7 +159,7 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
     """Train as Darknet's `detector train` does; returns where the run ended."""
     s = _open_session(opts)
     net = s.cfg.net
-    run = _start_run(s)
+    run = _started_or_closed(s)
     stopped_by = None
     with StopSignals() as stop:
         try:
@@ -167,7 +175,7 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                 started = time.time()
                 result = _train_step(s, run, batch)
                 loss, layer_costs = _reduced_loss(s, result)
-                _check_finite(s, loss, layer_costs, run.iteration + 1, batch)
+                _check_finite(s, loss, layer_costs, run.iteration + 1, batch, run.started_at)
                 average_batchnorm_statistics(s.network, s.ctx)
                 run.iteration += 1
                 run.seen += net.images_per_update
@@ -179,13 +187,15 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                     _report(s, run, loss, result, seconds, load_seconds)
                 run.avg_time = smooth_hours(run.avg_time, remaining_hours(net.max_batches, run.iteration, seconds,
                                                                         load_seconds))
-                if s.opts.calc_map and _map_due(s, run):
-                    _evaluate_map(s, run)
                 run.chart.add_loss(run.iteration, run.avg_loss)
                 if s.main and run.iteration % 100 == 0:
                     _save_chart(s, run)
-                for kind, path in due_backups(s.rule, run.counters, run.iteration):
-                    _save(s, run, path, kind)
+                map_due = s.opts.calc_map and _map_due(s, run)
+                if map_due:
+                    run.last_map = run.iteration       # the backups below already know the mAP is done
+                saved = [_save(s, run, path, kind) for kind, path in due_backups(s.rule, run.counters, run.iteration)]
+                if map_due:
+                    _map_pass(s, run, saved)
                 if any_rank(stop.received is not None, s.ctx, s.device):
                     stopped_by = stop.received or "SIGTERM"
                     break
@@ -196,6 +206,15 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
 
 
 # -- start and end ----------------------------------------------------------------------------------------------
+
+def _started_or_closed(s: Session) -> RunState:
+    """Start the run; if that fails, release what the session holds (backup-folder lock, log)."""
+    try:
+        return _start_run(s)
+    except BaseException:
+        _close_session(s)
+        raise
+
 
 def _open_session(opts: TrainOptions) -> Session:
     device = torch.device(opts.device)
@@ -209,6 +228,7 @@ def _open_session(opts: TrainOptions) -> Session:
     _check_trainable(cfg)
     if opts.calc_map:
         _check_map_inputs(data, cfg)
+    check_memory(cfg, opts.device, training=True)     # one message instead of an allocation failure
     torch.manual_seed(opts.seed)                       # Darknet's random init, made reproducible
     network = Network(cfg).to(device)
     if opts.amp:
@@ -224,14 +244,23 @@ def _open_session(opts: TrainOptions) -> Session:
     log_path = Path(opts.log_file) if opts.log_file else rule.directory / f"{rule.base}_train.jsonl"
     scales = multiscale_options(cfg)
     scales = Multiscale(scales, np.random.default_rng([opts.seed, MULTISCALE_STREAM])) if scales.enabled else None
-    return Session(opts, cfg, data, network, optimizer, read_list(data.resolve("train")), plan.indices, scales,
-                   GlibcRandom(opts.seed or 1), rule, ctx, device, console=None,
-                   log=JsonLog(log_path if ctx.is_main else None), saved=saved)
+    train_paths = read_list(data.resolve("train"))
+    lock = BackupLock(rule.directory)
+    if ctx.is_main:
+        lock.acquire()                                  # before this run writes any file
+    try:
+        log = JsonLog(log_path if ctx.is_main else None)
+    except BaseException:
+        lock.release()
+        raise
+    return Session(opts, cfg, data, network, optimizer, train_paths, plan.indices, scales,
+                   GlibcRandom(opts.seed or 1), rule, ctx, device, console=None, log=log, saved=saved, lock=lock)
 
 
 def _start_run(s: Session) -> RunState:
     """Darknet: iteration = seen / B with the cfg being trained (spec §6.6); its counters start there. With a
     matching full-state file, everything continues exactly where the saved run was."""
+    pause_point("train-start")                         # tests: the lock is held, nothing trained yet
     net = s.cfg.net
     iteration = s.network.seen // net.images_per_update
     run = RunState(iteration=iteration, seen=s.network.seen, width=net.width, height=net.height,
@@ -239,6 +268,7 @@ def _start_run(s: Session) -> RunState:
                    chart=TrainingChart(net.max_batches))
     if s.saved is not None:
         _restore(s, run, s.saved)
+    run.started_at = run.iteration
     if (run.width, run.height) != (net.width, net.height):
         s.network.resize(run.width, run.height)
     # every slot of every iteration is drawn from (seed, iteration, slot) alone: starting the loader at the
@@ -287,6 +317,8 @@ def _close_session(s: Session) -> None:
     if s.console is not None:
         s.console.close()
     s.log.close()
+    if s.lock is not None:
+        s.lock.release()
     shutdown(s.ctx)
 
 
@@ -344,6 +376,7 @@ def _load_start_weights(network: Network, opts: TrainOptions, say=print) -> Opti
             say(f" loaded {report.layers_loaded} of {report.layers_total} layers with parameters "
                 "(a backbone: the others keep their random initialisation)")
     say(f"Done! Loaded weights, seen = {network.seen}", flush=True)
+    warn_non_finite(network, opts.weights, say)
     if opts.clear:
         network.seen = 0
         return None
@@ -385,9 +418,15 @@ def _save(s: Session, run: RunState, path: Path, kind: str) -> Path:
     header = weights_header(s.opts.flavor, run.seen, run.iteration, s.cfg.net.images_per_update)
     digest = save_backup(s.network, path, header)
     if kind == "last":
-        train_state.save_training_state(train_state.state_path(path), _capture(s, run), digest)
+        s.last_digest = digest
+        _save_state(s, run, path)
     s.log.write("save", iteration=run.iteration, kind=kind, path=str(path))
     return path
+
+
+def _save_state(s: Session, run: RunState, weights: Path) -> None:
+    if s.main:
+        train_state.save_training_state(train_state.state_path(weights), _capture(s, run), s.last_digest)
 
 
 def _save_chart(s: Session, run: RunState) -> None:
@@ -436,22 +475,25 @@ def _reduced_loss(s: Session, result) -> tuple[float, list[float]]:
     return values[0], values[1:]
 
 
-def _check_finite(s: Session, loss: float, layer_costs: list[float], iteration: int, batch) -> None:
+def _check_finite(s: Session, loss: float, layer_costs: list[float], iteration: int, batch,
+                  started_at: int) -> None:
     """Stop instead of training on NaN/inf and say where it came from. The backups on disk stay the last
-    good ones: nothing is saved after this point."""
+    good ones: nothing is saved after this point. On the first iteration after loading weights, the
+    weights are the likely cause, not the labels or the learning rate."""
     if math.isfinite(loss):
         return
     yolo = s.network.detection_indices
     bad = [str(yolo[k]) for k, cost in enumerate(layer_costs) if not math.isfinite(cost)]
     images = [path for used in batch.paths for path in used]
     shown = ", ".join(images[:8]) + (f", ... ({len(images)} images)" if len(images) > 8 else "")
+    tail, hint = "", ("look for huge, negative or NaN boxes in these images' label files, or lower learning_rate; "
+                      f"the files in {s.rule.directory} hold the last good weights")
+    if s.opts.weights and iteration == started_at + 1:
+        tail, hint = weights_suspicion(s.opts.weights)
     raise TrainingError(
         f"iteration {iteration}: the loss is {loss}"
         + (f", from [yolo] layer {', '.join(bad)}" if bad else "")
-        + f"; images of this batch: {shown}",
-        file=s.cfg.file,
-        hint="look for huge, negative or NaN boxes in these images' label files, or lower learning_rate; the "
-             f"files in {s.rule.directory} hold the last good weights")
+        + f"; images of this batch: {shown}" + tail, file=s.cfg.file, hint=hint)
 
 
 def _report(s: Session, run: RunState, loss: float, result, seconds: float, load_seconds: float) -> None:
@@ -469,6 +511,14 @@ def _report(s: Session, run: RunState, loss: float, result, seconds: float, load
 
 
 # -- -map -------------------------------------------------------------------------------------------------------
+
+def _map_pass(s: Session, run: RunState, saved: list[Path]) -> None:
+    """After the iteration's backups: a failed pass is a warning, never the end of the run; the state beside
+    a `_last` written this iteration is rewritten to hold the new mAP and best."""
+    evaluate_map_safely(lambda: _evaluate_map(s, run), run.iteration, say=s.console.print if s.main else _silent)
+    if s.rule.last_path in saved:
+        _save_state(s, run, s.rule.last_path)
+
 
 def _next_map(s: Session, run: RunState) -> int:
     """AB: every max(mAP_epochs · N_train / B, 100) iterations, not before burn_in."""
@@ -491,7 +541,6 @@ def _evaluate_map(s: Session, run: RunState) -> None:
         if s.main:
             s.console.print(f"Resizing to initial size: {net.width} x {net.height} ")
         _resize(s, run, net.width, net.height, message=False)
-    run.last_map = run.iteration
     if not s.main:
         return
     if s.map_network is None:
@@ -499,7 +548,8 @@ def _evaluate_map(s: Session, run: RunState) -> None:
     s.map_network.load_state_dict(s.network.state_dict())
     s.map_network.eval()
     result = validate_detector_map(s.map_network, s.data, thresh=s.opts.thresh, iou_thresh=s.opts.iou_thresh,
-                                   points=0, letter_box=net.letter_box, coco=False, valid_default=s.data.train)
+                                   points=0, letter_box=net.letter_box, coco=False, valid_default=s.data.train,
+                                   skip_unreadable=True)
     for line in result.report_lines():
         s.console.print(line)
     run.mean_average_precision = result.mean_ap

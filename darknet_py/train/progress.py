@@ -17,6 +17,8 @@ from typing import Optional, TextIO
 
 from tqdm import tqdm
 
+from ..errors import TrainingError
+
 
 @dataclass(frozen=True)
 class IterationReport:
@@ -88,6 +90,7 @@ class JsonLog:
 
     def __init__(self, path: Optional[Path]):
         self.file = None
+        self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = open(path, "a", encoding="utf-8")
@@ -95,10 +98,16 @@ class JsonLog:
     def write(self, event: str, **fields) -> None:
         if self.file is None:
             return
-        self.file.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
+            self.file.flush()
+        except OSError as exc:    # a full disk names the log, not just "No space left on device"
+            raise TrainingError(f"cannot write the training log: {exc.strerror}", file=str(self.path)) from None
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:       # the failed write was already reported
+                pass
             self.file = None

@@ -13,7 +13,6 @@ The file holds plain tensors, numbers, strings, lists and dicts only: it loads w
 """
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from pathlib import Path
@@ -21,6 +20,9 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+
+from ..errors import TrainingError
+from ..weights import save_with_torch
 
 FORMAT = "darknet_py/train-state/1"
 _NDARRAY = "__ndarray__"
@@ -80,16 +82,8 @@ def restore_rng(state: dict) -> None:
 
 def save_training_state(path: str | Path, state: dict, weights_sha256: str) -> None:
     """Write ``state`` (plain data; see :func:`to_plain`) atomically, bound to the weights' digest."""
-    path = Path(path)
     payload = {"format": FORMAT, "weights_sha256": weights_sha256, **state}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_with_torch(payload, path, TrainingError)
 
 
 def load_training_state(path: str | Path, weights_sha256: str) -> Optional[dict]:
