@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -36,8 +37,10 @@ from . import state as train_state
 from .chart import TrainingChart
 from .checkpoints import (BackupCounters, BackupRule, due_backups, file_digest, make_backup_rule, save_backup,
                           weights_header)
+from .augmented_images import save_augmented_batch
 from .distributed import (DistributedContext, all_reduce_mean, any_rank, average_batchnorm_statistics,
                           init_distributed, install_gradient_all_reduce, rank_net_options, shard_plan, shutdown)
+from .ema import ConvolutionEma, make_ema
 from .multiscale import Multiscale, multiscale_options
 from .policy import GlibcRandom
 from .progress import IterationReport, JsonLog, TrainingConsole, remaining_hours, smooth_hours
@@ -65,6 +68,8 @@ class TrainOptions:
     iou_thresh: float = 0.5
     log_file: Optional[str] = None
     chart_dir: str = "."                   # AB writes chart.png in the working directory
+    chart_background: Optional[str] = None # AB -chart PATH: draw on the chart picture of an earlier run
+    show_imgs_dir: Optional[str] = None    # AB -show_imgs: save the augmented pictures (aug_*.jpg) here
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class Session:
     saved: Optional[dict] = None           # the full-state side file loaded with the weights
     loader: object = None                  # data.loader.DetectionLoader, started at the run's iteration
     map_network: Optional[Network] = None
+    ema: Optional[ConvolutionEma] = None   # AB [net] ema_alpha
 
     @property
     def main(self) -> bool:
@@ -164,12 +170,14 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                 load_seconds = time.time() - started
                 if s.main:
                     s.console.loaded(load_seconds, run.avg_loss)
+                    _show_imgs(s, run, batch)
                 started = time.time()
                 result = _train_step(s, run, batch)
                 loss, layer_costs = _reduced_loss(s, result)
                 _check_finite(s, loss, layer_costs, run.iteration + 1, batch)
                 average_batchnorm_statistics(s.network, s.ctx)
                 run.iteration += 1
+                _ema_step(s, run)
                 run.seen += net.images_per_update
                 s.network.seen = run.seen
                 run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
@@ -214,6 +222,7 @@ def _open_session(opts: TrainOptions) -> Session:
     if opts.amp:
         _yolo_in_float32(network)
     saved = _load_start_weights(network, opts, say=print if ctx.is_main else _silent)
+    ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
     plan = shard_plan(net.mini_batch, net.subdivisions, ctx)
@@ -226,7 +235,7 @@ def _open_session(opts: TrainOptions) -> Session:
     scales = Multiscale(scales, np.random.default_rng([opts.seed, MULTISCALE_STREAM])) if scales.enabled else None
     return Session(opts, cfg, data, network, optimizer, read_list(data.resolve("train")), plan.indices, scales,
                    GlibcRandom(opts.seed or 1), rule, ctx, device, console=None,
-                   log=JsonLog(log_path if ctx.is_main else None), saved=saved)
+                   log=JsonLog(log_path if ctx.is_main else None), saved=saved, ema=ema)
 
 
 def _start_run(s: Session) -> RunState:
@@ -236,7 +245,7 @@ def _start_run(s: Session) -> RunState:
     iteration = s.network.seen // net.images_per_update
     run = RunState(iteration=iteration, seen=s.network.seen, width=net.width, height=net.height,
                    last_map=iteration, counters=BackupCounters(iteration, iteration),
-                   chart=TrainingChart(net.max_batches))
+                   chart=TrainingChart(net.max_batches, net.max_chart_loss))
     if s.saved is not None:
         _restore(s, run, s.saved)
     if (run.width, run.height) != (net.width, net.height):
@@ -362,6 +371,7 @@ def _capture(s: Session, run: RunState) -> dict:
         "multiscale": None if s.scales is None else train_state.to_plain(s.scales.state_dict()),
         "rate_rng": train_state.to_plain(vars(s.rate_rng)),
         "rng": train_state.capture_rng(),
+        "ema": None if s.ema is None else s.ema.state_dict(),
     }
 
 
@@ -376,6 +386,8 @@ def _restore(s: Session, run: RunState, saved: dict) -> None:
         s.scales.load_state_dict(train_state.from_plain(saved["multiscale"]))
     vars(s.rate_rng).update(train_state.from_plain(saved["rate_rng"]))
     train_state.restore_rng(saved["rng"])
+    if s.ema is not None:
+        s.ema.load_state_dict(saved.get("ema"))
 
 
 def _save(s: Session, run: RunState, path: Path, kind: str) -> Path:
@@ -386,14 +398,44 @@ def _save(s: Session, run: RunState, path: Path, kind: str) -> Path:
     digest = save_backup(s.network, path, header)
     if kind == "last":
         train_state.save_training_state(train_state.state_path(path), _capture(s, run), digest)
+        _save_ema(s, header)
     s.log.write("save", iteration=run.iteration, kind=kind, path=str(path))
     return path
 
 
 def _save_chart(s: Session, run: RunState) -> None:
     """AB saves the chart as chart.png and chart_<cfg name>.png."""
+    background = None
+    if s.opts.chart_background:
+        background = cv2.imread(s.opts.chart_background)    # None when missing, as AB starts a new chart
     for name in ("chart.png", f"chart_{s.cfg.base_name}.png"):
-        run.chart.save(Path(s.opts.chart_dir) / name)
+        run.chart.save(Path(s.opts.chart_dir) / name, background)
+
+
+def _save_ema(s: Session, header) -> None:
+    """AB writes `<base>_ema.weights` (the averages, live rolling statistics) with every `_last.weights`."""
+    if s.ema is None or not s.ema.initialized:
+        return
+    path = s.rule.directory / f"{s.rule.base}_ema.weights"
+    with s.ema.swapped_in():
+        save_backup(s.network, path, header)
+    print(f" EMA weights are saved to the file: {path} ", flush=True)
+
+
+def _ema_step(s: Session, run: RunState) -> None:
+    if s.ema is not None:
+        for message in s.ema.after_update(run.iteration):
+            if s.main:
+                s.console.print(message)
+
+
+def _show_imgs(s: Session, run: RunState, batch) -> None:
+    """AB -show_imgs: the pictures this iteration trains on, with their truth boxes."""
+    if s.opts.show_imgs_dir is None:
+        return
+    save_augmented_batch(batch.images.numpy(), batch.truth.numpy(), batch.paths, run.iteration + 1,
+                         Path(s.opts.show_imgs_dir))
+    s.console.print("\nYou use flag -show_imgs, so will be saved aug_...jpg images")
 
 
 # -- one iteration ----------------------------------------------------------------------------------------------
