@@ -43,6 +43,7 @@ from .distributed import (DistributedContext, all_reduce_mean, any_rank, average
 from .ema import ConvolutionEma, make_ema
 from .multiscale import Multiscale, multiscale_options
 from .policy import GlibcRandom
+from .reject_weights import reject_similar_weights, rejection_due
 from .progress import IterationReport, JsonLog, TrainingConsole, remaining_hours, smooth_hours
 from .step import train_network_step
 from .update import make_optimizer
@@ -127,6 +128,7 @@ class Session:
 
 
 MULTISCALE_STREAM = 1      # the multiscale generator's seed is (seed, 1): independent of the loader's streams
+REJECT_STREAM = 2          # weights_reject_freq draws from (seed, 2, iteration)
 
 
 class StopSignals:
@@ -177,7 +179,7 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                 _check_finite(s, loss, layer_costs, run.iteration + 1, batch)
                 average_batchnorm_statistics(s.network, s.ctx)
                 run.iteration += 1
-                _ema_step(s, run)
+                _after_update(s, run)
                 run.seen += net.images_per_update
                 s.network.seen = run.seen
                 run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
@@ -422,11 +424,16 @@ def _save_ema(s: Session, header) -> None:
     print(f" EMA weights are saved to the file: {path} ", flush=True)
 
 
-def _ema_step(s: Session, run: RunState) -> None:
-    if s.ema is not None:
-        for message in s.ema.after_update(run.iteration):
-            if s.main:
-                s.console.print(message)
+def _after_update(s: Session, run: RunState) -> None:
+    """What AB's `train_network_waitkey` does after the update: EMA, then the rejection of similar filters."""
+    said = [] if s.ema is None else s.ema.after_update(run.iteration)
+    net = s.cfg.net
+    if rejection_due(run.iteration, net.weights_reject_freq, net.max_batches):
+        seed = int(np.random.SeedSequence([s.opts.seed, REJECT_STREAM, run.iteration]).generate_state(1)[0])
+        said += reject_similar_weights(s.network, torch.Generator().manual_seed(seed))
+    if s.main:
+        for message in said:
+            s.console.print(message)
 
 
 def _show_imgs(s: Session, run: RunState, batch) -> None:
