@@ -150,3 +150,16 @@ def test_keys_that_change_training_are_warned_once_with_file_and_line(tmp_path):
 
 if __name__ == "__main__":
     sys.stdout.write(markdown(classification()))
+
+
+def test_detector_check_lists_unimplemented_keys(tmp_path):
+    from darknet_py.check import check_dataset
+    from train_loop_data import make_dataset, tiny_cfg
+    data = make_dataset(tmp_path / "set", count=2, valid=1)
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(tiny_cfg().replace("[net]\n", "[net]\ngaussian_noise=1\n"))
+    report = check_dataset(data, cfg, fast=True)
+    found = [str(f) for f in report.by_code("cfg-keys")]
+    assert found == [f"{cfg}:2: 'gaussian_noise=1' is not implemented by darknet_py: no Gaussian-noise "
+                     "augmentation of training images"]
+    assert report.ok                                  # a warning, not an error
