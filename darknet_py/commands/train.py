@@ -23,7 +23,11 @@ COMMANDS: list = []
 @click.option("-map", "calc_map", is_flag=True, help="Compute mAP on `valid` periodically; keep _best.weights.")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for Darknet compatibility (no windows).")
 @click.option("-gpus", "gpus", default=None, metavar="0,1",
-              help="Train on these GPUs: relaunches under torchrun, one process per GPU.")
+              help="Train on these GPUs as Darknet does (each trains a batch per update, learning rate x N, "
+                   "an update counts N iterations): relaunches under torchrun, one process per GPU.")
+@click.option("--global-batch", "global_batch", is_flag=True,
+              help="With several processes: share one batch of B images per iteration between them (the "
+                   "single-process update) instead of Darknet's -gpus semantics.")
 @click.option("-mAP_epochs", "map_epochs", type=int, default=4, show_default=True,
               help="-map period in epochs of the train list (at least 100 iterations).")
 @click.option("-thresh", "thresh", type=float, default=0.25, show_default=True, help="-map detection threshold.")
@@ -52,15 +56,16 @@ COMMANDS: list = []
 @click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
 def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
           gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
-          chart_path: Optional[str], show_imgs: bool, device: Optional[str],
+          chart_path: Optional[str], show_imgs: bool, global_batch: bool, device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
-    from ..train.distributed import launched_by_torchrun, parse_gpus, torchrun_command
+    from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..train.loop import TrainOptions, train_network
     from .check import fast_check_before_training
 
     gpu_list = parse_gpus(gpus)
+    check_gpus_exist(gpu_list, device)
     if len(gpu_list) > 1 and not launched_by_torchrun():
         # each process runs this same command line without -gpus (torchrun gives it its rank and GPU)
         command, env = torchrun_command(gpu_list, _argv_without_gpus(sys.argv[1:]))
@@ -79,7 +84,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
         workers=_default_workers() if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
-        show_imgs_dir="." if show_imgs else None)
+        show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
     outcome = train_network(options)
     if outcome.stopped_by == "SIGINT":
         sys.exit(130)

@@ -39,7 +39,8 @@ from .checkpoints import (BackupCounters, BackupRule, due_backups, file_digest, 
                           weights_header)
 from .augmented_images import save_augmented_batch
 from .distributed import (DistributedContext, all_reduce_mean, any_rank, average_batchnorm_statistics,
-                          init_distributed, install_gradient_all_reduce, rank_net_options, shard_plan, shutdown)
+                          darknet_gpus_net, darknet_gpus_plan, init_distributed, install_gradient_all_reduce,
+                          rank_net_options, shard_plan, shutdown)
 from .ema import ConvolutionEma, make_ema
 from .multiscale import Multiscale, multiscale_options
 from .policy import GlibcRandom
@@ -71,6 +72,7 @@ class TrainOptions:
     chart_dir: str = "."                   # AB writes chart.png in the working directory
     chart_background: Optional[str] = None # AB -chart PATH: draw on the chart picture of an earlier run
     show_imgs_dir: Optional[str] = None    # AB -show_imgs: save the augmented pictures (aug_*.jpg) here
+    global_batch: bool = False             # several processes share one batch instead of Darknet's -gpus
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class Session:
     loader: object = None                  # data.loader.DetectionLoader, started at the run's iteration
     map_network: Optional[Network] = None
     ema: Optional[ConvolutionEma] = None   # AB [net] ema_alpha
+    iterations_per_update: int = 1         # Darknet -gpus: N (each update trains N batches)
 
     @property
     def main(self) -> bool:
@@ -178,9 +181,9 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                 loss, layer_costs = _reduced_loss(s, result)
                 _check_finite(s, loss, layer_costs, run.iteration + 1, batch)
                 average_batchnorm_statistics(s.network, s.ctx)
-                run.iteration += 1
+                run.iteration += s.iterations_per_update
                 _after_update(s, run)
-                run.seen += net.images_per_update
+                run.seen += net.images_per_update * s.iterations_per_update
                 s.network.seen = run.seen
                 run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
                 run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
@@ -215,6 +218,9 @@ def _open_session(opts: TrainOptions) -> Session:
     cfg = parse_cfg(opts.cfg_file, flavor=opts.flavor)
     if opts.max_batches is not None:
         cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, max_batches=opts.max_batches))
+    darknet_gpus = ctx.enabled and not opts.global_batch
+    if darknet_gpus:
+        cfg = dataclasses.replace(cfg, net=darknet_gpus_net(cfg.net, ctx))
     net = cfg.net
     _check_trainable(cfg)
     if opts.calc_map:
@@ -227,8 +233,8 @@ def _open_session(opts: TrainOptions) -> Session:
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
-    plan = shard_plan(net.mini_batch, net.subdivisions, ctx)
-    if ctx.enabled:
+    plan = (darknet_gpus_plan if darknet_gpus else shard_plan)(net.mini_batch, net.subdivisions, ctx)
+    if ctx.enabled and not darknet_gpus:
         network.net = rank_net_options(net, plan)      # this rank trains its share of each iteration
     rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
                             data.savelast)
@@ -237,7 +243,8 @@ def _open_session(opts: TrainOptions) -> Session:
     scales = Multiscale(scales, np.random.default_rng([opts.seed, MULTISCALE_STREAM])) if scales.enabled else None
     return Session(opts, cfg, data, network, optimizer, read_list(data.resolve("train")), plan.indices, scales,
                    GlibcRandom(opts.seed or 1), rule, ctx, device, console=None,
-                   log=JsonLog(log_path if ctx.is_main else None), saved=saved, ema=ema)
+                   log=JsonLog(log_path if ctx.is_main else None), saved=saved, ema=ema,
+                   iterations_per_update=ctx.world_size if darknet_gpus else 1)
 
 
 def _start_run(s: Session) -> RunState:
@@ -255,7 +262,9 @@ def _start_run(s: Session) -> RunState:
     # every slot of every iteration is drawn from (seed, iteration, slot) alone: starting the loader at the
     # run's iteration continues the batch sequence of the saved run exactly
     s.loader = detection_loader(s.cfg, s.train_paths, s.opts.seed, num_workers=s.opts.workers,
-                                pin_memory=s.device.type == "cuda", start_iteration=run.iteration,
+                                batch=net.images_per_update * s.iterations_per_update,
+                                pin_memory=s.device.type == "cuda",
+                                start_iteration=run.iteration // s.iterations_per_update,
                                 slots=s.slots, source=str(s.data.resolve("train")))
     s.loader.set_size(run.width, run.height)
     if s.main:
