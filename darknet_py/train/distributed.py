@@ -13,8 +13,8 @@ copies never drift apart. See :func:`darknet_gpus_plan`.
 ``B = batch`` images (the same B images a single process would draw) and makes exactly the single-process
 update, whatever the number of processes.
 
-How the global batch is split (``--global-batch``) over ``W`` ranks (images 0..B-1 of an iteration, micro-batch ``s`` holding
-images ``s·B_mini .. (s+1)·B_mini-1``):
+With ``--global-batch``, how the global batch is split over ``W`` ranks (images 0..B-1 of an iteration,
+micro-batch ``s`` holding images ``s·B_mini .. (s+1)·B_mini-1``):
 
 * ``subdivisions % W == 0`` ("whole micro-batches"): rank ``r`` runs the ``S/W`` consecutive micro-batches
   ``r·S/W ..`` of ``B_mini`` images each. Every micro-batch sees the same images as in one process, so batch
