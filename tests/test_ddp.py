@@ -1,4 +1,5 @@
-"""Multi-process training (torchrun, gloo on CPU) makes the single-process update for the same global batch.
+"""Multi-process training (torchrun, gloo on CPU). With `--global-batch` it makes the single-process update for
+the same global batch; by default (`-gpus` as Darknet) each process trains a batch of its own.
 
 See darknet_py/train/distributed.py for how the B images of an iteration are split over the ranks. Without
 batch norm every parameter must match a one-process run (<= 1e-5 relative, per tensor) in both split modes.
@@ -49,7 +50,8 @@ def _train_both(dataset: Path, root: Path, **cfg) -> tuple[dict, dict, str]:
     for name in ("one", "two"):
         data = write_data(root / name, dataset)
         (root / name / "tiny.cfg").write_text(tiny_cfg(max_batches=3, burn_in=0, **cfg))
-        run = (run_train if name == "one" else _torchrun)(root / name, data, "tiny.cfg", "--seed", "2")
+        run = run_train(root / name, data, "tiny.cfg", "--seed", "2") if name == "one" else \
+            _torchrun(root / name, data, "tiny.cfg", "--seed", "2", "--global-batch")
         assert run.returncode == 0, run.stderr[-3000:]
         outputs[name] = run.stdout
     assert sorted(p.name for p in (root / "two" / "backup").iterdir()) == sorted(
@@ -77,3 +79,30 @@ def test_batchnorm_learned_parameters_match_running_statistics_are_averaged(data
         assert _relative(one[name], two[name]) <= 1e-5, name
     running = [n for n in one if n.endswith("running_var")]
     assert any(_relative(one[n], two[n]) > 1e-5 for n in running)
+
+
+def test_gpus_as_darknet_each_rank_trains_a_batch_lr_times_n(dataset, tmp_path):
+    """`-gpus 0,1` (on CPU for the test): each update trains 2 batches of B=4 (rank r: images r·4..r·4+3 of the
+    8 loaded), lr x 2, and counts 2 iterations (Darknet's train_networks), so max_batches=6 takes 3 updates.
+    Independent formula: with gradients averaged over the ranks, that is one process training batch=8
+    (the same 8 images, subdivisions doubled) at twice the learning rate for 3 iterations:
+    w -= 2·lr · (g_0 + g_1) / 8 = lr · (g_0 + g_1) / 4."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    data_one, data_two = write_data(one, dataset), write_data(two, dataset)
+    (one / "tiny.cfg").write_text(tiny_cfg(max_batches=3, burn_in=0, batch=8, subdivisions=4, learning_rate=0.02,
+                                           batch_normalize=False))
+    (two / "tiny.cfg").write_text(tiny_cfg(max_batches=6, burn_in=0, batch=4, subdivisions=2, learning_rate=0.01,
+                                           batch_normalize=False))
+    single = run_train(one, data_one, "tiny.cfg", "--seed", "2")
+    assert single.returncode == 0, single.stderr[-3000:]
+    gpus = run_train(two, data_two, "tiny.cfg", "--seed", "2", "-gpus", "0,1")
+    assert gpus.returncode == 0, gpus.stderr[-3000:]
+    assert "Learning Rate: 0.02, " in gpus.stdout
+    iterations = [line.split(":")[0].strip() for line in gpus.stdout.splitlines() if " avg loss, " in line]
+    assert iterations == ["2", "4", "6"]
+    a, b = _final(one), _final(two)
+    for name, tensor in a.items():
+        assert _relative(tensor, b[name]) <= 1e-5, name
+    from train_loop_runs import weights_arrays
+    assert weights_arrays(one / "backup" / "tiny_final.weights")[0].seen == \
+        weights_arrays(two / "backup" / "tiny_final.weights")[0].seen == 24

@@ -52,3 +52,22 @@ def test_gpus_flag_becomes_torchrun():
     command, env = torchrun_command([0, 2], argv)
     assert "--nproc_per_node=2" in command and command[-6:] == ["darknet_py", *argv]
     assert env["CUDA_VISIBLE_DEVICES"] == "0,2"
+
+
+def test_gpus_without_cuda_is_an_error_unless_device_cpu(monkeypatch):
+    import torch
+    from darknet_py.train.distributed import check_gpus_exist
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="-gpus asks for CUDA devices but torch sees none"):
+        check_gpus_exist([0, 1], None)
+    with pytest.raises(UsageError):
+        check_gpus_exist([0], "cuda")
+    check_gpus_exist([0, 1], "cpu")
+    check_gpus_exist([], None)
+
+
+def test_darknet_gpus_plan_gives_each_rank_a_whole_batch():
+    from darknet_py.train.distributed import DistributedContext, darknet_gpus_plan
+    plans = [darknet_gpus_plan(2, 3, DistributedContext(rank, 2)) for rank in range(2)]
+    assert [p.indices for p in plans] == [tuple(range(0, 6)), tuple(range(6, 12))]
+    assert all((p.micro_batches, p.micro_batch_size) == (3, 2) for p in plans)

@@ -67,3 +67,29 @@ def test_calc_anchors_needs_width_and_height(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "3",
                                       "-width", "10", "-height", "10"])
     assert result.exit_code != 0 and "num_of_clusters" in str(result.exception)
+
+
+def test_show_writes_cloud_png(tmp_path, monkeypatch):
+    """AB's `-show` cloud.png: 700 x 700; the boxes of a 100 x 100 input at 7 px per pixel, coloured by
+    cluster ((c·123+55)%255, (c·321+33)%255, (c·11+99)%255 RGB); white anchor rectangles from the origin
+    (here 11 x 11 -> 77 x 77 and 61 x 79 -> 427 x 553)."""
+    import cv2
+    small = [(.10, .10), (.12, .10), (.11, .13)]
+    large = [(.60, .80), (.62, .78)]
+    _dataset(tmp_path, [[(0, *small[0]), (2, *large[0])], [(0, *small[1]), (0, *small[2])], [(1, *large[1])]])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "2",
+                                      "-width", "100", "-height", "100", "-seed", "1", "-show"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    cloud = cv2.imread(str(tmp_path / "cloud.png"))
+    assert cloud.shape == (700, 700, 3)
+    white = (255, 255, 255)
+    assert tuple(cloud[77, 40]) == white and tuple(cloud[40, 77]) == white        # 77 x 77 rectangle edges
+    assert tuple(cloud[553, 200]) == white and tuple(cloud[300, 427]) == white    # 427 x 553
+    def ab_bgr(c):
+        return (c * 11 + 99) % 255, (c * 321 + 33) % 255, (c * 123 + 55) % 255
+    large_colors = {tuple(int(v) for v in cloud[y, x]) for x, y in ((420, 560), (434, 546))}   # 60x80, 62x78
+    small_colors = {tuple(int(v) for v in cloud[y, x]) for x, y in ((70, 70), (84, 70), (77 - 0, 91))}
+    assert {*large_colors, *small_colors} == {ab_bgr(0), ab_bgr(1)}
+    assert len(large_colors) == len(small_colors) == 1

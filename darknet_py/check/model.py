@@ -3,12 +3,14 @@ well the anchors fit the label boxes (spec §3.7, §9, §12.8)."""
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
 import torch
 
 from ..config.cfg import CfgModel, parse_cfg
+from ..config.reader import DarknetWarning
 from ..errors import CfgError, DarknetError, LabelError
 from ..network import Network
 from .labels import BoxTable
@@ -25,7 +27,13 @@ def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: str, report: Ch
         return cfg
     report.cfg_file = str(cfg)
     try:
-        return parse_cfg(cfg, flavor=flavor)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DarknetWarning)
+            model = parse_cfg(cfg, flavor=flavor)
+        for warning in caught:
+            if issubclass(warning.category, DarknetWarning):
+                report.add("cfg-keys", WARNING, str(warning.message), CfgError)
+        return model
     except DarknetError as exc:
         report.add_exception("cfg", exc)
         for code in ("cfg-classes", "cfg-filters", "anchors"):

@@ -31,6 +31,7 @@ CHECKS = (
     ("label-duplicate", "no duplicate label lines"),
     ("class-unused", "every class has boxes"),
     ("cfg", "cfg parses and builds"),
+    ("cfg-keys", "every cfg key implemented"),
     ("cfg-classes", "[yolo] classes == .data classes"),
     ("cfg-filters", "filters = (classes+5)*len(mask)"),
     ("anchors", "anchors fit the boxes"),

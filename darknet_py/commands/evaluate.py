@@ -205,7 +205,8 @@ COMMANDS.append(recall)
 @click.option("-height", "height", type=int, default=-1, help="Network input height (required).")
 @click.option("-seed", "seed", type=int, default=None,
               help="srand() seed for the initial centres (default: the time, as AB).")
-@click.option("-show", "show", is_flag=True, hidden=True)
+@click.option("-show", "show", is_flag=True,
+              help="Also write cloud.png: the label boxes' sizes by cluster and the anchors (AB).")
 @flavor_option
 def calc_anchors_command(data_file, num_of_clusters, width, height, seed, show, flavor):
     """AB's k-means anchors for the train list; writes anchors.txt and counters_per_class.txt."""
@@ -219,6 +220,12 @@ def calc_anchors_command(data_file, num_of_clusters, width, height, seed, show, 
     click.echo(f"anchors = {result.anchors_text()}")
     write_atomically("counters_per_class.txt", result.counters_text().encode())
     write_atomically("anchors.txt", result.anchors_text().encode())
+    if show:
+        import cv2
+        from ..eval.anchor_cloud import draw_cloud
+        ok, png = cv2.imencode(".png", draw_cloud(result, width, height))
+        write_atomically("cloud.png", png.tobytes())
+        click.echo("wrote cloud.png", err=True)
 
 
 COMMANDS.append(calc_anchors_command)

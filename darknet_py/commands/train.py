@@ -24,11 +24,20 @@ COMMANDS: list = []
 @click.option("-map", "calc_map", is_flag=True, help="Compute mAP on `valid` periodically; keep _best.weights.")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for Darknet compatibility (no windows).")
 @click.option("-gpus", "gpus", default=None, metavar="0,1",
-              help="Train on these GPUs: relaunches under torchrun, one process per GPU.")
+              help="Train on these GPUs as Darknet does (each trains a batch per update, learning rate x N, "
+                   "an update counts N iterations): relaunches under torchrun, one process per GPU.")
+@click.option("--global-batch", "global_batch", is_flag=True,
+              help="With several processes: share one batch of B images per iteration between them (the "
+                   "single-process update) instead of Darknet's -gpus semantics.")
 @click.option("-mAP_epochs", "map_epochs", type=int, default=4, show_default=True,
               help="-map period in epochs of the train list (at least 100 iterations).")
 @click.option("-thresh", "thresh", type=float, default=0.25, show_default=True, help="-map detection threshold.")
 @click.option("-iou_thresh", "iou_thresh", type=float, default=0.5, show_default=True, help="-map IoU threshold.")
+@click.option("-i", "gpu_index", type=int, default=None, help="Darknet's GPU index: train on cuda:N.")
+@click.option("-chart", "chart_path", default=None,
+              help="Continue drawing on this chart picture (AB: a chart.png of an earlier run).")
+@click.option("-show_imgs", "show_imgs", is_flag=True,
+              help="Save every augmented training picture with its boxes as aug_*.jpg (working directory).")
 @click.option("--device", default=None, help="cpu or cuda:N (default: cuda:0 when available, else cpu).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (sampling, augmentation, multiscale): same seed, same run.")
@@ -47,22 +56,24 @@ COMMANDS: list = []
               help="JSON-lines log (default: <backup>/<cfg name>_train.jsonl).")
 @click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
 def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
-          gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, device: Optional[str],
+          gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
+          chart_path: Optional[str], show_imgs: bool, global_batch: bool, device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
-    from ..train.distributed import launched_by_torchrun, parse_gpus, torchrun_command
+    from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..train.loop import TrainOptions, train_network
     from .check import fast_check_before_training
 
     gpu_list = parse_gpus(gpus)
+    check_gpus_exist(gpu_list, device)
     if len(gpu_list) > 1 and not launched_by_torchrun():
         # each process runs this same command line without -gpus (torchrun gives it its rank and GPU)
         command, env = torchrun_command(gpu_list, _argv_without_gpus(sys.argv[1:]))
         click.echo("Multi-GPU training runs one process per GPU:\n  CUDA_VISIBLE_DEVICES="
                    f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
         sys.exit(subprocess.call(command, env=env))
-    device = _pick_device(device, gpu_list)
+    device = _pick_device(_device_of_index(device, gpu_index), gpu_list)
     if workers is not None and workers < 0:
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
@@ -73,12 +84,27 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
         workers=_default_workers() if workers is None else workers, progress=progress,
-        map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file)
+        map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
+        show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
     outcome = train_network(options)
     if outcome.stopped_by is not None:      # not finished: exit 128 + signal, so `&&` and schedulers see it
         click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
                    f"resume from {outcome.weights}", err=True)
         sys.exit(exit_status(outcome.stopped_by))
+
+
+def _device_of_index(device: Optional[str], gpu_index: Optional[int]) -> Optional[str]:
+    """AB's `-i N` selects GPU N; a CPU build ignores it, and so does darknet_py where torch sees no GPU."""
+    import torch
+    if gpu_index is None:
+        return device
+    if device is not None:
+        raise UsageError("give either -i or --device, not both", value=f"-i {gpu_index} --device {device}")
+    if gpu_index < 0 or not torch.cuda.is_available():
+        click.echo(f"ignored: -i {gpu_index} (torch sees no CUDA device; training on the CPU as a CPU build "
+                   "of Darknet does)" if gpu_index >= 0 else f"-i {gpu_index}: training on the CPU", err=True)
+        return "cpu"
+    return f"cuda:{gpu_index}"
 
 
 def _pick_device(device: Optional[str], gpu_list: list[int]) -> str:

@@ -6,21 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CfgError
+from .known_keys import LAYER_INERT, LAYER_WARNED, NET_INERT, NET_WARNED, report_unimplemented
 from .net import FLAVORS, NetOptions, parse_net
 from .reader import Section, read_sections
-
-# [net] keys Darknet reads in some pipeline (classifier, RNN, AB extras) that darknet_py's detector ignores
-# on purpose: they are not reported as unused.
-_NET_KEYS_IGNORED = frozenset("""
-time_steps inputs angle aspect max_crop min_crop center max_ratio min_ratio random notruth cutmix blur
-gaussian_noise dynamic_minibatch label_smooth_eps track augment_speed sequential_subdivisions contrastive
-contrastive_jit_flip contrastive_color unsupervised attention adversarial_lr try_fix_nan weights_reject_freq
-equidistant_point badlabels_rejection_percentage num_sigmas_reject_badlabels use_cuda_graph optimized_memory
-workspace_size_limit_MB max_chart_loss show_receptive_field seq_scales init_sequential_subdivisions
-train_only_bn burnin_update dont_update step scale steps scales gamma B1 B2 eps learning_rate_min sgdr_cycle
-sgdr_mult
-""".split())
-
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -73,6 +61,7 @@ def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) ->
     for section, kind in zip(sections[1:], kinds):
         options = kind.parse(section, flavor)
         common = parse_common(section)
+        report_unimplemented(section, LAYER_WARNED, LAYER_INERT)
         section.report_unused()
         layers.append(LayerSpec(kind.name, options, common, section.file, section.line))
     text = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -106,7 +95,5 @@ def _override_batch(section: Section, batch: int) -> None:
 
 
 def _report_unused_net(section: Section) -> None:
-    for opt in section.options:
-        if opt.key in _NET_KEYS_IGNORED:
-            opt.used = True
+    report_unimplemented(section, NET_WARNED, NET_INERT)
     section.report_unused()

@@ -48,6 +48,8 @@ class NetOptions:
     loss_scale: float
     clip: float
     ema_alpha: float
+    max_chart_loss: float
+    weights_reject_freq: int
     flavor: str
 
     @property
@@ -126,6 +128,8 @@ def parse_net(section: Section, flavor: str) -> NetOptions:
         resize_step=s.get_int("resize_step", 32),
         loss_scale=s.get_float("loss_scale", 1.0),
         clip=s.get_float("clip", 0.0),
-        ema_alpha=s.get_float("ema_alpha", 0.0),
+        ema_alpha=s.get_float("ema_alpha", 0.0) if flavor == "ab" else 0.0,
+        max_chart_loss=s.get_float("max_chart_loss", 20.0) if flavor == "ab" else 20.0,
+        weights_reject_freq=s.get_int("weights_reject_freq", 0) if flavor == "ab" else 0,
         flavor=flavor,
     )

@@ -29,6 +29,8 @@ class AnchorsResult:
     counters_per_class: tuple[int, ...]
     iterations: int
     width: int
+    points: np.ndarray           # (N, 2) float32: every label box's (w·width, h·height)
+    assignments: np.ndarray      # (N,) its k-means cluster (k-means order, before sorting by area)
 
     def anchors_text(self) -> str:
         spec = "3.0f" if self.width > 32 else "2.4f"
@@ -109,14 +111,15 @@ def calc_anchors(data: DataConfig, num_of_clusters: int, width: int, height: int
     labels = np.concatenate(class_ids)
     counters = np.bincount(labels, minlength=max(classes, int(labels.max()) + 1))
     rng = GlibcRandom(int(time.time()) if seed is None else seed)
-    centers, _, iterations = do_kmeans(points, num_of_clusters, rng)
+    centers, assignments, iterations = do_kmeans(points, num_of_clusters, rng)
     centers = centers[np.argsort(centers[:, 0] * centers[:, 1], kind="stable")]
     best = np.float32(1) - one_minus_iou(points, centers).min(axis=1)
     iou_sum = np.float32(0)
     for value in best[(best >= 0) & (best <= 1)]:
         iou_sum = np.float32(iou_sum + value)
     avg_iou = float(np.float32(100) * iou_sum / np.float32(len(points)))
-    return AnchorsResult(centers, avg_iou, tuple(int(c) for c in counters), iterations, width)
+    return AnchorsResult(centers, avg_iou, tuple(int(c) for c in counters), iterations, width, points,
+                         assignments)
 
 
 def _warn_out_of_range(truth: np.ndarray, path: str) -> None:

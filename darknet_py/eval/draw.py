@@ -25,13 +25,18 @@ def class_color(class_id: int, classes: int) -> tuple[float, float, float]:
     return float(rgb[0]), float(rgb[1]), float(rgb[2])
 
 
+def bgr_picture(image: np.ndarray) -> np.ndarray:
+    """A (C, H, W) float RGB image in [0, 1] (C = 1 or 3) as an OpenCV BGR uint8 picture."""
+    rgb = image if image.shape[0] == 3 else np.repeat(image, 3, axis=0)
+    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)[..., ::-1])
+
+
 def draw_detections(image: np.ndarray, dets: DetectionArrays, names: tuple[str, ...],
                     thresh: float) -> np.ndarray:
     """A BGR uint8 picture of ``image`` (C, H, W) float RGB with the boxes whose best class is > thresh,
     drawn in increasing probability order (the most probable on top) as AB does."""
-    c, im_h, im_w = image.shape
-    rgb = image if c == 3 else np.repeat(image, 3, axis=0)
-    canvas = np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)[..., ::-1])
+    _, im_h, im_w = image.shape
+    canvas = bgr_picture(image)
     best = best_classes(dets, thresh, names)
     selected = np.flatnonzero(best >= 0)
     selected = selected[np.argsort(dets.probs[selected, best[selected]], kind="stable")]

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config.known_keys import CONV_KEYS, report_unimplemented
 from ..config.reader import Section
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer, Shape
@@ -42,13 +43,15 @@ def parse(section: Section, flavor: str) -> ConvolutionalOptions:
     for key in _UNSUPPORTED:
         if section.get_str(key, "0") != "0":
             raise section.error(f"'{key}' is not supported by darknet_py", section.option(key))
+    report_unimplemented(section, *CONV_KEYS[flavor])
     filters = section.get_int("filters", 1)
     size = section.get_int("size", 1)
     stride = section.get_int("stride", 1)
     stride_x = section.get_int("stride_x", -1) if flavor == "ab" else -1
     stride_y = section.get_int("stride_y", -1) if flavor == "ab" else -1
     pad = section.get_int("pad", 0)
-    padding = size // 2 if pad else section.get_int("padding", 0)
+    padding = section.get_int("padding", 0)     # Darknet reads it always; pad=1 overrides it
+    padding = size // 2 if pad else padding
     groups = max(section.get_int("groups", 1), 1)
     dilation = section.get_int("dilation", 1) if flavor == "ab" else 1
     if size == 1:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from ..config.known_keys import DROPOUT_INERT, report_unimplemented
 from ..config.reader import Section
 from .base import BuildContext, DarknetLayer
 
@@ -20,6 +21,7 @@ def parse(section: Section, flavor: str) -> DropoutOptions:
         raise section.error("'probability' must be in [0, 1)", section.option("probability"))
     if section.get_int("dropblock", 0):
         raise section.error("'dropblock' is not supported by darknet_py", section.option("dropblock"))
+    report_unimplemented(section, {}, DROPOUT_INERT)
     return DropoutOptions(p)
 
 

@@ -32,8 +32,9 @@ def parse(section: Section, flavor: str) -> PoolOptions:
             raise section.error(f"'{key}' must be at least 1", section.option(key))
     if padding < 0:
         raise section.error("'padding' must not be negative", section.option("padding"))
-    if flavor == "ab" and section.get_int("antialiasing", 0):
-        raise section.error("'antialiasing' is not supported by darknet_py", section.option("antialiasing"))
+    for key in ("antialiasing", "maxpool_zero_nonmax"):
+        if flavor == "ab" and section.get_int(key, 0):
+            raise section.error(f"'{key}' is not supported by darknet_py", section.option(key))
     return PoolOptions(size, stride_x, stride_y, padding,
                        maxpool_depth=flavor == "ab" and section.get_bool("maxpool_depth", False),
                        out_channels=section.get_int("out_channels", 1) if flavor == "ab" else 1)

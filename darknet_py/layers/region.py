@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config.known_keys import REGION_INERT, report_unimplemented
 from ..config.reader import Section
 from .base import BuildContext, DarknetLayer
 from .yolo import YoloDetections, parse_anchors
@@ -25,9 +26,7 @@ class RegionOptions:
 def parse(section: Section, flavor: str) -> RegionOptions:
     if section.has("tree"):
         raise section.error("'tree' (YOLO9000) is not supported by darknet_py", section.option("tree"))
-    for key in ("rescore", "thresh", "bias_match", "coord_scale", "object_scale", "noobject_scale",
-                "class_scale", "mask_scale", "absolute", "log", "sqrt", "background", "map", "classfix"):
-        section.get_str(key, "")  # training-only keys: accepted, unused at inference
+    report_unimplemented(section, {}, REGION_INERT)
     num = section.get_int("num", 1)
     classes = section.get_int("classes", 20)
     coords = section.get_int("coords", 4)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from ..config.known_keys import YOLO_INERT, YOLO_WARNED, report_unimplemented
 from ..config.reader import Section, warn
 from .base import BuildContext, DarknetLayer
 
@@ -134,9 +135,7 @@ def _nms_kind(section: Section) -> str:
 
 
 def _ignore_tracking_keys(section: Section) -> None:
-    for key in ("track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm",
-                "embedding_layer"):
-        section.get_str(key, "")
+    report_unimplemented(section, YOLO_WARNED, YOLO_INERT)
 
 
 @dataclass(frozen=True)

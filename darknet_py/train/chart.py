@@ -1,5 +1,7 @@
-"""`chart.png`: AB Darknet's training chart — avg loss per iteration (blue) and, with `-map`, the mAP of each
-evaluation (red) on a 0..max_batches axis — drawn with OpenCV and written atomically (spec §7.8)."""
+"""`chart.png`: AB Darknet's training chart — avg loss per iteration (blue) on a 0..max_chart_loss axis (AB's
+`[net] max_chart_loss`, default 20) and, with `-map`, the mAP of each evaluation (red) on a 0..max_batches
+axis — drawn with OpenCV and written atomically (spec §7.8). Like AB's `-chart PATH`, the chart can be drawn
+on the picture of an earlier run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ BLUE, RED, GREY, BLACK = (255, 0, 0), (0, 0, 255), (220, 220, 220), (0, 0, 0)   
 class TrainingChart:
     """The points drawn so far; kept in the training state so a resumed run continues the same chart."""
     max_batches: int
+    max_loss: float = 20.0       # AB's max_chart_loss: the top of the loss axis; larger losses are drawn there
     losses: list[tuple[int, float]] = field(default_factory=list)    # (iteration, avg_loss)
     maps: list[tuple[int, float]] = field(default_factory=list)      # (iteration, mAP in [0, 1])
 
@@ -30,21 +33,21 @@ class TrainingChart:
         self.maps.append((iteration, float(mean_average_precision)))
 
     def to_plain(self) -> dict:
-        return {"max_batches": self.max_batches, "losses": [list(p) for p in self.losses],
-                "maps": [list(p) for p in self.maps]}
+        return {"max_batches": self.max_batches, "max_loss": self.max_loss,
+                "losses": [list(p) for p in self.losses], "maps": [list(p) for p in self.maps]}
 
     @classmethod
     def from_plain(cls, data: dict) -> "TrainingChart":
-        return cls(data["max_batches"], [tuple(p) for p in data["losses"]], [tuple(p) for p in data["maps"]])
+        return cls(data["max_batches"], data.get("max_loss", 20.0), [tuple(p) for p in data["losses"]],
+                   [tuple(p) for p in data["maps"]])
 
-    def draw(self) -> np.ndarray:
+    def draw(self, background: np.ndarray | None = None) -> np.ndarray:
         width, height = SIZE
         left, top, right, bottom = MARGIN
-        image = np.full((height, width, 3), 255, np.uint8)
+        image = np.full((height, width, 3), 255, np.uint8) if background is None else \
+            cv2.resize(background, SIZE, interpolation=cv2.INTER_AREA)
         plot_w, plot_h = width - left - right, height - top - bottom
-        finite = [v for _, v in self.losses if np.isfinite(v)]
-        # Like AB's max_chart_loss, but adapted to the run: the first losses are the largest.
-        y_max = _nice_ceiling(max(finite) if finite else 1.0)
+        y_max = self.max_loss
 
         def px(iteration: float, value: float, scale: float) -> tuple[int, int]:
             x = left + plot_w * min(max(iteration / max(self.max_batches, 1), 0.0), 1.0)
@@ -55,10 +58,10 @@ class TrainingChart:
             y = top + plot_h * k // 10
             cv2.line(image, (left, y), (left + plot_w, y), GREY, 1)
             cv2.putText(image, f"{y_max * (10 - k) / 10:.3g}", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, BLACK, 1)
-            x = left + plot_w * k // 10
+        for iteration in iteration_ticks(self.max_batches):
+            x, _ = px(iteration, 0.0, 1.0)
             cv2.line(image, (x, top), (x, top + plot_h), GREY, 1)
-            cv2.putText(image, str(self.max_batches * k // 10), (x - 15, top + plot_h + 18),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, BLACK, 1)
+            cv2.putText(image, str(iteration), (x - 15, top + plot_h + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, BLACK, 1)
         cv2.rectangle(image, (left, top), (left + plot_w, top + plot_h), BLACK, 1)
         for iteration, value in self.losses:
             if np.isfinite(value):
@@ -74,21 +77,15 @@ class TrainingChart:
         cv2.putText(image, caption + current, (left, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BLACK, 1)
         return image
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, background: np.ndarray | None = None) -> None:
         path = Path(path)
-        ok, encoded = cv2.imencode(".png", self.draw())
+        ok, encoded = cv2.imencode(".png", self.draw(background))
         if not ok:
             return
         write_atomically(path, encoded.tobytes(), TrainingError)
 
 
-def _nice_ceiling(value: float) -> float:
-    """The smallest 1/2/5·10^k at or above ``value``."""
-    if value <= 0:
-        return 1.0
-    exponent = np.floor(np.log10(value))
-    for step in (1, 2, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value:
-            return float(candidate)
-    return float(10 ** (exponent + 1))
+def iteration_ticks(max_batches: int) -> list[int]:
+    """At most 11 distinct whole iterations from 0 to max_batches, evenly spaced."""
+    step = max(1, -(-max_batches // 10))
+    return list(range(0, max_batches + 1, step))

@@ -1,12 +1,20 @@
 """Multi-process (multi-GPU) training with torchrun and torch.distributed.
 
-This is a deliberate deviation from Darknet (spec §7.2), which trains a separate copy per GPU on B images
-each, averages *weights* every 4 iterations and multiplies the learning rate by the GPU count. darknet_py
-keeps Darknet's single-device semantics instead: one iteration still consumes ``B = batch`` images (the
-same B images a single process would draw) and makes exactly the single-process update.
+By default ``-gpus`` follows Darknet (both forks, detector.c `train_detector` / `train_networks`): each of
+the N processes trains a whole batch of B images of its own per update (rank r: images r·B .. (r+1)·B-1 of
+the N·B the update loads), the learning rate is multiplied by N, and one update counts for N iterations
+(`cur_iteration += N`, `seen = B · iteration`), so a run reaches max_batches after max_batches/N updates and
+writes its backups by the same iteration rule. One deliberate difference: Darknet trains a separate copy per
+GPU and averages the *weights* every 4 updates; darknet_py averages the gradients before every update (with
+the learning rate times N that is Darknet's update when the copies are synchronised every time), so the
+copies never drift apart. See :func:`darknet_gpus_plan`.
 
-How the global batch is split over ``W`` ranks (images 0..B-1 of an iteration, micro-batch ``s`` holding
-images ``s·B_mini .. (s+1)·B_mini-1``):
+``--global-batch`` keeps Darknet's single-device semantics instead: one iteration still consumes
+``B = batch`` images (the same B images a single process would draw) and makes exactly the single-process
+update, whatever the number of processes.
+
+With ``--global-batch``, how the global batch is split over ``W`` ranks (images 0..B-1 of an iteration,
+micro-batch ``s`` holding images ``s·B_mini .. (s+1)·B_mini-1``):
 
 * ``subdivisions % W == 0`` ("whole micro-batches"): rank ``r`` runs the ``S/W`` consecutive micro-batches
   ``r·S/W ..`` of ``B_mini`` images each. Every micro-batch sees the same images as in one process, so batch
@@ -100,6 +108,17 @@ def shard_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> S
                      hint="make subdivisions, or batch/subdivisions, a multiple of the number of GPUs")
 
 
+def darknet_gpus_plan(mini_batch: int, subdivisions: int, ctx: DistributedContext) -> ShardPlan:
+    """Darknet's `-gpus`: rank r trains a whole batch, images r·B .. (r+1)·B-1 of the N·B an update loads."""
+    batch = mini_batch * subdivisions
+    return ShardPlan(subdivisions, mini_batch, tuple(range(ctx.rank * batch, (ctx.rank + 1) * batch)))
+
+
+def darknet_gpus_net(net, ctx: DistributedContext):
+    """Darknet's `nets[k].learning_rate *= ngpus`."""
+    return dataclasses.replace(net, learning_rate=net.learning_rate * ctx.world_size)
+
+
 def install_gradient_all_reduce(optimizer: torch.optim.Optimizer, ctx: DistributedContext) -> None:
     """Average the ranks' gradients right before each optimizer step."""
     if not ctx.enabled:
@@ -166,6 +185,20 @@ def parse_gpus(value: Optional[str]) -> list[int]:
     if not gpus or any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
         raise UsageError("-gpus takes distinct, non-negative GPU indices", value=value)
     return gpus
+
+
+def check_gpus_exist(gpus: Sequence[int], device: Optional[str]) -> None:
+    """`-gpus` names CUDA devices torch can see; only an explicit `--device cpu` runs the processes on the
+    CPU instead (for testing)."""
+    if not gpus or device == "cpu":
+        return
+    if not torch.cuda.is_available():
+        raise UsageError("-gpus asks for CUDA devices but torch sees none", value=",".join(map(str, gpus)),
+                         hint="add --device cpu to run one CPU process per listed GPU (for testing)")
+    missing = [g for g in gpus if g >= torch.cuda.device_count()]
+    if missing:
+        raise UsageError(f"-gpus names GPU {missing[0]} but torch sees {torch.cuda.device_count()} CUDA device(s)",
+                         value=",".join(map(str, gpus)))
 
 
 def torchrun_command(gpus: Sequence[int], argv: Sequence[str]) -> tuple[list[str], dict]:

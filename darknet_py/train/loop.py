@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -41,10 +42,14 @@ from .checkpoints import (BackupCounters, BackupRule, due_backups, file_digest, 
                           weights_header)
 from .lock import BackupLock
 from .map_pass import evaluate_map_safely
+from .augmented_images import save_augmented_batch
 from .distributed import (DistributedContext, all_reduce_mean, any_rank, average_batchnorm_statistics,
-                          init_distributed, install_gradient_all_reduce, rank_net_options, shard_plan, shutdown)
+                          darknet_gpus_net, darknet_gpus_plan, init_distributed, install_gradient_all_reduce,
+                          rank_net_options, shard_plan, shutdown)
+from .ema import ConvolutionEma, make_ema
 from .multiscale import Multiscale, multiscale_options
 from .policy import GlibcRandom
+from .reject_weights import reject_similar_weights, rejection_due
 from .progress import IterationReport, JsonLog, TrainingConsole, remaining_hours, smooth_hours
 from .step import train_network_step
 from .update import make_optimizer
@@ -70,6 +75,9 @@ class TrainOptions:
     iou_thresh: float = 0.5
     log_file: Optional[str] = None
     chart_dir: str = "."                   # AB writes chart.png in the working directory
+    chart_background: Optional[str] = None # AB -chart PATH: draw on the chart picture of an earlier run
+    show_imgs_dir: Optional[str] = None    # AB -show_imgs: save the augmented pictures (aug_*.jpg) here
+    global_batch: bool = False             # several processes share one batch instead of Darknet's -gpus
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ class Session:
     map_network: Optional[Network] = None
     lock: Optional[BackupLock] = None      # one run per backup folder (rank 0 holds it)
     last_digest: str = ""                  # sha256 of the newest rolling checkpoint, for its state file
+    ema: Optional[ConvolutionEma] = None   # AB [net] ema_alpha
+    iterations_per_update: int = 1         # Darknet -gpus: N (each update trains N batches)
 
     @property
     def main(self) -> bool:
@@ -129,6 +139,7 @@ class Session:
 
 
 MULTISCALE_STREAM = 1      # the multiscale generator's seed is (seed, 1): independent of the loader's streams
+REJECT_STREAM = 2          # weights_reject_freq draws from (seed, 2, iteration)
 
 
 class StopSignals:
@@ -172,13 +183,15 @@ def train_network(opts: TrainOptions) -> TrainOutcome:
                 load_seconds = time.time() - started
                 if s.main:
                     s.console.loaded(load_seconds, run.avg_loss)
+                    _show_imgs(s, run, batch)
                 started = time.time()
                 result = _train_step(s, run, batch)
                 loss, layer_costs = _reduced_loss(s, result)
                 _check_finite(s, loss, layer_costs, run.iteration + 1, batch, run.started_at)
                 average_batchnorm_statistics(s.network, s.ctx)
-                run.iteration += 1
-                run.seen += net.images_per_update
+                run.iteration += s.iterations_per_update
+                _after_update(s, run)
+                run.seen += net.images_per_update * s.iterations_per_update
                 s.network.seen = run.seen
                 run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
                 run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
@@ -224,6 +237,9 @@ def _open_session(opts: TrainOptions) -> Session:
     cfg = parse_cfg(opts.cfg_file, flavor=opts.flavor)
     if opts.max_batches is not None:
         cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, max_batches=opts.max_batches))
+    darknet_gpus = ctx.enabled and not opts.global_batch
+    if darknet_gpus:
+        cfg = dataclasses.replace(cfg, net=darknet_gpus_net(cfg.net, ctx))
     net = cfg.net
     _check_trainable(cfg)
     if opts.calc_map:
@@ -234,10 +250,11 @@ def _open_session(opts: TrainOptions) -> Session:
     if opts.amp:
         _yolo_in_float32(network)
     saved = _load_start_weights(network, opts, say=print if ctx.is_main else _silent)
+    ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
-    plan = shard_plan(net.mini_batch, net.subdivisions, ctx)
-    if ctx.enabled:
+    plan = (darknet_gpus_plan if darknet_gpus else shard_plan)(net.mini_batch, net.subdivisions, ctx)
+    if ctx.enabled and not darknet_gpus:
         network.net = rank_net_options(net, plan)      # this rank trains its share of each iteration
     rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
                             data.savelast)
@@ -254,7 +271,8 @@ def _open_session(opts: TrainOptions) -> Session:
         lock.release()
         raise
     return Session(opts, cfg, data, network, optimizer, train_paths, plan.indices, scales,
-                   GlibcRandom(opts.seed or 1), rule, ctx, device, console=None, log=log, saved=saved, lock=lock)
+                   GlibcRandom(opts.seed or 1), rule, ctx, device, console=None, log=log, saved=saved, lock=lock,
+                   ema=ema, iterations_per_update=ctx.world_size if darknet_gpus else 1)
 
 
 def _start_run(s: Session) -> RunState:
@@ -265,7 +283,7 @@ def _start_run(s: Session) -> RunState:
     iteration = s.network.seen // net.images_per_update
     run = RunState(iteration=iteration, seen=s.network.seen, width=net.width, height=net.height,
                    last_map=iteration, counters=BackupCounters(iteration, iteration),
-                   chart=TrainingChart(net.max_batches))
+                   chart=TrainingChart(net.max_batches, net.max_chart_loss))
     if s.saved is not None:
         _restore(s, run, s.saved)
     run.started_at = run.iteration
@@ -274,7 +292,9 @@ def _start_run(s: Session) -> RunState:
     # every slot of every iteration is drawn from (seed, iteration, slot) alone: starting the loader at the
     # run's iteration continues the batch sequence of the saved run exactly
     s.loader = detection_loader(s.cfg, s.train_paths, s.opts.seed, num_workers=s.opts.workers,
-                                pin_memory=s.device.type == "cuda", start_iteration=run.iteration,
+                                batch=net.images_per_update * s.iterations_per_update,
+                                pin_memory=s.device.type == "cuda",
+                                start_iteration=run.iteration // s.iterations_per_update,
                                 slots=s.slots, source=str(s.data.resolve("train")))
     s.loader.set_size(run.width, run.height)
     if s.main:
@@ -395,6 +415,7 @@ def _capture(s: Session, run: RunState) -> dict:
         "multiscale": None if s.scales is None else train_state.to_plain(s.scales.state_dict()),
         "rate_rng": train_state.to_plain(vars(s.rate_rng)),
         "rng": train_state.capture_rng(),
+        "ema": None if s.ema is None else s.ema.state_dict(),
     }
 
 
@@ -409,6 +430,8 @@ def _restore(s: Session, run: RunState, saved: dict) -> None:
         s.scales.load_state_dict(train_state.from_plain(saved["multiscale"]))
     vars(s.rate_rng).update(train_state.from_plain(saved["rate_rng"]))
     train_state.restore_rng(saved["rng"])
+    if s.ema is not None:
+        s.ema.load_state_dict(saved.get("ema"))
 
 
 def _save(s: Session, run: RunState, path: Path, kind: str) -> Path:
@@ -420,6 +443,7 @@ def _save(s: Session, run: RunState, path: Path, kind: str) -> Path:
     if kind == "last":
         s.last_digest = digest
         _save_state(s, run, path)
+        _save_ema(s, header)
     s.log.write("save", iteration=run.iteration, kind=kind, path=str(path))
     return path
 
@@ -431,8 +455,42 @@ def _save_state(s: Session, run: RunState, weights: Path) -> None:
 
 def _save_chart(s: Session, run: RunState) -> None:
     """AB saves the chart as chart.png and chart_<cfg name>.png."""
+    background = None
+    if s.opts.chart_background:
+        background = cv2.imread(s.opts.chart_background)    # None when missing, as AB starts a new chart
     for name in ("chart.png", f"chart_{s.cfg.base_name}.png"):
-        run.chart.save(Path(s.opts.chart_dir) / name)
+        run.chart.save(Path(s.opts.chart_dir) / name, background)
+
+
+def _save_ema(s: Session, header) -> None:
+    """AB writes `<base>_ema.weights` (the averages, live rolling statistics) with every `_last.weights`."""
+    if s.ema is None or not s.ema.initialized:
+        return
+    path = s.rule.directory / f"{s.rule.base}_ema.weights"
+    with s.ema.swapped_in():
+        save_backup(s.network, path, header)
+    print(f" EMA weights are saved to the file: {path} ", flush=True)
+
+
+def _after_update(s: Session, run: RunState) -> None:
+    """What AB's `train_network_waitkey` does after the update: EMA, then the rejection of similar filters."""
+    said = [] if s.ema is None else s.ema.after_update(run.iteration)
+    net = s.cfg.net
+    if rejection_due(run.iteration, net.weights_reject_freq, net.max_batches):
+        seed = int(np.random.SeedSequence([s.opts.seed, REJECT_STREAM, run.iteration]).generate_state(1)[0])
+        said += reject_similar_weights(s.network, torch.Generator().manual_seed(seed))
+    if s.main:
+        for message in said:
+            s.console.print(message)
+
+
+def _show_imgs(s: Session, run: RunState, batch) -> None:
+    """AB -show_imgs: the pictures this iteration trains on, with their truth boxes."""
+    if s.opts.show_imgs_dir is None:
+        return
+    save_augmented_batch(batch.images.numpy(), batch.truth.numpy(), batch.paths, run.iteration + 1,
+                         Path(s.opts.show_imgs_dir))
+    s.console.print("\nYou use flag -show_imgs, so will be saved aug_...jpg images")
 
 
 # -- one iteration ----------------------------------------------------------------------------------------------
