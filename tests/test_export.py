@@ -4,6 +4,8 @@ Golden values: darknet_py's own forward and `detector test` pipeline (both verif
 elsewhere in the suite) and, for pjreddie, the live Debian `darknet detector test` on its sample images."""
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from darknet_py.eval.detections import DetectionArrays
 from darknet_py.eval.printout import pj_detection_lines
 from darknet_py.export import export_onnx, onnx_detections
 from darknet_py.network import Network, load_network
-from darknet_py.weights import save_weights
+from darknet_py.weights import load_pt, save_pt, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ("dog", "eagle", "giraffe", "horses", "kite", "person")
@@ -221,3 +223,52 @@ def test_batch_and_dynamic_batch_exclude_each_other(tmp_path, capsys):
     result = run_cli(capsys, "export", "a.cfg", "a.weights", tmp_path / "x.onnx", "--batch", "2",
                      "--dynamic-batch")
     assert result.code == 1 and "either --batch N or --dynamic-batch" in result.err
+
+
+def readme_export_section() -> tuple[list[str], str]:
+    """The README's Export section: its command's arguments and its Python example."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Export (ONNX)", 1)[1].split("\n## ", 1)[0]
+    command = re.search(r"```bash\n(.*?)\n```", section, re.S).group(1)
+    return shlex.split(command), re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.oracle
+def test_readme_export_example_runs(onnxruntime, debian_share, yolov3_tiny_weights, tmp_path, monkeypatch,
+                                    capsys):
+    """The README's command and ONNX Runtime example, with the official yolov3-tiny and Debian's dog.jpg: it
+    prints `detector test`'s detections."""
+    args, code = readme_export_section()
+    assert args[:2] == ["darknet_py", "export"]
+    files = {"yolov3-tiny.cfg": debian_share / "cfg" / "yolov3-tiny.cfg",
+             "yolov3-tiny.weights": yolov3_tiny_weights, "dog.jpg": debian_share / "data" / "dog.jpg"}
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, *[str(files.get(a, a)) for a in args[1:]]).code == 0
+    code = code.replace('"dog.jpg"', repr(str(files["dog.jpg"])))
+    exec(compile(code, "README.md", "exec"), {})
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    network = load_network(str(files["yolov3-tiny.cfg"]), str(yolov3_tiny_weights), flavor="pj", batch=1)
+    want = detect_arrays(network, load_image(files["dog.jpg"]), .25, .45, letter_box=True)
+    want = [(i, p) for i, p in zip(want.probs.argmax(1), want.probs.max(1)) if p > 0]
+    assert [(int(row[0]), row[1]) for row in printed] == [(int(i), f"{p:.0%}") for i, p in want]
+    assert len(printed) >= 3
+
+
+def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path, capsys):
+    """WEIGHTS may be a .pt checkpoint; --batch and --width/--height set the input shape."""
+    cfg = tmp_path / "leaky.cfg"
+    cfg.write_text(SELU_CFG.replace("activation=selu", "activation=mish"))
+    network = load_network(str(cfg))
+    save_pt(network, tmp_path / "leaky.pt")
+    out = tmp_path / "leaky.onnx"
+    result = run_cli(capsys, "export", cfg, tmp_path / "leaky.pt", out, "--batch", "2", "--width", "64",
+                     "--height", "48")
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"{out}: input images (2, 3, 48, 64), outputs yolo_2 (opset 17)"
+    run = session(onnxruntime, out)
+    assert run.get_inputs()[0].shape == [2, 3, 48, 64]
+    images = np.random.default_rng(2).random((2, 3, 48, 64), dtype=np.float32)
+    network = Network(at_size(parse_cfg(cfg, batch=1), 64, 48))
+    load_pt(network, tmp_path / "leaky.pt")
+    (got,) = run.run(None, {"images": images})
+    assert_close(got, forward(network.eval(), images)[0])
