@@ -9,7 +9,7 @@ import click
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.reader import warn
 from ..errors import UsageError
-from ..export.onnx import DEFAULT_OPSET, export_onnx, require_onnx
+from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
 from ..network import Network
 from ..weights import load_any
 from .options import flavor_option
@@ -33,7 +33,7 @@ def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgMo
 @click.option("--decode", is_flag=True,
               help="Decode boxes in the graph: outputs `boxes` (N,K,4 x1,y1,x2,y2 pixels) and `scores` "
                    "(N,K,classes); default: the raw output of each [yolo]/[region] layer.")
-@click.option("--opset", type=click.IntRange(min=9), default=DEFAULT_OPSET, show_default=True,
+@click.option("--opset", type=click.IntRange(OPSETS.start, OPSETS.stop - 1), default=DEFAULT_OPSET, show_default=True,
               help="ONNX opset version.")
 def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], dynamic_batch: bool,
            width: Optional[int], height: Optional[int], decode: bool, opset: int) -> None:

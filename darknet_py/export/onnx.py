@@ -20,6 +20,7 @@ from ..weights import write_atomically
 from .graph import INPUT_NAME, ExportGraph
 
 DEFAULT_OPSET = 17   # ONNX Runtime, OpenCV DNN and TensorRT 8.6+ all read it
+OPSETS = range(13, 21)  # 20: the TorchScript exporter's maximum; below 13 maxpool or upsample fail
 INSTALL_HINT = "pip install 'darknet_py[onnx]' (installs onnx and onnxruntime)"
 
 
@@ -42,6 +43,9 @@ def export_onnx(network, path: str, batch: int = 1, dynamic_batch: bool = False,
     onnx = require_onnx()
     if batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}")
+    if opset not in OPSETS:
+        raise UsageError(f"--opset must be {OPSETS.start}..{OPSETS.stop - 1}, got {opset}")
+    was_training = network.training
     graph = ExportGraph(network, decode).eval()   # export restores the wrapper's mode onto the network
     example = _example_input(network, 2 if dynamic_batch else batch)
     names = graph.output_names
@@ -52,8 +56,12 @@ def export_onnx(network, path: str, batch: int = 1, dynamic_batch: bool = False,
                        dynamic_axes=axes)
     except Exception as exc:   # the exporter raises several types (unsupported op, symbolic errors, ...)
         raise _located_error(network, example, opset, exc) from exc
-    model = onnx.load_model_from_string(buffer.getvalue())
-    onnx.checker.check_model(model)
+    finally:
+        network.train(was_training)
+    try:
+        onnx.checker.check_model(onnx.load_model_from_string(buffer.getvalue()))
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported model fails onnx.checker: {_first_line(exc)}", file=network.cfg.file)
     write_atomically(path, buffer.getvalue())
     return names
 
@@ -128,4 +136,5 @@ def _located_error(network, example: torch.Tensor, opset: int, exc: Exception) -
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    # the exporter appends the offending node's whole IR ("[Caused by the value ...") to the line
+    return text.splitlines()[0].split("  [Caused by")[0] if text else type(exc).__name__
