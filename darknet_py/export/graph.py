@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ExportError
+
 INPUT_NAME = "images"
 DECODED_NAMES = ("boxes", "scores")
 
@@ -19,7 +21,6 @@ class ExportGraph(nn.Module):
         self.network = network
         self.decode = decode
         if not network.detection_indices:
-            from ..errors import ExportError
             raise ExportError("the cfg has no [yolo] or [region] layer: nothing to export as detections",
                               file=network.cfg.file)
 
