@@ -273,3 +273,12 @@ def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path, capsys):
     load_pt(network, tmp_path / "leaky.pt")
     (got,) = run.run(None, {"images": images})
     assert_close(got, forward(network.eval(), images)[0])
+
+
+def test_cfg_without_detection_layer_is_refused(onnxruntime, tmp_path, capsys):
+    cfg = tmp_path / "conv.cfg"
+    cfg.write_text(SELU_CFG.split("[activation]")[0])
+    save_weights(load_network(str(cfg)), tmp_path / "conv.weights")
+    result = run_cli(capsys, "export", cfg, tmp_path / "conv.weights", tmp_path / "conv.onnx")
+    assert result.code == 1
+    assert result.err.startswith(f"darknet_py: error: {cfg}: the cfg has no [yolo] or [region] layer")
