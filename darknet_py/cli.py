@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .commands.convert import convert, partial
 from .commands.detector import detector
+from .commands.export import export
 from .errors import DarknetError
 from .stopping import report_stop, stop_on_signal
 
@@ -30,6 +31,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(detector)
 cli.add_command(convert)
 cli.add_command(partial)
+cli.add_command(export)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

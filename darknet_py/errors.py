@@ -57,3 +57,7 @@ class UsageError(DarknetError):
 
 class TrainingError(DarknetError):
     """Training cannot go on (non-finite loss, nothing to train on, ...)."""
+
+
+class ExportError(DarknetError):
+    """A network that cannot be exported (ONNX) as asked."""

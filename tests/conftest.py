@@ -59,6 +59,16 @@ def yolov3_tiny_weights() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def onnxruntime():
+    """ONNX Runtime and onnx, the `[onnx]` extra (installed by .ci/run), which check exported models."""
+    for name in ("onnx", "onnxruntime"):
+        if importlib.util.find_spec(name) is None:
+            _missing(f"'{name}' is not installed (pip install -e '.[onnx]')")
+    import onnxruntime
+    return onnxruntime
+
+
 EXIT_WATCHDOG_SECONDS = 300
 
 

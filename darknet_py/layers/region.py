@@ -8,7 +8,7 @@ import torch
 from ..config.known_keys import REGION_INERT, report_unimplemented
 from ..config.reader import Section
 from .base import BuildContext, DarknetLayer
-from .yolo import YoloDetections, parse_anchors
+from .yolo import YoloDecoded, YoloDetections, parse_anchors
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,24 @@ class RegionLayer(DarknetLayer):
         cls = torch.softmax(v[:, :, 5:], dim=2) if o.softmax else torch.sigmoid(v[:, :, 5:])
         return torch.cat([xy, wh, obj, cls], dim=2).view_as(x)
 
-    def detections(self, output: torch.Tensor, thresh: float) -> YoloDetections:
-        """Darknet's `get_region_detections`: every slot, probs = obj·class prob, zeroed unless > thresh."""
+    def decode(self, output: torch.Tensor) -> YoloDecoded:
+        """Every slot of a batch of layer outputs (N, num·(5+C), H, W), as Darknet's `get_region_detections`
+        computes it before thresholding (anchors in grid cells). Traceable: ONNX export uses it too."""
         o = self.options
-        v = output.view(o.num, o.classes + 5, *output.shape[-2:])
-        h, w = v.shape[-2:]
-        v = v.permute(2, 3, 0, 1).reshape(h * w * o.num, o.classes + 5)
-        idx = torch.arange(v.shape[0], device=v.device)
+        h, w = output.shape[-2:]
+        v = output.view(-1, o.num, o.classes + 5, h, w)
+        v = v.permute(0, 3, 4, 1, 2).reshape(-1, h * w * o.num, o.classes + 5)
+        idx = torch.arange(h * w * o.num, device=v.device)
         cell, slot = idx // o.num, idx % o.num
         anchors = torch.tensor(o.anchors, dtype=v.dtype, device=v.device)[slot]
-        boxes = torch.stack([((cell % w).to(v.dtype) + v[:, 0]) / w, ((cell // w).to(v.dtype) + v[:, 1]) / h,
-                             torch.exp(v[:, 2]) * anchors[:, 0] / w, torch.exp(v[:, 3]) * anchors[:, 1] / h], 1)
-        probs = v[:, 4:5] * v[:, 5:]
-        return YoloDetections(boxes, v[:, 4], torch.where(probs > thresh, probs, torch.zeros_like(probs)))
+        boxes = torch.stack([((cell % w).to(v.dtype) + v[..., 0]) / w, ((cell // w).to(v.dtype) + v[..., 1]) / h,
+                             torch.exp(v[..., 2]) * anchors[:, 0] / w, torch.exp(v[..., 3]) * anchors[:, 1] / h], -1)
+        return YoloDecoded(boxes, v[..., 4], v[..., 5:])
+
+    def detections(self, output: torch.Tensor, thresh: float) -> YoloDetections:
+        """Darknet's `get_region_detections`: every slot, probs = obj·class prob, zeroed unless > thresh."""
+        decoded = self.decode(output[None])
+        return decoded.detections(torch.arange(decoded.objectness.shape[1], device=output.device), thresh)
 
     def describe(self):
         return "detection"

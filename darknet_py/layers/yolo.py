@@ -146,6 +146,25 @@ class YoloDetections:
     probs: torch.Tensor       # (K, classes), zeroed unless > thresh
 
 
+@dataclass(frozen=True)
+class YoloDecoded:
+    """Every candidate of a batch, Darknet order (cell-major, then anchor slot), before any threshold."""
+    boxes: torch.Tensor       # (N, K, 4) x, y, w, h relative to the network input
+    objectness: torch.Tensor  # (N, K)
+    classes: torch.Tensor     # (N, K, classes) class probabilities (not yet times objectness)
+
+    def scores(self) -> torch.Tensor:
+        """(N, K, classes): objectness·class prob, Darknet's `prob` before its threshold."""
+        return self.objectness[..., None] * self.classes
+
+    def detections(self, index: torch.Tensor, thresh: float) -> YoloDetections:
+        """The first image's candidates ``index`` with probs zeroed unless > thresh (`get_network_boxes`)."""
+        objectness = self.objectness[0, index]
+        probs = objectness[:, None] * self.classes[0, index]
+        probs = torch.where(probs > thresh, probs, torch.zeros_like(probs))
+        return YoloDetections(self.boxes[0, index], objectness, probs)
+
+
 class YoloLayer(DarknetLayer):
     kind = "yolo"
 
@@ -178,32 +197,33 @@ class YoloLayer(DarknetLayer):
             xy = xy * o.scale_x_y - (o.scale_x_y - 1.0) / 2
         return torch.cat([xy, rest], dim=2).view_as(x)
 
-    def detections(self, output: torch.Tensor, thresh: float) -> YoloDetections:
-        """Decode one image's layer output (A·(5+C), H, W) as Darknet's `get_yolo_detections`."""
+    def decode(self, output: torch.Tensor) -> YoloDecoded:
+        """Every candidate of a batch of layer outputs (N, A·(5+C), H, W), as Darknet's `get_yolo_detections`
+        computes it before thresholding. Traceable (no data-dependent shapes): ONNX export uses it too."""
         o = self.options
         a_count = len(o.mask)
-        v = output.view(a_count, o.classes + 5, *output.shape[-2:])
-        h, w = v.shape[-2:]
-        v = v.permute(2, 3, 0, 1).reshape(h * w * a_count, o.classes + 5)   # Darknet order: cell, slot
-        obj = v[:, 4]
-        keep = obj > thresh
-        idx = torch.nonzero(keep).squeeze(1)
-        v = v[idx]
-        cell = idx // a_count
-        slot = idx % a_count
+        h, w = output.shape[-2:]
+        v = output.view(-1, a_count, o.classes + 5, h, w)
+        v = v.permute(0, 3, 4, 1, 2).reshape(-1, h * w * a_count, o.classes + 5)   # Darknet order: cell, slot
+        index = torch.arange(h * w * a_count, device=v.device)
+        cell, slot = index // a_count, index % a_count
         col, row = (cell % w).to(v.dtype), (cell // w).to(v.dtype)
         anchors = torch.tensor(o.mask_anchors, dtype=v.dtype, device=v.device)[slot]
         if o.new_coords:
-            bw = v[:, 2] * v[:, 2] * 4 * anchors[:, 0] / self.net_w
-            bh = v[:, 3] * v[:, 3] * 4 * anchors[:, 1] / self.net_h
+            bw = v[..., 2] * v[..., 2] * 4 * anchors[:, 0] / self.net_w
+            bh = v[..., 3] * v[..., 3] * 4 * anchors[:, 1] / self.net_h
         else:
-            bw = torch.exp(v[:, 2]) * anchors[:, 0] / self.net_w
-            bh = torch.exp(v[:, 3]) * anchors[:, 1] / self.net_h
-        boxes = torch.stack([(col + v[:, 0]) / w, (row + v[:, 1]) / h, bw, bh], dim=1)
-        objectness = v[:, 4]
-        probs = objectness[:, None] * v[:, 5:]
-        probs = torch.where(probs > thresh, probs, torch.zeros_like(probs))
-        return YoloDetections(boxes, objectness, probs)
+            bw = torch.exp(v[..., 2]) * anchors[:, 0] / self.net_w
+            bh = torch.exp(v[..., 3]) * anchors[:, 1] / self.net_h
+        boxes = torch.stack([(col + v[..., 0]) / w, (row + v[..., 1]) / h, bw, bh], dim=-1)
+        return YoloDecoded(boxes, v[..., 4], v[..., 5:])
+
+    def detections(self, output: torch.Tensor, thresh: float) -> YoloDetections:
+        """Decode one image's layer output (A·(5+C), H, W) as Darknet's `get_yolo_detections`: candidates with
+        objectness > thresh, probs = objectness·class prob zeroed unless > thresh."""
+        decoded = self.decode(output[None])
+        idx = torch.nonzero(decoded.objectness[0] > thresh).squeeze(1)
+        return decoded.detections(idx, thresh)
 
     def resize(self, net_w: int, net_h: int) -> None:
         self.net_w, self.net_h = net_w, net_h
