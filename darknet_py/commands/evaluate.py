@@ -19,7 +19,7 @@ from ..eval.draw import draw_detections, save_image
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
 from ..network import Network, load_network
 from ..weights import write_atomically
-from .options import flavor_option
+from .options import device_options, flavor_option, resolve_device
 
 COMMANDS: list = []
 
@@ -40,11 +40,17 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     return names
 
 
-def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str):
-    """(.data config, class names, network loaded with batch 1) as every evaluation command needs them."""
-    data = parse_data(data_file, flavor=flavor)
+def open_network(cfg: str, weights: Optional[str], flavor: str, device: str = "cpu") -> Network:
+    """The network loaded with batch 1, in inference mode, on ``device``."""
     network = load_network(cfg, weights, flavor=flavor, batch=1)
     network.eval()
+    return network.to(device)
+
+
+def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):
+    """(.data config, class names, network) as every evaluation command needs them."""
+    data = parse_data(data_file, flavor=flavor)
+    network = open_network(cfg, weights, flavor, device)
     return data, checked_names(data, network), network
 
 
@@ -74,10 +80,11 @@ def _image_paths(filename: Optional[str]):
 @click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
 @flavor_option
+@device_options
 def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, letter_box, save_labels,
-         dont_show, flavor):
+         dont_show, flavor, device, gpu_index):
     """Detect objects in IMAGE (or in each path read from stdin) and save predictions.jpg."""
-    _, names, network = open_detector(data_file, cfg, weights, flavor)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     thresh = TEST_THRESH[flavor] if thresh is None else thresh
     letter = uses_letter_box(network, letter_box, "test")
     blocks = []
@@ -136,14 +143,16 @@ MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
               help="Also write the detections scored by pycocotools as a COCO results JSON file.")
 @click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
 @flavor_option
-def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor):
+@device_options
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor,
+                device, gpu_index):
     """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm),
     plus pycocotools' COCO numbers on the same detections."""
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
                                    coco_json=coco_out)
@@ -163,10 +172,11 @@ COMMANDS.append(map_command)
 @click.argument("weights", type=click.Path())
 @click.option("-out", "outfile", default=None, help="Result file name prefix (default per eval format).")
 @flavor_option
-def valid(data_file, cfg, weights, outfile, flavor):
+@device_options
+def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
     from ..eval.valid import validate_detector
-    data, names, network = open_detector(data_file, cfg, weights, flavor)
+    data, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     output = validate_detector(network, data, names, outfile, flavor)
     for path in output.files:
         click.echo(f"wrote {path}", err=True)
@@ -181,12 +191,13 @@ COMMANDS.append(valid)
 @click.argument("cfg", type=click.Path())
 @click.argument("weights", type=click.Path())
 @flavor_option
-def recall(data_file, cfg, weights, flavor):
+@device_options
+def recall(data_file, cfg, weights, flavor, device, gpu_index):
     """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
     on stderr, as Darknet prints it."""
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
     for state in validate_detector_recall(network, data):
         click.echo(state.line(), err=True)
 
