@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from typing import Optional
 
 import click
@@ -13,12 +12,12 @@ import click
 from ..config.data import DataConfig, parse_data
 from ..data.image import load_image
 from ..data.labels import label_path
-from ..errors import DataFileError, UsageError
-from ..eval.detect import detect_arrays, detector_classes, uses_letter_box
+from ..errors import UsageError
+from ..eval.detect import check_class_names, detect_arrays, open_network, uses_letter_box
 from ..eval.draw import draw_detections, save_image
 from ..eval.inference import default_batch
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
-from ..network import Network, load_network
+from ..network import Network
 from ..weights import write_atomically
 from .options import device_options, flavor_option, inference_options, resolve_device
 
@@ -29,23 +28,8 @@ TEST_NMS = .45
 
 
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
-    """The class names; fewer names than classes is an error (Darknet would read past its name array)."""
-    names = data.read_names()
-    classes = detector_classes(network)
-    if len(names) < classes:
-        raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
-                            file=str(data.resolve("names")), hint="one class name per line")
-    if len(names) > classes:
-        warnings.warn(f"{data.resolve('names')}: {len(names)} names, classes={classes}; the extra names "
-                      "are ignored")
-    return names
-
-
-def open_network(cfg: str, weights: Optional[str], flavor: str, device: str = "cpu") -> Network:
-    """The network loaded with batch 1, in inference mode, on ``device``."""
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
-    network.eval()
-    return network.to(device)
+    """The .data file's class names, checked against the network (see :func:`check_class_names`)."""
+    return check_class_names(data.read_names(), str(data.resolve("names")), network)
 
 
 def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):
