@@ -89,3 +89,12 @@ def test_unreadable_images_are_reported_in_place(network, tmp_path):
 def test_wrong_array_layouts_are_one_clear_value_error(network, bad, expected):
     with pytest.raises(ValueError, match=expected):
         list(detect_images(network, [bad], THRESH))
+
+
+def test_default_batch_per_device_and_input_size(network):
+    from types import SimpleNamespace
+    from darknet_py.eval.inference import default_batch
+    assert default_batch("cuda:1", network) == default_batch("cuda") == 32
+    assert default_batch("cpu", network) == 4                       # tiny3, 128x128
+    assert default_batch("cpu", SimpleNamespace(net=SimpleNamespace(width=416, height=416))) == 1
+    assert default_batch("cpu") == 1
