@@ -98,3 +98,18 @@ def test_default_batch_per_device_and_input_size(network):
     assert default_batch("cpu", network) == 4                       # tiny3, 128x128
     assert default_batch("cpu", SimpleNamespace(net=SimpleNamespace(width=416, height=416))) == 1
     assert default_batch("cpu") == 1
+
+
+def test_map_cli_batch_invariant_and_coco_opt_in(capsys, tmp_path):
+    from cli_runner import run_cli
+    (tmp_path / "valid.txt").write_text("".join(p + "\n" for p in PATHS[:6]))
+    (tmp_path / "obj.data").write_text(f"classes=3\nvalid={tmp_path / 'valid.txt'}\n"
+                                       f"names={EVAL / 'synth' / 'obj.names'}\n")
+    args = ["detector", "map", tmp_path / "obj.data", CFG, WEIGHTS]
+    one = run_cli(capsys, *args, "--batch", "1", "--workers", "0")
+    four = run_cli(capsys, *args, "--batch", "4", "--workers", "1")
+    coco = run_cli(capsys, *args, "-coco")
+    assert one.code == four.code == coco.code == 0
+    assert "mean average precision (mAP@0.50)" in one.out and one.out == four.out
+    assert "pycocotools" not in one.out
+    assert "COCO (pycocotools, not Darknet's metric)" in coco.out and coco.out.startswith(one.out.split(" mean")[0])
