@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from typing import Optional
 
 import click
@@ -13,13 +12,14 @@ import click
 from ..config.data import DataConfig, parse_data
 from ..data.image import load_image
 from ..data.labels import label_path
-from ..errors import DataFileError, UsageError
-from ..eval.detect import detect_arrays, detector_classes, uses_letter_box
+from ..errors import UsageError
+from ..eval.detect import check_class_names, detect_arrays, detector_classes, open_network, uses_letter_box
 from ..eval.draw import draw_detections, save_image
+from ..eval.inference import default_batch
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
-from ..network import Network, load_network
+from ..network import Network
 from ..weights import write_atomically
-from .options import flavor_option
+from .options import device_options, flavor_option, inference_options, resolve_device
 
 COMMANDS: list = []
 
@@ -28,26 +28,20 @@ TEST_NMS = .45
 
 
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
-    """The class names; fewer names than classes is an error (Darknet would read past its name array)."""
-    names = data.read_names()
+    """The .data file's class names, checked against the network (see :func:`check_class_names`); a .data
+    `classes` that differs from the cfg's is warned about (Darknet's detector commands never read it)."""
+    names = check_class_names(data.read_names(), str(data.resolve("names")), network)
     classes = detector_classes(network)
-    if len(names) < classes:
-        raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
-                            file=str(data.resolve("names")), hint="one class name per line")
-    if len(names) > classes:
-        warnings.warn(f"{data.resolve('names')}: {len(names)} names, classes={classes}; the extra names "
-                      "are ignored")
-    if data.classes != classes:      # Darknet's detector commands never read `classes` from the .data
+    if data.classes != classes:
         warnings.warn(f"{data.file}: classes={data.classes}, but the cfg's last detection layer has classes="
                       f"{classes}: the cfg's value is used")
     return names
 
 
-def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str):
-    """(.data config, class names, network loaded with batch 1) as every evaluation command needs them."""
+def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):
+    """(.data config, class names, network) as every evaluation command needs them."""
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
-    network.eval()
+    network = open_network(cfg, weights, flavor, device)
     return data, checked_names(data, network), network
 
 
@@ -77,10 +71,11 @@ def _image_paths(filename: Optional[str]):
 @click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
 @flavor_option
+@device_options
 def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, letter_box, save_labels,
-         dont_show, flavor):
+         dont_show, flavor, device, gpu_index):
     """Detect objects in IMAGE (or in each path read from stdin) and save predictions.jpg."""
-    _, names, network = open_detector(data_file, cfg, weights, flavor)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     thresh = TEST_THRESH[flavor] if thresh is None else thresh
     letter = uses_letter_box(network, letter_box, "test")
     blocks = []
@@ -135,22 +130,29 @@ MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
               help="0: area under the curve; 11 (VOC2007) or 101 (COCO) recall points.")
 @click.option("-letter_box", "letter_box", is_flag=True,
               help="Ignored, as in AlexeyAB's Darknet: map letterboxes only with [net] letter_box=1.")
+@click.option("-coco", "coco", is_flag=True,
+              help="Also print pycocotools' COCO mAP@[.5:.95] and mAP@0.50 of the same detections (slow).")
 @click.option("-coco_out", "coco_out", default=None,
-              help="Also write the detections scored by pycocotools as a COCO results JSON file.")
+              help="Implies -coco; also write the detections pycocotools scored as a COCO results JSON file.")
 @click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
 @flavor_option
-def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor):
-    """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm),
-    plus pycocotools' COCO numbers on the same detections."""
+@device_options
+@inference_options
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco, coco_out, dont_show,
+                flavor, device, gpu_index, batch, workers):
+    """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm);
+    with -coco, also pycocotools' COCO numbers on the same detections."""
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
+    device = resolve_device(device, gpu_index)
+    network = open_network(cfg, weights, flavor, device)
     checked_names(data, network)
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
-                                   coco_json=coco_out)
+                                   coco=coco or bool(coco_out), coco_json=coco_out,
+                                   batch=batch or default_batch(device, network), workers=workers)
     for line in result.report_lines():
         click.echo(line)
     click.echo(f"Total Detection Time: {int(result.seconds)} Seconds", err=True)
@@ -167,11 +169,15 @@ COMMANDS.append(map_command)
 @click.argument("weights", type=click.Path())
 @click.option("-out", "outfile", default=None, help="Result file name prefix (default per eval format).")
 @flavor_option
-def valid(data_file, cfg, weights, outfile, flavor):
+@device_options
+@inference_options
+def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index, batch, workers):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
     from ..eval.valid import validate_detector
-    data, names, network = open_detector(data_file, cfg, weights, flavor)
-    output = validate_detector(network, data, names, outfile, flavor)
+    device = resolve_device(device, gpu_index)
+    data, names, network = open_detector(data_file, cfg, weights, flavor, device)
+    output = validate_detector(network, data, names, outfile, flavor, batch or default_batch(device, network),
+                               workers)
     for path in output.files:
         click.echo(f"wrote {path}", err=True)
     click.echo(f"Total Detection Time: {output.seconds:f} Seconds", err=True)
@@ -185,13 +191,16 @@ COMMANDS.append(valid)
 @click.argument("cfg", type=click.Path())
 @click.argument("weights", type=click.Path())
 @flavor_option
-def recall(data_file, cfg, weights, flavor):
+@device_options
+@inference_options
+def recall(data_file, cfg, weights, flavor, device, gpu_index, batch, workers):
     """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
     on stderr, as Darknet prints it."""
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
-    for state in validate_detector_recall(network, data):
+    device = resolve_device(device, gpu_index)
+    network = open_network(cfg, weights, flavor, device)
+    for state in validate_detector_recall(network, data, batch or default_batch(device, network), workers):
         click.echo(state.line(), err=True)
 
 

@@ -22,7 +22,7 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
         raise ImageError("cannot decode image (corrupt or not an image)", file=path)
     if channels == 1:
         return (pixels[None].astype(np.float32) / 255.0)
-    return unit_float(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
+    return image_from_bgr(pixels)
 
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:
@@ -34,6 +34,33 @@ def unit_float(pixels: np.ndarray) -> np.ndarray:
 def as_float(image: np.ndarray) -> np.ndarray:
     """An augmented image as float32 in [0, 1]: 8-bit ones through :func:`unit_float`, float ones as they are."""
     return unit_float(image) if image.dtype == np.uint8 else image
+
+
+def check_bgr_image(pixels) -> None:
+    """ValueError unless ``pixels`` is what `cv2.imread` returns for a colour image: (H, W, 3) BGR uint8."""
+    if not isinstance(pixels, np.ndarray):
+        raise ValueError(f"expected an image path or a numpy array, got {type(pixels).__name__}")
+    shape = tuple(pixels.shape)
+    if pixels.ndim != 3 or shape[2] != 3:
+        hint = {2: " (2-D grayscale: convert with cv2.cvtColor(x, cv2.COLOR_GRAY2BGR))"}.get(pixels.ndim, "")
+        if pixels.ndim == 3 and shape[0] == 3:
+            hint = " (channels first: pass x.transpose(1, 2, 0))"
+        elif pixels.ndim == 3 and shape[2] == 4:
+            hint = " (4 channels: convert with cv2.cvtColor(x, cv2.COLOR_BGRA2BGR))"
+        raise ValueError(f"expected an (H, W, 3) BGR uint8 image as cv2.imread returns, got shape {shape}{hint}")
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) BGR uint8 image as cv2.imread returns, got dtype {pixels.dtype}"
+                         " (scale to 0..255 and convert with x.astype(np.uint8))")
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"expected a non-empty (H, W, 3) image, got shape {shape}")
+
+
+def image_from_bgr(pixels: np.ndarray, channels: int = 3) -> np.ndarray:
+    """An (H, W, 3) BGR uint8 array (`cv2.imread`'s) as Darknet's (C, H, W) float32 in [0, 1], exactly as
+    :func:`load_image` turns a decoded file. A 1-channel network gets OpenCV's BGR-to-grey conversion."""
+    if channels == 1:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)[None].astype(np.float32) / 255.0
+    return unit_float(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
 
 
 def _axis_weights(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
