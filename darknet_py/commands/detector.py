@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from . import check, evaluate, train
+from . import check, evaluate, test, train
 
 
 @click.group()
 def detector() -> None:
-    """Darknet's `detector` commands (train, test, valid, map, recall, calc_anchors, check)."""
+    """Darknet's `detector` commands (train, test, demo, valid, map, recall, calc_anchors, check)."""
 
 
-for _module in (train, evaluate, check):
+for _module in (train, test, evaluate, check):
     for _command in _module.COMMANDS:
         detector.add_command(_command)

@@ -20,6 +20,13 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     pixels = cv2.imdecode(data, flag) if data.size else None
     if pixels is None:
         raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+    return image_from_pixels(pixels, channels)
+
+
+def image_from_pixels(pixels: np.ndarray, channels: int = 3) -> np.ndarray:
+    """OpenCV's pixels (H, W, 3) BGR uint8, or (H, W) grey for channels=1, as Darknet's (C, H, W) float32
+    image: what `load_image` gives for a file that decodes to these pixels (a video frame goes through
+    here too, so a frame and the same picture saved losslessly give the same detections)."""
     if channels == 1:
         return (pixels[None].astype(np.float32) / 255.0)
     rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)

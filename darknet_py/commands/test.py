@@ -1,0 +1,135 @@
+"""`darknet_py detector test`: detect objects in pictures, print them as Darknet does, draw them, and
+optionally write AB's `-out` JSON and `-save_labels` label files.
+
+INPUT may be image files, directories, globs or `.txt` lists (eval/inputs.py); without INPUT, Darknet's
+"Enter Image Path:" stdin loop. An image that cannot be read is reported and listed in `bad.list` (AB), and
+the run goes on; only a run in which no image could be read fails."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import click
+
+from ..data.image import load_image
+from ..data.labels import label_path
+from ..errors import ImageError
+from ..eval.detect import detect_arrays, uses_letter_box
+from ..eval.detections import DetectionArrays
+from ..eval.draw import draw_detections, save_image
+from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
+from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
+from ..weights import write_atomically
+from .evaluate import open_detector
+from .options import flavor_option
+
+TEST_THRESH = {"ab": .25, "pj": .5}
+TEST_NMS = .45
+
+
+@dataclass(frozen=True)
+class TestOutputs:
+    """What `test` does with each image's detections besides printing them."""
+    flavor: str
+    names: tuple[str, ...]
+    thresh: float
+    ext_output: bool
+    outfile: Optional[str]         # AB: the JSON file; PJ: the picture's name (without .jpg)
+    save_labels: bool
+    save_dir: Optional[str]
+
+    @property
+    def writes_json(self) -> bool:
+        return self.flavor == "ab" and bool(self.outfile)
+
+    def picture_name(self, path: str) -> str:
+        """Where the drawn picture goes (+ .jpg): DIR/<image name> with --save-dir, else Darknet's
+        `predictions` (PJ: the `-out` name), overwritten by each image."""
+        if self.save_dir:
+            return str(Path(self.save_dir) / Path(path).stem)
+        return self.outfile if (self.flavor == "pj" and self.outfile) else "predictions"
+
+
+@click.command("test")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.argument("inputs", metavar="[INPUT]...", nargs=-1)
+@click.option("-thresh", "thresh", type=float, default=None, help="Detection threshold (AB .25, PJ .5).")
+@click.option("-hier", "hier", type=float, default=.5, help="Hierarchy threshold (YOLO9000 only; ignored).")
+@click.option("-ext_output", "ext_output", is_flag=True, help="AB: print each box in pixels.")
+@click.option("-out", "outfile", default=None,
+              help="AB: write the detections of every image as one JSON file. PJ: name of the output picture "
+                   "(+.jpg).")
+@click.option("--save-dir", "save_dir", default=None, type=click.Path(file_okay=False),
+              help="Write each annotated picture as DIR/<image name>.jpg instead of predictions.jpg.")
+@click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
+@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
+@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
+@flavor_option
+def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, save_dir, letter_box, save_labels,
+         dont_show, flavor):
+    """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
+    (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
+    and appended to bad.list; the exit status is non-zero only when no image could be read."""
+    _, names, network = open_detector(data_file, cfg, weights, flavor)
+    paths = expand_inputs(inputs) if inputs else stdin_image_paths()
+    outputs = TestOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
+                          outfile, save_labels, save_dir)
+    if save_dir:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    test_images(network, paths, outputs, uses_letter_box(network, letter_box, "test"))
+
+
+def test_images(network, paths: Iterable[str], outputs: TestOutputs, letter_box: bool) -> None:
+    """Detect, print and save every readable image; `frame_id` in the JSON is the image's input position.
+    The JSON of the images done so far is written even when the run is interrupted."""
+    blocks, bad = [], []
+    try:
+        for frame_id, path in enumerate(paths, start=1):
+            try:
+                image = load_image(path, channels=network.net.channels)
+            except ImageError as error:
+                report_bad_image(error)
+                bad.append(path)
+                continue
+            blocks.append(_test_image(network, path, image, frame_id, outputs, letter_box))
+    finally:
+        if outputs.writes_json and (blocks or not bad):
+            write_atomically(outputs.outfile, json_document(blocks).encode())
+    if bad and not blocks:
+        raise ImageError(f"no image could be read ({len(bad)} tried, each appended to {BAD_LIST})",
+                         file=bad[0])
+
+
+def _test_image(network, path: str, image, frame_id: int, outputs: TestOutputs, letter_box: bool) -> str:
+    """One image: print its detections as the flavour does, draw them, save labels; its JSON block."""
+    start = time.perf_counter()
+    dets = detect_arrays(network, image, outputs.thresh, TEST_NMS, letter_box)
+    elapsed = time.perf_counter() - start
+    for line in _printout(path, image, dets, elapsed, outputs):
+        click.echo(line)
+    save_image(draw_detections(image, dets, outputs.names, outputs.thresh), outputs.picture_name(path))
+    if outputs.flavor == "ab" and outputs.save_labels:
+        _save_labels(path, dets, outputs.thresh)
+    return detection_to_json(dets, outputs.names, frame_id, path)
+
+
+def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: TestOutputs) -> list[str]:
+    if outputs.flavor == "pj":
+        return [f"{path}: Predicted in {elapsed:f} seconds.", *pj_detection_lines(dets, outputs.names, outputs.thresh)]
+    _, im_h, im_w = image.shape
+    return [f"{path}: Predicted in {elapsed * 1000:f} milli-seconds.",
+            *ab_detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h, outputs.ext_output)]
+
+
+def _save_labels(image_path: str, dets: DetectionArrays, thresh: float) -> None:
+    """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
+    target = label_path(image_path, "ab")
+    text = "".join(line + "\n" for line in label_lines(dets, thresh))
+    write_atomically(target, text.encode())
+
+
+COMMANDS = [test]
