@@ -13,7 +13,7 @@ from ..errors import DataFileError, UsageError
 from ..eval.detect import detector_classes
 from ..network import Network, load_network
 from ..weights import write_atomically
-from .options import flavor_option
+from .options import device_options, flavor_option, resolve_device
 
 COMMANDS: list = []
 
@@ -31,11 +31,17 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     return names
 
 
-def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str):
-    """(.data config, class names, network loaded with batch 1) as every evaluation command needs them."""
-    data = parse_data(data_file, flavor=flavor)
+def open_network(cfg: str, weights: Optional[str], flavor: str, device: str = "cpu") -> Network:
+    """The network loaded with batch 1, in inference mode, on ``device``."""
     network = load_network(cfg, weights, flavor=flavor, batch=1)
     network.eval()
+    return network.to(device)
+
+
+def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):
+    """(.data config, class names, network) as every evaluation command needs them."""
+    data = parse_data(data_file, flavor=flavor)
+    network = open_network(cfg, weights, flavor, device)
     return data, checked_names(data, network), network
 
 
@@ -60,14 +66,16 @@ MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
               help="Also write the detections scored by pycocotools as a COCO results JSON file.")
 @click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
 @flavor_option
-def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor):
+@device_options
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor,
+                device, gpu_index):
     """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm),
     plus pycocotools' COCO numbers on the same detections."""
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
                                    coco_json=coco_out)
@@ -87,10 +95,11 @@ COMMANDS.append(map_command)
 @click.argument("weights", type=click.Path())
 @click.option("-out", "outfile", default=None, help="Result file name prefix (default per eval format).")
 @flavor_option
-def valid(data_file, cfg, weights, outfile, flavor):
+@device_options
+def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
     from ..eval.valid import validate_detector
-    data, names, network = open_detector(data_file, cfg, weights, flavor)
+    data, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     output = validate_detector(network, data, names, outfile, flavor)
     for path in output.files:
         click.echo(f"wrote {path}", err=True)
@@ -105,12 +114,13 @@ COMMANDS.append(valid)
 @click.argument("cfg", type=click.Path())
 @click.argument("weights", type=click.Path())
 @flavor_option
-def recall(data_file, cfg, weights, flavor):
+@device_options
+def recall(data_file, cfg, weights, flavor, device, gpu_index):
     """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
     on stderr, as Darknet prints it."""
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
     for state in validate_detector_recall(network, data):
         click.echo(state.line(), err=True)
 

@@ -23,7 +23,7 @@ from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image
 from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
 from ..weights import write_atomically
 from .evaluate import open_detector
-from .options import flavor_option
+from .options import device_options, flavor_option, resolve_device
 
 TEST_THRESH = {"ab": .25, "pj": .5}
 TEST_NMS = .45
@@ -69,12 +69,13 @@ class TestOutputs:
 @click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
 @flavor_option
+@device_options
 def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, save_dir, letter_box, save_labels,
-         dont_show, flavor):
+         dont_show, flavor, device, gpu_index):
     """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
     (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
     and appended to bad.list; the exit status is non-zero only when no image could be read."""
-    _, names, network = open_detector(data_file, cfg, weights, flavor)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     paths = expand_inputs(inputs) if inputs else stdin_image_paths()
     outputs = TestOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
                           outfile, save_labels, save_dir)

@@ -10,7 +10,7 @@ from typing import Optional
 import click
 
 from ..errors import UsageError
-from .options import flavor_option
+from .options import flavor_option, resolve_device
 
 COMMANDS: list = []
 
@@ -61,7 +61,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         click.echo("Multi-GPU training runs one process per GPU:\n  CUDA_VISIBLE_DEVICES="
                    f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
         sys.exit(subprocess.call(command, env=env))
-    device = _pick_device(device, gpu_list)
+    device = resolve_device(device, gpu_list[0] if gpu_list else None)
     if workers is not None and workers < 0:
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
@@ -76,26 +76,6 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     outcome = train_network(options)
     if outcome.stopped_by == "SIGINT":
         sys.exit(130)
-
-
-def _pick_device(device: Optional[str], gpu_list: list[int]) -> str:
-    """Default cuda when available. Under torchrun each process drives the GPU of its local rank; alone,
-    `-gpus N` picks GPU N."""
-    import torch
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise UsageError("--device must be cpu, cuda or cuda:N", value=device) from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device asks for CUDA but torch sees no CUDA device", value=device,
-                         hint="use --device cpu")
-    if kind == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if device == "cuda":
-        return f"cuda:{gpu_list[0] if gpu_list else 0}"
-    return device
 
 
 def _default_workers() -> int:
