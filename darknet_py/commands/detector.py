@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import check, evaluate, test, train
+from . import check, demo, evaluate, test, train
 
 
 @click.group()
@@ -12,6 +12,6 @@ def detector() -> None:
     """Darknet's `detector` commands (train, test, demo, valid, map, recall, calc_anchors, check)."""
 
 
-for _module in (train, test, evaluate, check):
+for _module in (train, test, demo, evaluate, check):
     for _command in _module.COMMANDS:
         detector.add_command(_command)

@@ -20,7 +20,7 @@ from ..eval.detect import detect_arrays, uses_letter_box
 from ..eval.detections import DetectionArrays
 from ..eval.draw import draw_detections, save_image
 from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
-from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
+from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
 from ..weights import write_atomically
 from .evaluate import open_detector
 from .options import device_options, flavor_option, resolve_device
@@ -119,11 +119,10 @@ def _test_image(network, path: str, image, frame_id: int, outputs: TestOutputs, 
 
 
 def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: TestOutputs) -> list[str]:
-    if outputs.flavor == "pj":
-        return [f"{path}: Predicted in {elapsed:f} seconds.", *pj_detection_lines(dets, outputs.names, outputs.thresh)]
     _, im_h, im_w = image.shape
-    return [f"{path}: Predicted in {elapsed * 1000:f} milli-seconds.",
-            *ab_detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h, outputs.ext_output)]
+    timing = f"{elapsed:f} seconds" if outputs.flavor == "pj" else f"{elapsed * 1000:f} milli-seconds"
+    return [f"{path}: Predicted in {timing}.", *detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h,
+                                                                 outputs.flavor, outputs.ext_output)]
 
 
 def _save_labels(image_path: str, dets: DetectionArrays, thresh: float) -> None:
