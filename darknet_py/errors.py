@@ -19,6 +19,10 @@ class DarknetError(Exception):
         self.value = value
         self.hint = hint
 
+    def __reduce__(self):
+        # keep file/line/value/hint when an error crosses a process boundary (a loader worker's result)
+        return type(self), (self.message, self.file, self.line, self.value, self.hint)
+
     def __str__(self) -> str:
         where = ""
         if self.file is not None:

@@ -11,9 +11,10 @@ import click
 from ..config.data import DataConfig, parse_data
 from ..errors import DataFileError, UsageError
 from ..eval.detect import detector_classes
+from ..eval.inference import default_batch
 from ..network import Network, load_network
 from ..weights import write_atomically
-from .options import device_options, flavor_option, resolve_device
+from .options import device_options, flavor_option, inference_options, resolve_device
 
 COMMANDS: list = []
 
@@ -62,23 +63,28 @@ MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
               help="0: area under the curve; 11 (VOC2007) or 101 (COCO) recall points.")
 @click.option("-letter_box", "letter_box", is_flag=True,
               help="Ignored, as in AlexeyAB's Darknet: map letterboxes only with [net] letter_box=1.")
+@click.option("-coco", "coco", is_flag=True,
+              help="Also print pycocotools' COCO mAP@[.5:.95] and mAP@0.50 of the same detections (slow).")
 @click.option("-coco_out", "coco_out", default=None,
-              help="Also write the detections scored by pycocotools as a COCO results JSON file.")
+              help="Implies -coco; also write the detections pycocotools scored as a COCO results JSON file.")
 @click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
 @flavor_option
 @device_options
-def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco_out, dont_show, flavor,
-                device, gpu_index):
-    """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm),
-    plus pycocotools' COCO numbers on the same detections."""
+@inference_options
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco, coco_out, dont_show,
+                flavor, device, gpu_index, batch, workers):
+    """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm);
+    with -coco, also pycocotools' COCO numbers on the same detections."""
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
-    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
+    device = resolve_device(device, gpu_index)
+    network = open_network(cfg, weights, flavor, device)
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
-                                   coco_json=coco_out)
+                                   coco=coco or bool(coco_out), coco_json=coco_out,
+                                   batch=batch or default_batch(device), workers=workers)
     for line in result.report_lines():
         click.echo(line)
     click.echo(f"Total Detection Time: {int(result.seconds)} Seconds", err=True)
@@ -96,11 +102,13 @@ COMMANDS.append(map_command)
 @click.option("-out", "outfile", default=None, help="Result file name prefix (default per eval format).")
 @flavor_option
 @device_options
-def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index):
+@inference_options
+def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index, batch, workers):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
     from ..eval.valid import validate_detector
-    data, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
-    output = validate_detector(network, data, names, outfile, flavor)
+    device = resolve_device(device, gpu_index)
+    data, names, network = open_detector(data_file, cfg, weights, flavor, device)
+    output = validate_detector(network, data, names, outfile, flavor, batch or default_batch(device), workers)
     for path in output.files:
         click.echo(f"wrote {path}", err=True)
     click.echo(f"Total Detection Time: {output.seconds:f} Seconds", err=True)
@@ -115,13 +123,15 @@ COMMANDS.append(valid)
 @click.argument("weights", type=click.Path())
 @flavor_option
 @device_options
-def recall(data_file, cfg, weights, flavor, device, gpu_index):
+@inference_options
+def recall(data_file, cfg, weights, flavor, device, gpu_index, batch, workers):
     """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
     on stderr, as Darknet prints it."""
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
-    network = open_network(cfg, weights, flavor, resolve_device(device, gpu_index))
-    for state in validate_detector_recall(network, data):
+    device = resolve_device(device, gpu_index)
+    network = open_network(cfg, weights, flavor, device)
+    for state in validate_detector_recall(network, data, batch or default_batch(device), workers):
         click.echo(state.line(), err=True)
 
 

@@ -47,3 +47,12 @@ def resolve_device(device: Optional[str], gpu_index: Optional[int] = None) -> st
     if index >= torch.cuda.device_count():
         raise UsageError(f"there is no GPU {index}: torch sees {torch.cuda.device_count()}", value=device)
     return f"cuda:{index}"
+
+
+def inference_options(command):
+    """`--batch N` (images per network forward) and `--workers N` (image loader processes) of the commands
+    that run the network over a list of images. Neither changes a result, only the speed."""
+    command = click.option("--workers", type=click.IntRange(min=0), default=None,
+                           help="Image loader processes (default: min(4, CPU count - 1); 0: none).")(command)
+    return click.option("--batch", type=click.IntRange(min=1), default=None,
+                        help="Images per network forward (default: 4 on CPU, 32 on CUDA).")(command)

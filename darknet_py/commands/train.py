@@ -2,7 +2,6 @@
 `-gpus 0,1`, `-mAP_epochs`, `-thresh`, `-iou_thresh`) and darknet_py's own (`--device`, `--seed`, ...)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Optional
@@ -51,6 +50,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
           progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import launched_by_torchrun, parse_gpus, torchrun_command
+    from ..data.loader import default_workers
     from ..train.loop import TrainOptions, train_network
     from .check import fast_check_before_training
 
@@ -71,15 +71,11 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
-        workers=_default_workers() if workers is None else workers, progress=progress,
+        workers=default_workers() if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file)
     outcome = train_network(options)
     if outcome.stopped_by == "SIGINT":
         sys.exit(130)
-
-
-def _default_workers() -> int:
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:

@@ -20,15 +20,35 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     pixels = cv2.imdecode(data, flag) if data.size else None
     if pixels is None:
         raise ImageError("cannot decode image (corrupt or not an image)", file=path)
-    return image_from_pixels(pixels, channels)
-
-
-def image_from_pixels(pixels: np.ndarray, channels: int = 3) -> np.ndarray:
-    """OpenCV's pixels (H, W, 3) BGR uint8, or (H, W) grey for channels=1, as Darknet's (C, H, W) float32
-    image: what `load_image` gives for a file that decodes to these pixels (a video frame goes through
-    here too, so a frame and the same picture saved losslessly give the same detections)."""
     if channels == 1:
         return (pixels[None].astype(np.float32) / 255.0)
+    return image_from_bgr(pixels)
+
+
+def check_bgr_image(pixels) -> None:
+    """ValueError unless ``pixels`` is what `cv2.imread` returns for a colour image: (H, W, 3) BGR uint8."""
+    if not isinstance(pixels, np.ndarray):
+        raise ValueError(f"expected an image path or a numpy array, got {type(pixels).__name__}")
+    shape = tuple(pixels.shape)
+    if pixels.ndim != 3 or shape[2] != 3:
+        hint = {2: " (2-D grayscale: convert with cv2.cvtColor(x, cv2.COLOR_GRAY2BGR))"}.get(pixels.ndim, "")
+        if pixels.ndim == 3 and shape[0] == 3:
+            hint = " (channels first: pass x.transpose(1, 2, 0))"
+        elif pixels.ndim == 3 and shape[2] == 4:
+            hint = " (4 channels: convert with cv2.cvtColor(x, cv2.COLOR_BGRA2BGR))"
+        raise ValueError(f"expected an (H, W, 3) BGR uint8 image as cv2.imread returns, got shape {shape}{hint}")
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) BGR uint8 image as cv2.imread returns, got dtype {pixels.dtype}"
+                         " (scale to 0..255 and convert with x.astype(np.uint8))")
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"expected a non-empty (H, W, 3) image, got shape {shape}")
+
+
+def image_from_bgr(pixels: np.ndarray, channels: int = 3) -> np.ndarray:
+    """An (H, W, 3) BGR uint8 array (`cv2.imread`'s) as Darknet's (C, H, W) float32 in [0, 1], exactly as
+    :func:`load_image` turns a decoded file. A 1-channel network gets OpenCV's BGR-to-grey conversion."""
+    if channels == 1:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)[None].astype(np.float32) / 255.0
     rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
 

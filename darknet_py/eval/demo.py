@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data.image import image_from_pixels
+from ..data.image import image_from_bgr
 from ..errors import ImageError
 from .detect import detect_arrays
 from .detections import DetectionArrays
@@ -131,9 +131,7 @@ class JsonFrames:
 
 def detect_frame(network, frame: np.ndarray, settings: DemoSettings) -> tuple[np.ndarray, DetectionArrays]:
     """(Darknet image, detections) of one BGR frame: the `detector test` path for the same picture."""
-    channels = network.net.channels
-    pixels = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if channels == 1 else frame
-    image = image_from_pixels(pixels, channels)
+    image = image_from_bgr(frame, network.net.channels)
     return image, detect_arrays(network, image, settings.thresh, settings.nms, settings.letter_box)
 
 

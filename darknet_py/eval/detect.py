@@ -55,15 +55,21 @@ def prepare_image(image: np.ndarray, net_w: int, net_h: int, letter_box: bool) -
     return letterbox_image(image, net_w, net_h) if letter_box else resize_image(image, net_w, net_h)
 
 
+def network_device(network) -> torch.device:
+    return next((p.device for p in network.parameters()), torch.device("cpu"))
+
+
 def network_predict(network, sized: np.ndarray) -> dict[int, torch.Tensor]:
-    """Run the network in inference mode on one prepared (C, H, W) input; the detection layers' outputs."""
-    device = next((p.device for p in network.parameters()), torch.device("cpu"))
+    """Run the network in inference mode on one prepared (C, H, W) input, or a batch of them (N, C, H, W);
+    the detection layers' outputs."""
+    device = network_device(network)
     was_training = network.training          # `-map` during training must hand the network back as it was
     if was_training:                         # (switching modes walks every module: only when needed)
         network.eval()
     try:
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(sized, dtype=np.float32))[None].to(device)
+            x = torch.from_numpy(np.ascontiguousarray(sized, dtype=np.float32))
+            x = (x[None] if x.dim() == 3 else x).to(device)
             return network(x)
     finally:
         if was_training:

@@ -22,9 +22,10 @@ from ..errors import DataFileError
 from ..weights import write_atomically
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
-from .detect import at_cfg_size, detect_arrays, detector_classes
+from .detect import at_cfg_size, detector_classes
 from .detections import DetectionArrays
-from .images import iterate_images, read_difficult, read_truth, valid_list
+from .images import read_difficult, read_truth, valid_list
+from .inference import detect_images
 
 MAP_DETECTION_THRESH = .005
 MAP_NMS = .45
@@ -176,14 +177,16 @@ def _difficult_list(data: DataConfig, count: int) -> Optional[list[str]]:
 
 def validate_detector_map(network, data_config: DataConfig | str, thresh: float = .25, iou_thresh: float = .5,
                           points: int = 0, letter_box: bool = False, coco: bool = True,
-                          valid_default: str = "data/train.txt", coco_json: Optional[str] = None) -> MapResult:
+                          valid_default: str = "data/train.txt", coco_json: Optional[str] = None,
+                          batch: int = 1, workers: Optional[int] = None) -> MapResult:
     """AB `validate_detector_map` on the `.data` file's `valid` list with a loaded ``network`` (batch 1).
 
     ``thresh``: confidence for the TP/FP/IoU statistics (`-thresh`); ``iou_thresh``: matching IoU (strict);
     ``points``: 0 = area under curve, 11 or 101 recall points. As in AB, letterboxing follows only
     `[net] letter_box` (``letter_box=True`` without it is ignored, with a warning). The training loop
     passes ``valid_default=<the train list>`` as AB falls back to it during training. ``coco_json``: also
-    write the detections pycocotools scored (COCO results format) to this file."""
+    write the detections pycocotools scored (COCO results format) to this file. ``batch`` images per forward
+    and ``workers`` loader processes change the speed, not the result (see :mod:`~darknet_py.eval.inference`)."""
     flavor = network.net.flavor
     data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
@@ -200,10 +203,10 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     with at_cfg_size(network):
-        for index, path, image in iterate_images(paths, network.net.channels, "detector map"):
-            dets = detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS, letter)
-            acc.add_image(dets, read_truth(path, classes, flavor),
-                          read_difficult(difficult, index, classes, flavor), (image.shape[2], image.shape[1]))
+        for found in detect_images(network, paths, MAP_DETECTION_THRESH, MAP_NMS, letter, batch=batch,
+                                   workers=workers, desc="detector map"):
+            acc.add_image(found.detections, read_truth(found.source, classes, flavor),
+                          read_difficult(difficult, found.index, classes, flavor), (found.width, found.height))
     result = acc.result(names, time.time() - start, coco)
     if coco_json:
         write_atomically(coco_json, json.dumps(acc.coco_detections()).encode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -14,8 +14,9 @@ from ..config.data import DataConfig
 from ..data.labels import read_list
 from ..errors import DataFileError
 from .boxes import box_iou_matrix
-from .detect import detector_classes, get_network_boxes, network_predict, prepare_image
-from .images import iterate_images, read_truth, valid_list
+from .detect import detector_classes, get_network_boxes
+from .images import read_truth, valid_list
+from .inference import predicted
 from .nms import do_nms_obj
 
 RECALL_THRESH = .001
@@ -56,17 +57,20 @@ def recall_paths(data: DataConfig, flavor: str) -> list[str]:
     return valid_list(data, "data/train.txt")
 
 
-def validate_detector_recall(network, data: DataConfig) -> Iterator[RecallState]:
-    """Yields the running totals after each image of the list."""
+def validate_detector_recall(network, data: DataConfig, batch: int = 1,
+                             workers: Optional[int] = None) -> Iterator[RecallState]:
+    """Yields the running totals after each image of the list (``batch``, ``workers``: speed only)."""
     flavor = network.net.flavor
     classes = detector_classes(network)
     correct = total = proposals = 0
     iou_sum = np.float32(0)
     net_w, net_h = network.net.width, network.net.height
-    for index, path, image in iterate_images(recall_paths(data, flavor), network.net.channels, "detector recall"):
-        outputs = network_predict(network, prepare_image(image, net_w, net_h, letter_box=False))
-        dets = do_nms_obj(get_network_boxes(network, outputs, net_w, net_h, RECALL_THRESH), RECALL_NMS)
-        truth = read_truth(path, classes, flavor)
+    for item, outputs, slot in predicted(network, recall_paths(data, flavor), letter_box=False, batch=batch,
+                                         workers=workers, desc="detector recall"):
+        index = item.index
+        dets = do_nms_obj(get_network_boxes(network, outputs, net_w, net_h, RECALL_THRESH, batch_index=slot),
+                          RECALL_NMS)
+        truth = read_truth(item.source, classes, flavor)
         kept = dets.objectness > RECALL_THRESH
         proposals += int(kept.sum())
         if len(truth):

@@ -16,9 +16,10 @@ import numpy as np
 from ..config.data import DataConfig
 from ..weights import write_atomically
 from .coco import COCO_IDS, coco_bbox
-from .detect import detect_arrays, detector_classes, uses_letter_box
+from .detect import detector_classes, uses_letter_box
 from .detections import DetectionArrays
-from .images import iterate_images, valid_list
+from .images import valid_list
+from .inference import detect_images
 
 # (detection threshold, NMS threshold) of `validate_detector` per fork
 VALID_SETTINGS = {"ab": (.001, .6), "pj": (.005, .45)}
@@ -107,8 +108,9 @@ class ValidOutput:
 
 
 def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile: Optional[str] = None,
-                      flavor: Optional[str] = None) -> ValidOutput:
-    """Run `detector valid` and write its result file(s) under the `.data` file's `results` directory."""
+                      flavor: Optional[str] = None, batch: int = 1, workers: Optional[int] = None) -> ValidOutput:
+    """Run `detector valid` and write its result file(s) under the `.data` file's `results` directory
+    (``batch``, ``workers``: speed only, see :mod:`~darknet_py.eval.inference`)."""
     flavor = flavor or network.net.flavor
     thresh, nms = VALID_SETTINGS[flavor]
     letter = uses_letter_box(network, False, "valid")
@@ -121,9 +123,9 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     lines: list[str] = []
     start = time.time()
     paths = valid_list(data)
-    for index, path, image in iterate_images(paths, network.net.channels, "detector valid"):
-        _, im_h, im_w = image.shape
-        dets = detect_arrays(network, image, thresh, nms, letter, relative=False)
+    for found in detect_images(network, paths, thresh, nms, letter, batch=batch, relative=False, workers=workers,
+                               desc="detector valid"):
+        index, path, dets, im_w, im_h = found.index, found.source, found.detections, found.width, found.height
         if kind == "coco":
             lines += coco_lines(coco_image_id(path, flavor), dets, im_w, im_h, flavor)
         elif kind == "imagenet":
