@@ -9,21 +9,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import click
 
-from ..data.image import load_image
 from ..data.labels import label_path
 from ..errors import ImageError
-from ..eval.detect import detect_arrays, uses_letter_box
+from ..eval.detect import uses_letter_box
 from ..eval.detections import DetectionArrays
 from ..eval.draw import draw_detections, save_image
+from ..eval.inference import DetectedImage, default_batch, detect_images
 from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
 from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
 from ..weights import write_atomically
 from .evaluate import open_detector
-from .options import device_options, flavor_option, resolve_device
+from .options import device_options, flavor_option, inference_options, resolve_device
 
 TEST_THRESH = {"ab": .25, "pj": .5}
 TEST_NMS = .45
@@ -70,33 +70,50 @@ class TestOutputs:
 @click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
 @flavor_option
 @device_options
+@inference_options
 def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, save_dir, letter_box, save_labels,
-         dont_show, flavor, device, gpu_index):
+         dont_show, flavor, device, gpu_index, batch, workers):
     """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
     (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
     and appended to bad.list; the exit status is non-zero only when no image could be read."""
-    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
+    device = resolve_device(device, gpu_index)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, device)
     paths = expand_inputs(inputs) if inputs else stdin_image_paths()
     outputs = TestOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
                           outfile, save_labels, save_dir)
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-    test_images(network, paths, outputs, uses_letter_box(network, letter_box, "test"))
+    detected = detect_inputs(network, paths, outputs.thresh, uses_letter_box(network, letter_box, "test"),
+                             batch or default_batch(device), workers)
+    test_images(detected, outputs)
 
 
-def test_images(network, paths: Iterable[str], outputs: TestOutputs, letter_box: bool) -> None:
-    """Detect, print and save every readable image; `frame_id` in the JSON is the image's input position.
-    The JSON of the images done so far is written even when the run is interrupted."""
+def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool, batch: int,
+                  workers: Optional[int]) -> Iterator[tuple[int, DetectedImage, float]]:
+    """(input position from 1, detections or error, seconds since the previous image) of every path. A list
+    goes through the batched loader; stdin paths one at a time, each detected before the next prompt."""
+    chunks = [paths] if isinstance(paths, list) else ([path] for path in paths)
+    frame_id, clock = 0, time.perf_counter()
+    for chunk in chunks:
+        for found in detect_images(network, chunk, thresh, TEST_NMS, letter_box, batch, workers=workers,
+                                   keep_images=True, skip_errors=True):
+            frame_id += 1
+            now = time.perf_counter()
+            yield frame_id, found, now - clock
+            clock = time.perf_counter()
+
+
+def test_images(detected: Iterable[tuple[int, DetectedImage, float]], outputs: TestOutputs) -> None:
+    """Print and save every readable image; report the others (bad.list). `frame_id` in the JSON is the
+    image's input position; the JSON of the images done so far is written even if the run is interrupted."""
     blocks, bad = [], []
     try:
-        for frame_id, path in enumerate(paths, start=1):
-            try:
-                image = load_image(path, channels=network.net.channels)
-            except ImageError as error:
-                report_bad_image(error)
-                bad.append(path)
+        for frame_id, found, elapsed in detected:
+            if found.error is not None:
+                report_bad_image(found.error)
+                bad.append(found.source)
                 continue
-            blocks.append(_test_image(network, path, image, frame_id, outputs, letter_box))
+            blocks.append(_test_image(found, frame_id, elapsed, outputs))
     finally:
         if outputs.writes_json and (blocks or not bad):
             write_atomically(outputs.outfile, json_document(blocks).encode())
@@ -105,11 +122,9 @@ def test_images(network, paths: Iterable[str], outputs: TestOutputs, letter_box:
                          file=bad[0])
 
 
-def _test_image(network, path: str, image, frame_id: int, outputs: TestOutputs, letter_box: bool) -> str:
+def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: TestOutputs) -> str:
     """One image: print its detections as the flavour does, draw them, save labels; its JSON block."""
-    start = time.perf_counter()
-    dets = detect_arrays(network, image, outputs.thresh, TEST_NMS, letter_box)
-    elapsed = time.perf_counter() - start
+    path, image, dets = str(found.source), found.image, found.detections
     for line in _printout(path, image, dets, elapsed, outputs):
         click.echo(line)
     save_image(draw_detections(image, dets, outputs.names, outputs.thresh), outputs.picture_name(path))
