@@ -144,3 +144,17 @@ def test_empty_directory_and_unmatched_glob(workdir, capsys):
     assert [f["filename"] for f in _frames()] == ["pics/a.jpg"]
     result = _test(capsys, "none")
     assert result.code == 1 and "darknet_py: error: none: no images to detect in" in result.err
+
+
+def test_batch_size_and_workers_do_not_change_the_json(workdir, capsys):
+    assert _test(capsys, "pics", extra=("--batch", "1", "--workers", "0")).code == 0
+    one = _frames()
+    assert _test(capsys, "pics", "pics/b.jpg", extra=("--batch", "2", "--workers", "1")).code == 0
+    two = _frames()
+    assert [f["filename"] for f in two] == [f["filename"] for f in one] + ["pics/b.jpg"]
+    for a, b in zip(one + [one[1]], two):
+        assert [o["class_id"] for o in a["objects"]] == [o["class_id"] for o in b["objects"]]
+        for x, y in zip(a["objects"], b["objects"]):
+            assert x["confidence"] == pytest.approx(y["confidence"], abs=1e-5)
+            for key, value in x["relative_coordinates"].items():
+                assert y["relative_coordinates"][key] == pytest.approx(value, abs=1e-5)
