@@ -127,8 +127,11 @@ def test_stdin_loop_goes_on_past_a_missing_image(workdir, capsys, monkeypatch):
 
 
 def test_save_dir_writes_one_picture_per_image(workdir, capsys):
-    result = _test(capsys, "pics", extra=("--save-dir", "out/drawn"))
+    (workdir / "other").mkdir()
+    shutil.copy(workdir / "pics" / "c.png", workdir / "other" / "b.png")
+    result = _test(capsys, "pics", "other", extra=("--save-dir", "out/drawn"))
     assert result.code == 0, result
+    assert "warning: out/drawn/b.jpg: another input has the same name" in result.err
     assert sorted(p.name for p in Path("out/drawn").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
     for name in ("a", "b"):
         drawn = cv2.imread(f"out/drawn/{name}.jpg")

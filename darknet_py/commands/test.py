@@ -13,6 +13,7 @@ from typing import Iterable, Iterator, Optional
 
 import click
 
+from ..config.reader import warn
 from ..data.labels import label_path
 from ..errors import ImageError
 from ..eval.detect import uses_letter_box
@@ -30,7 +31,7 @@ TEST_NMS = .45
 
 
 @dataclass(frozen=True)
-class TestOutputs:
+class ImageOutputs:
     """What `test` does with each image's detections besides printing them."""
     flavor: str
     names: tuple[str, ...]
@@ -79,13 +80,13 @@ def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, sav
     device = resolve_device(device, gpu_index)
     _, names, network = open_detector(data_file, cfg, weights, flavor, device)
     paths = expand_inputs(inputs) if inputs else stdin_image_paths()
-    outputs = TestOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
+    outputs = ImageOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
                           outfile, save_labels, save_dir)
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     detected = detect_inputs(network, paths, outputs.thresh, uses_letter_box(network, letter_box, "test"),
                              batch or default_batch(device), workers)
-    test_images(detected, outputs)
+    run_test(detected, outputs)
 
 
 def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool, batch: int,
@@ -103,16 +104,20 @@ def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool
             clock = time.perf_counter()
 
 
-def test_images(detected: Iterable[tuple[int, DetectedImage, float]], outputs: TestOutputs) -> None:
+def run_test(detected: Iterable[tuple[int, DetectedImage, float]], outputs: ImageOutputs) -> None:
     """Print and save every readable image; report the others (bad.list). `frame_id` in the JSON is the
     image's input position; the JSON of the images done so far is written even if the run is interrupted."""
-    blocks, bad = [], []
+    blocks, bad, pictures = [], [], set()
     try:
         for frame_id, found, elapsed in detected:
             if found.error is not None:
                 report_bad_image(found.error)
                 bad.append(found.source)
                 continue
+            picture = outputs.picture_name(str(found.source))
+            if outputs.save_dir and picture in pictures:
+                warn(f"{picture}.jpg: another input has the same name; its picture is replaced")
+            pictures.add(picture)
             blocks.append(_test_image(found, frame_id, elapsed, outputs))
     finally:
         if outputs.writes_json and (blocks or not bad):
@@ -122,7 +127,7 @@ def test_images(detected: Iterable[tuple[int, DetectedImage, float]], outputs: T
                          file=bad[0])
 
 
-def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: TestOutputs) -> str:
+def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: ImageOutputs) -> str:
     """One image: print its detections as the flavour does, draw them, save labels; its JSON block."""
     path, image, dets = str(found.source), found.image, found.detections
     for line in _printout(path, image, dets, elapsed, outputs):
@@ -133,7 +138,7 @@ def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: Te
     return detection_to_json(dets, outputs.names, frame_id, path)
 
 
-def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: TestOutputs) -> list[str]:
+def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: ImageOutputs) -> list[str]:
     _, im_h, im_w = image.shape
     timing = f"{elapsed:f} seconds" if outputs.flavor == "pj" else f"{elapsed * 1000:f} milli-seconds"
     return [f"{path}: Predicted in {timing}.", *detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h,
