@@ -3,16 +3,15 @@
 Flags are spelled as in Darknet (`-thresh .25`, `-ext_output`); each command is appended to COMMANDS."""
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import click
 
 from ..config.data import DataConfig, parse_data
-from ..errors import DataFileError, UsageError
-from ..eval.detect import detector_classes
+from ..errors import UsageError
+from ..eval.detect import check_class_names, open_network
 from ..eval.inference import default_batch
-from ..network import Network, load_network
+from ..network import Network
 from ..weights import write_atomically
 from .options import device_options, flavor_option, inference_options, resolve_device
 
@@ -20,23 +19,8 @@ COMMANDS: list = []
 
 
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
-    """The class names; fewer names than classes is an error (Darknet would read past its name array)."""
-    names = data.read_names()
-    classes = detector_classes(network)
-    if len(names) < classes:
-        raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
-                            file=str(data.resolve("names")), hint="one class name per line")
-    if len(names) > classes:
-        warnings.warn(f"{data.resolve('names')}: {len(names)} names, classes={classes}; the extra names "
-                      "are ignored")
-    return names
-
-
-def open_network(cfg: str, weights: Optional[str], flavor: str, device: str = "cpu") -> Network:
-    """The network loaded with batch 1, in inference mode, on ``device``."""
-    network = load_network(cfg, weights, flavor=flavor, batch=1)
-    network.eval()
-    return network.to(device)
+    """The .data file's class names, checked against the network (see :func:`check_class_names`)."""
+    return check_class_names(data.read_names(), str(data.resolve("names")), network)
 
 
 def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):

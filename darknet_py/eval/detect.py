@@ -2,6 +2,7 @@
 resize or letterbox, `network_predict`, `get_network_boxes` (+ `correct_yolo_boxes`), NMS."""
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 
 from ..data.image import letterbox_image, resize_image
-from ..errors import CfgError
+from ..errors import CfgError, DataFileError
+from ..network import load_network
 from .boxes import correct_yolo_boxes
 from .detections import Detection, DetectionArrays
 from .nms import apply_nms
@@ -22,6 +24,25 @@ def detector_classes(network) -> int:
         raise CfgError("the cfg has no [yolo] or [region] layer, so it cannot detect anything",
                        file=network.cfg.file)
     return last.options.classes
+
+
+def open_network(cfg: str, weights: Optional[str], flavor: str = "ab", device: str = "cpu"):
+    """The network for inference: loaded with batch 1, in eval mode, on ``device``."""
+    network = load_network(cfg, weights, flavor=flavor, batch=1)
+    network.eval()
+    return network.to(device)
+
+
+def check_class_names(names: tuple[str, ...], file: str, network) -> tuple[str, ...]:
+    """``names`` (read from ``file``) for the network's classes: fewer is an error (Darknet would read past
+    its name array), more a warning."""
+    classes = detector_classes(network)
+    if len(names) < classes:
+        raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
+                            file=file, hint="one class name per line")
+    if len(names) > classes:
+        warnings.warn(f"{file}: {len(names)} names, classes={classes}; the extra names are ignored")
+    return names
 
 
 @contextmanager

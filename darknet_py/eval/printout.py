@@ -43,27 +43,36 @@ def ext_box(box: np.ndarray, im_w: int, im_h: int) -> str:
             f"height: {c_round(h * im_h):4.0f})")
 
 
-def ab_detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float, im_w: int, im_h: int,
-                       ext_output: bool) -> list[str]:
-    """AB `draw_detections_v3` text: boxes whose best class is > thresh, ordered by left edge; per box the
-    best class first, then its other classes > thresh in class order."""
+def ab_printed(dets: DetectionArrays, names: tuple[str, ...], thresh: float) -> list[tuple[int, int]]:
+    """(detection, class) of each line AB `draw_detections_v3` prints: boxes whose best class is > thresh,
+    ordered by left edge; per box the best class first, then its other classes > thresh in class order."""
     best = best_classes(dets, thresh, names)
     selected = np.flatnonzero(best >= 0)
     left = dets.boxes[selected, 0] - dets.boxes[selected, 2] / np.float32(2)
     selected = selected[np.argsort(left, kind="stable")]
-    lines = []
+    pairs = []
     for i in selected:
-        suffix = ext_box(dets.boxes[i], im_w, im_h) if ext_output else ""
         others = [j for j in range(dets.probs.shape[1]) if dets.probs[i, j] > thresh and j != best[i]]
-        for j in [int(best[i])] + others:
-            lines.append(f"{names[j]}: {percent(dets.probs[i, j])}{suffix}")
-    return lines
+        pairs += [(int(i), int(j)) for j in [int(best[i])] + others]
+    return pairs
+
+
+def pj_printed(dets: DetectionArrays, thresh: float) -> list[tuple[int, int]]:
+    """(detection, class) of each line PJ `draw_detections` prints: every pair with prob > thresh, in array
+    order."""
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(dets.probs > thresh))]
+
+
+def ab_detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float, im_w: int, im_h: int,
+                       ext_output: bool) -> list[str]:
+    """AB's text lines (see :func:`ab_printed`), with `-ext_output` each box in pixels."""
+    return [f"{names[j]}: {percent(dets.probs[i, j])}" + (ext_box(dets.boxes[i], im_w, im_h) if ext_output else "")
+            for i, j in ab_printed(dets, names, thresh)]
 
 
 def pj_detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float) -> list[str]:
-    """PJ `draw_detections`: every (detection, class) with prob > thresh, in array order."""
-    return [f"{names[j]}: {percent(dets.probs[i, j])}"
-            for i in range(len(dets)) for j in range(dets.probs.shape[1]) if dets.probs[i, j] > thresh]
+    """PJ's text lines (see :func:`pj_printed`)."""
+    return [f"{names[j]}: {percent(dets.probs[i, j])}" for i, j in pj_printed(dets, thresh)]
 
 
 def detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float, im_w: int, im_h: int,
