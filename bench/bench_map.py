@@ -3,11 +3,15 @@
 1. `detector map` on the synth valid set (100 images, tiny3, 128x128, listed `--map-repeat` times): wall time,
    and time per image with the start-up removed (importing torch alone takes ~2 s; Darknet starts in
    ~0.05 s). The Debian `darknet` (pjreddie) has no `map`, so the reference is its `detector valid` on the
-   same list and weights; darknet_py's own `valid --flavor pj` is timed too, for a like-for-like ratio.
+   same list and weights; darknet_py's own `valid --flavor pj` is timed too, for a like-for-like ratio, and
+   `map -coco` (the pycocotools line, opt-in) and `map --batch 1 --workers 0` (the old one-image path).
 2. yolov3-tiny at 416x416 on CPU: images/s of darknet_py's forward pass and of its whole `detect()` (resize,
    forward, decode, NMS), against Debian `darknet detector valid` on its sample images.
+3. With CUDA only: `detector map`'s engine (`detect_images`) in images/s for yolov3-tiny and yolov3 at 416
+   (random weights: speed does not depend on them), batch 1 and 32.
 
-Both sides run single-threaded (the Debian build has no OpenMP; torch gets 1 thread).
+Both sides compute single-threaded (the Debian build has no OpenMP; torch gets 1 thread). Both decode images
+ahead of the network: Darknet in 4 loader threads, darknet_py in its loader worker processes (default).
 
     python bench/bench_map.py [--repeat N]
 """
@@ -69,8 +73,13 @@ def bench_map(darknet: str, root: Path, repeat: int) -> None:
     runs = {
         "Debian darknet detector valid (reference, it has no map)":
             per_image(lambda data: [darknet, "detector", "valid", data, cfg, weights], root, images),
-        "darknet_py detector map (with COCO numbers)":
+        "darknet_py detector map":
             per_image(lambda data: darknet_py("detector", "map", data, cfg, weights), root, images),
+        "darknet_py detector map --batch 1 --workers 0":
+            per_image(lambda data: darknet_py("detector", "map", data, cfg, weights, "--batch", "1",
+                                              "--workers", "0"), root, images),
+        "darknet_py detector map -coco (pycocotools line too)":
+            per_image(lambda data: darknet_py("detector", "map", data, cfg, weights, "-coco"), root, images),
         "darknet_py detector valid --flavor pj":
             per_image(lambda data: darknet_py("detector", "valid", data, cfg, weights, "--flavor", "pj"), root,
                       images),
@@ -124,6 +133,29 @@ def bench_yolov3_tiny(darknet: str, root: Path, repeat: int) -> None:
           f"ratio {full / reference:5.2f}x")
 
 
+def bench_gpu(repeat: int) -> None:
+    """Images/s of `detect_images` (decode, letterbox, forward, decode boxes, NMS) on CUDA."""
+    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.eval.inference import detect_images
+    from darknet_py.network import Network
+
+    if not torch.cuda.is_available():
+        print("CUDA: skipped (torch sees no CUDA device)")
+        return
+    paths = [str(DEBIAN / "data" / f"{name}.jpg") for name in SAMPLES] * (20 * repeat)
+    for name in ("yolov3-tiny", "yolov3"):
+        network = Network(parse_cfg(str(DEBIAN / "cfg" / f"{name}.cfg"), flavor="pj", batch=1)).eval().cuda()
+        for batch in (1, 32):
+            list(detect_images(network, paths[:batch], .005, batch=batch))          # warm-up
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in detect_images(network, paths, .005, letter_box=True, batch=batch):
+                pass
+            torch.cuda.synchronize()
+            rate = len(paths) / (time.perf_counter() - start)
+            print(f"CUDA {torch.cuda.get_device_name()}: {name} 416, batch {batch:2d}: {rate:8.1f} img/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="times the 6 sample images are repeated")
@@ -139,6 +171,7 @@ def main() -> None:
             (Path(tmp) / sub).mkdir()
         bench_map(darknet, Path(tmp) / "map", args.map_repeat)
         bench_yolov3_tiny(darknet, Path(tmp) / "tiny", args.repeat)
+    bench_gpu(args.repeat)
 
 
 if __name__ == "__main__":

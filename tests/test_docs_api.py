@@ -20,5 +20,7 @@ def test_api_examples_run(debian_share, yolov3_tiny_weights, tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert "Loaded 15 layers from weights-file" in printed
     assert "file ends inside layer 8 [convolutional]" in printed
+    assert re.search(r"^16 16 0\.\d\d \d+ \d+ \d+ \d+$", printed, re.M)          # Detector: the dog, class 16
+    assert "got shape (3, 576, 768) (channels first" in printed
     assert (tmp_path / "from-pt.weights").read_bytes() == (tmp_path / "later.weights").read_bytes()
     assert (tmp_path / "copy.weights").read_bytes() == Path(yolov3_tiny_weights).read_bytes()

@@ -66,3 +66,45 @@ def test_correct_yolo_boxes_letterbox_by_hand():
     np.testing.assert_allclose(out[1], [.3, (.3 - .25) / .5, .1, .2], atol=1e-6)
     np.testing.assert_allclose(correct_yolo_boxes(boxes, 200, 100, 100, 100, True, False), boxes)
     np.testing.assert_allclose(correct_yolo_boxes(boxes, 200, 100, 100, 100, False, False)[0], [100, 50, 40, 25])
+
+
+def _darknet_do_nms_sort(boxes, objectness, probs, thresh):
+    """Darknet's `do_nms_sort` written as its C loops, one pair at a time (the reference for the vectorised
+    version): zero-objectness boxes swapped to the end, then per class a stable sort and the greedy pass."""
+    from darknet_py.eval.boxes import box_iou
+    order = list(range(len(objectness)))
+    k = len(order) - 1
+    i = 0
+    while i <= k:
+        if objectness[order[i]] == 0:
+            order[i], order[k] = order[k], order[i]
+            k -= 1
+        else:
+            i += 1
+    total = k + 1
+    rows = [[boxes[r], objectness[r], list(probs[r])] for r in order]
+    for c in range(probs.shape[1]):
+        rows[:total] = sorted(rows[:total], key=lambda row: -row[2][c])
+        for i in range(total):
+            if rows[i][2][c] == 0:
+                continue
+            for j in range(i + 1, total):
+                if box_iou(rows[i][0], rows[j][0]) > thresh:
+                    rows[j][2][c] = 0
+    return np.array([r[0] for r in rows]), np.array([r[2] for r in rows], np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_do_nms_sort_equals_darknets_loops_on_random_crowds(seed):
+    rng = np.random.default_rng(seed)
+    n, classes = 40, 4
+    boxes = np.column_stack([rng.uniform(.3, .7, (n, 2)), rng.uniform(.05, .4, (n, 2))]).astype(np.float32)
+    objectness = np.where(rng.random(n) < .15, 0, rng.uniform(.01, 1, n)).astype(np.float32)
+    probs = np.where(rng.random((n, classes)) < .4, 0, rng.uniform(.005, 1, (n, classes))).astype(np.float32)
+    probs[objectness == 0] = 0
+    probs[:3] = probs[3]                                    # ties keep their order (stable sort)
+    got = do_nms_sort(DetectionArrays(boxes, objectness, probs), .45)
+    want_boxes, want_probs = _darknet_do_nms_sort(boxes, objectness, probs, .45)
+    np.testing.assert_array_equal(got.boxes, want_boxes)
+    np.testing.assert_array_equal(got.probs, want_probs)
+    assert (want_probs == 0).sum() > (probs == 0).sum()     # something was suppressed

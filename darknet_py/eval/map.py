@@ -178,7 +178,7 @@ def _difficult_list(data: DataConfig, count: int) -> Optional[list[str]]:
 def validate_detector_map(network, data_config: DataConfig | str, thresh: float = .25, iou_thresh: float = .5,
                           points: int = 0, letter_box: bool = False, coco: bool = True,
                           valid_default: str = "data/train.txt", coco_json: Optional[str] = None,
-                          batch: int = 1, workers: Optional[int] = None) -> MapResult:
+                          batch: int = 1, workers: Optional[int] = 0) -> MapResult:
     """AB `validate_detector_map` on the `.data` file's `valid` list with a loaded ``network`` (batch 1).
 
     ``thresh``: confidence for the TP/FP/IoU statistics (`-thresh`); ``iou_thresh``: matching IoU (strict);
@@ -186,7 +186,8 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     `[net] letter_box` (``letter_box=True`` without it is ignored, with a warning). The training loop
     passes ``valid_default=<the train list>`` as AB falls back to it during training. ``coco_json``: also
     write the detections pycocotools scored (COCO results format) to this file. ``batch`` images per forward
-    and ``workers`` loader processes change the speed, not the result (see :mod:`~darknet_py.eval.inference`)."""
+    and ``workers`` loader processes (None: the default count; 0, the default here, keeps training's `-map`
+    from forking) change the speed, not the result (see :mod:`~darknet_py.eval.inference`)."""
     flavor = network.net.flavor
     data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()

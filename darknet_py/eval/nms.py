@@ -39,14 +39,22 @@ def _sort_desc(values: np.ndarray) -> np.ndarray:
     return np.argsort(-values, kind="stable")
 
 
-def _suppress(scores: np.ndarray, overlap: np.ndarray, perm: np.ndarray, thresh: float) -> np.ndarray:
-    """Greedy pass in the current order (``perm`` maps positions to rows of ``overlap``): each box still
-    non-zero zeroes the score of later boxes overlapping it by more than ``thresh``."""
-    alive = scores != 0
-    for i in np.flatnonzero(alive):
+def _suppress(scores: np.ndarray, over: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Greedy pass in the current order (``perm`` maps positions to rows of ``over``, the boolean "overlaps
+    by more than the threshold" matrix): each box still non-zero zeroes the score of later boxes it
+    overlaps. Only the non-zero boxes take part (a zero one suppresses nothing and stays zero)."""
+    candidates = np.flatnonzero(scores != 0)
+    if len(candidates) < 2:
+        return scores
+    rows = perm[candidates]
+    pairs = over[np.ix_(rows, rows)]
+    alive = np.ones(len(rows), dtype=bool)
+    for i in range(len(rows) - 1):
         if alive[i]:
-            alive[i + 1:] &= ~(overlap[perm[i], perm[i + 1:]] > thresh)
-    return np.where(alive, scores, np.float32(0))
+            alive[i + 1:] &= ~pairs[i, i + 1:]
+    out = scores.copy()
+    out[candidates[~alive]] = 0
+    return out
 
 
 def _per_class_nms(dets: DetectionArrays, overlap_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -55,12 +63,12 @@ def _per_class_nms(dets: DetectionArrays, overlap_fn: Callable[[np.ndarray, np.n
     dets = dets.take(order)
     head, tail = dets.take(np.arange(total)), dets.take(np.arange(total, len(dets)))
     boxes, probs = head.boxes, head.probs.copy()
-    overlap = overlap_fn(boxes, boxes)
+    over = overlap_fn(boxes, boxes) > thresh
     perm = np.arange(total)
     for k in range(probs.shape[1]):
         step = _sort_desc(probs[:, k])
         probs, perm = probs[step], perm[step]
-        probs[:, k] = _suppress(probs[:, k], overlap, perm, thresh)
+        probs[:, k] = _suppress(probs[:, k], over, perm)
     head = DetectionArrays(head.boxes[perm], head.objectness[perm], probs)
     return head.concat(tail)
 
@@ -82,8 +90,8 @@ def do_nms_obj(dets: DetectionArrays, thresh: float) -> DetectionArrays:
     dets = dets.take(order)
     head, tail = dets.take(np.arange(total)), dets.take(np.arange(total, len(dets)))
     head = head.take(_sort_desc(head.objectness))
-    overlap = box_iou_matrix(head.boxes, head.boxes)
-    objectness = _suppress(head.objectness, overlap, np.arange(len(head)), thresh)
+    over = box_iou_matrix(head.boxes, head.boxes) > thresh
+    objectness = _suppress(head.objectness, over, np.arange(len(head)))
     probs = np.where((objectness == 0)[:, None], np.float32(0), head.probs)
     return DetectionArrays(head.boxes, objectness, probs).concat(tail)
 

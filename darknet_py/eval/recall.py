@@ -58,7 +58,7 @@ def recall_paths(data: DataConfig, flavor: str) -> list[str]:
 
 
 def validate_detector_recall(network, data: DataConfig, batch: int = 1,
-                             workers: Optional[int] = None) -> Iterator[RecallState]:
+                             workers: Optional[int] = 0) -> Iterator[RecallState]:
     """Yields the running totals after each image of the list (``batch``, ``workers``: speed only)."""
     flavor = network.net.flavor
     classes = detector_classes(network)

@@ -108,7 +108,7 @@ class ValidOutput:
 
 
 def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile: Optional[str] = None,
-                      flavor: Optional[str] = None, batch: int = 1, workers: Optional[int] = None) -> ValidOutput:
+                      flavor: Optional[str] = None, batch: int = 1, workers: Optional[int] = 0) -> ValidOutput:
     """Run `detector valid` and write its result file(s) under the `.data` file's `results` directory
     (``batch``, ``workers``: speed only, see :mod:`~darknet_py.eval.inference`)."""
     flavor = flavor or network.net.flavor
