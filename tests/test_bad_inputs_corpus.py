@@ -388,9 +388,10 @@ def _(r):
     return _with(detect_args(r, picture=r / "gone.jpg"), at(r / "gone.jpg"))
 
 
-@case("image: a directory (test)", RAISE, ImageError)
+@case("image: a directory without images (test)", RAISE, ImageError)
 def _(r):
-    return _with(detect_args(r, picture=r / "JPEGImages"), at(r / "JPEGImages"))
+    (r / "empty").mkdir()
+    return _with(detect_args(r, picture=r / "empty"), at(r / "empty"))
 
 
 @case("image: empty file (test)", RAISE, ImageError)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import click
 
-from . import check, evaluate, train
+from . import check, demo, evaluate, test, train
 from .darknet_flags import DarknetFlagsGroup, add_darknet_flags
 
 
 @click.group(cls=DarknetFlagsGroup)
 def detector() -> None:
-    """Darknet's `detector` commands (train, test, valid, map, recall, calc_anchors, check)."""
+    """Darknet's `detector` commands (train, test, demo, valid, map, recall, calc_anchors, check)."""
 
 
-for _module in (train, evaluate, check):
+for _module in (train, test, demo, evaluate, check):
     for _command in _module.COMMANDS:
         detector.add_command(add_darknet_flags(_command))

@@ -1,30 +1,22 @@
-"""`darknet_py detector test|valid|map|recall|calc_anchors`: Darknet's inference and evaluation commands.
+"""`darknet_py detector valid|map|recall|calc_anchors`: Darknet's evaluation commands (`test` is in test.py).
 
 Flags are spelled as in Darknet (`-thresh .25`, `-ext_output`); each command is appended to COMMANDS."""
 from __future__ import annotations
 
-import sys
-import time
+import warnings
 from typing import Optional
 
 import click
 
 from ..config.data import DataConfig, parse_data
-from ..data.image import load_image
-from ..data.labels import label_path
 from ..errors import UsageError
-from ..eval.detect import check_class_names, detect_arrays, detector_classes, open_network, uses_letter_box
-from ..eval.draw import draw_detections, save_image
+from ..eval.detect import check_class_names, detector_classes, open_network
 from ..eval.inference import default_batch
-from ..eval.printout import ab_detection_lines, detection_to_json, json_document, label_lines, pj_detection_lines
 from ..network import Network
 from ..weights import write_atomically
 from .options import device_options, flavor_option, inference_options, resolve_device
 
 COMMANDS: list = []
-
-TEST_THRESH = {"ab": .25, "pj": .5}
-TEST_NMS = .45
 
 
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
@@ -43,74 +35,6 @@ def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str,
     data = parse_data(data_file, flavor=flavor)
     network = open_network(cfg, weights, flavor, device)
     return data, checked_names(data, network), network
-
-
-def _image_paths(filename: Optional[str]):
-    if filename:
-        yield filename
-        return
-    while True:
-        click.echo("Enter Image Path: ", nl=False)
-        line = sys.stdin.readline()
-        if not line:
-            return
-        yield line.strip("\r\n")
-
-
-@click.command("test")
-@click.argument("data_file", metavar="DATA", type=click.Path())
-@click.argument("cfg", type=click.Path())
-@click.argument("weights", type=click.Path())
-@click.argument("filename", metavar="IMAGE", required=False)
-@click.option("-thresh", "thresh", type=float, default=None, help="Detection threshold (AB .25, PJ .5).")
-@click.option("-hier", "hier", type=float, default=.5, help="Hierarchy threshold (YOLO9000 only; ignored).")
-@click.option("-ext_output", "ext_output", is_flag=True, help="AB: print each box in pixels.")
-@click.option("-out", "outfile", default=None,
-              help="AB: write detections as JSON to this file. PJ: name of the output picture (+.jpg).")
-@click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
-@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
-@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
-@flavor_option
-@device_options
-def test(data_file, cfg, weights, filename, thresh, hier, ext_output, outfile, letter_box, save_labels,
-         dont_show, flavor, device, gpu_index):
-    """Detect objects in IMAGE (or in each path read from stdin) and save predictions.jpg."""
-    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
-    thresh = TEST_THRESH[flavor] if thresh is None else thresh
-    letter = uses_letter_box(network, letter_box, "test")
-    blocks = []
-    for frame_id, path in enumerate(_image_paths(filename), start=1):
-        image = load_image(path, channels=network.net.channels)
-        start = time.perf_counter()
-        dets = detect_arrays(network, image, thresh, TEST_NMS, letter)
-        elapsed = time.perf_counter() - start
-        _, im_h, im_w = image.shape
-        if flavor == "pj":
-            click.echo(f"{path}: Predicted in {elapsed:f} seconds.")
-            lines = pj_detection_lines(dets, names, thresh)
-        else:
-            click.echo(f"{path}: Predicted in {elapsed * 1000:f} milli-seconds.")
-            lines = ab_detection_lines(dets, names, thresh, im_w, im_h, ext_output)
-        for line in lines:
-            click.echo(line)
-        picture_name = outfile if (flavor == "pj" and outfile) else "predictions"
-        save_image(draw_detections(image, dets, names, thresh), picture_name)
-        if flavor == "ab" and outfile:
-            blocks.append(detection_to_json(dets, names, frame_id, path))
-        if flavor == "ab" and save_labels:
-            _save_labels(path, dets, thresh)
-    if flavor == "ab" and outfile:
-        write_atomically(outfile, json_document(blocks).encode())
-
-
-def _save_labels(image_path: str, dets, thresh: float) -> None:
-    """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
-    target = label_path(image_path, "ab")
-    text = "".join(line + "\n" for line in label_lines(dets, thresh))
-    write_atomically(target, text.encode())
-
-
-COMMANDS.append(test)
 
 
 MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",

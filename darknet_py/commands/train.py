@@ -2,6 +2,7 @@
 `-gpus 0,1`, `-mAP_epochs`, `-thresh`, `-iou_thresh`) and darknet_py's own (`--device`, `--seed`, ...)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Optional

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -74,11 +75,21 @@ def pj_detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: fl
     return [f"{names[j]}: {percent(dets.probs[i, j])}" for i, j in pj_printed(dets, thresh)]
 
 
+def detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float, im_w: int, im_h: int,
+                    flavor: str, ext_output: bool = False) -> list[str]:
+    """What `detector test` prints about one image's detections in the flavour's format."""
+    if flavor == "pj":
+        return pj_detection_lines(dets, names, thresh)
+    return ab_detection_lines(dets, names, thresh, im_w, im_h, ext_output)
+
+
 JSON_THRESH = 0.005   # AB `detection_to_json` lists every class above this (dets are already thresholded)
 
 
-def detection_to_json(dets: DetectionArrays, names: tuple[str, ...], frame_id: int, filename: str) -> str:
-    """AB's JSON block for one image, byte for byte (`%f` numbers, its spacing and line breaks)."""
+def detection_to_json(dets: DetectionArrays, names: tuple[str, ...], frame_id: int,
+                      filename: Optional[str] = None) -> str:
+    """AB's JSON block for one image, byte for byte (`%f` numbers, its spacing and line breaks); a video
+    frame has no filename line (AB's demo passes none)."""
     visible = shown(names)
     objects = []
     for i in range(len(dets)):
@@ -88,13 +99,17 @@ def detection_to_json(dets: DetectionArrays, names: tuple[str, ...], frame_id: i
                 objects.append(
                     f'  {{"class_id":{j}, "name":"{names[j]}", "relative_coordinates":{{"center_x":{x:f}, '
                     f'"center_y":{y:f}, "width":{w:f}, "height":{h:f}}}, "confidence":{float(dets.probs[i, j]):f}}}')
-    return (f'{{\n "frame_id":{frame_id}, \n "filename":"{filename}", \n "objects": [ \n'
-            + ", \n".join(objects) + "\n ] \n}")
+    named = f' \n "filename":"{filename}",' if filename is not None else ""
+    return (f'{{\n "frame_id":{frame_id},{named} \n "objects": [ \n' + ", \n".join(objects) + "\n ] \n}")
+
+
+# AB's `-out` (test) and `-json_file_output` (demo) files: the blocks between these.
+JSON_OPEN, JSON_SEPARATOR, JSON_CLOSE = "[\n", ", \n", "\n]"
 
 
 def json_document(blocks: list[str]) -> str:
     """AB's `-out` file: `[`, the image blocks joined by `, `, `]`."""
-    return "[\n" + ", \n".join(blocks) + "\n]"
+    return JSON_OPEN + JSON_SEPARATOR.join(blocks) + JSON_CLOSE
 
 
 def label_lines(dets: DetectionArrays, thresh: float) -> list[str]:

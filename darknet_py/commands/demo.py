@@ -1,0 +1,54 @@
+"""`darknet_py detector demo`: AlexeyAB's video demo, headless — a video file or camera in, the drawn video
+and AB's per-frame JSON out (eval/demo.py)."""
+from __future__ import annotations
+
+import click
+
+from ..config.reader import warn
+from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
+from ..eval.detect import uses_letter_box
+from .evaluate import open_detector
+from .options import device_options, flavor_option, resolve_device
+from .test import TEST_NMS, TEST_THRESH
+
+
+@click.command("demo")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.argument("source", metavar="VIDEO|CAMERA_INDEX")
+@click.option("-out_filename", "out_filename", default=None,
+              help="Write the video with the boxes drawn (.mp4: mp4v, .avi: MJPG), same size and fps.")
+@click.option("-json_file_output", "json_file", default=None,
+              help="Write AB's JSON: one block per frame (frame_id from 1).")
+@click.option("-thresh", "thresh", type=float, default=None, help="Detection threshold (AB .25, PJ .5).")
+@click.option("-ext_output", "ext_output", is_flag=True, help="Print each frame's detections with pixel boxes.")
+@click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
+@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is ever shown).")
+@flavor_option
+@device_options
+def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_output, letter_box, dont_show,
+         flavor, device, gpu_index):
+    """Detect objects in every frame of VIDEO (a file) or CAMERA_INDEX (a number): each frame read gives one
+    frame of -out_filename and one block of -json_file_output, detected as `detector test` would detect
+    the same picture."""
+    _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
+    capture = open_capture(source)
+    if not (out_filename or json_file or ext_output):
+        warn("neither -out_filename, -json_file_output nor -ext_output: the detections go nowhere")
+    settings = DemoSettings(names, TEST_THRESH[flavor] if thresh is None else thresh, TEST_NMS,
+                            uses_letter_box(network, letter_box, "test"), ext_output)
+    click.echo(f"Webcam index: {source}" if is_camera(source) else f"video file: {source}")
+    try:
+        result = run_demo(network, capture, settings, out_filename, json_file, echo=click.echo)
+    finally:
+        capture.release()
+    click.echo(f"{result.frames} frames of {result.width} x {result.height} at {result.fps:g} fps; "
+               f"{result.frames / max(result.seconds, 1e-9):.1f} frames/s", err=True)
+    if out_filename:
+        click.echo(f"wrote {out_filename}", err=True)
+    if json_file:
+        click.echo(f"wrote {json_file}", err=True)
+
+
+COMMANDS = [demo]

@@ -1,0 +1,155 @@
+"""`darknet_py detector test`: detect objects in pictures, print them as Darknet does, draw them, and
+optionally write AB's `-out` JSON and `-save_labels` label files.
+
+INPUT may be image files, directories, globs or `.txt` lists (eval/inputs.py); without INPUT, Darknet's
+"Enter Image Path:" stdin loop. An image that cannot be read is reported and listed in `bad.list` (AB), and
+the run goes on; only a run in which no image could be read fails."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import click
+
+from ..config.reader import warn
+from ..data.labels import label_path
+from ..errors import ImageError
+from ..eval.detect import uses_letter_box
+from ..eval.detections import DetectionArrays
+from ..eval.draw import draw_detections, save_image
+from ..eval.inference import DetectedImage, default_batch, detect_images
+from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
+from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
+from ..weights import write_atomically
+from .evaluate import open_detector
+from .options import device_options, flavor_option, inference_options, resolve_device
+
+TEST_THRESH = {"ab": .25, "pj": .5}
+TEST_NMS = .45
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    """What `test` does with each image's detections besides printing them."""
+    flavor: str
+    names: tuple[str, ...]
+    thresh: float
+    ext_output: bool
+    outfile: Optional[str]         # AB: the JSON file; PJ: the picture's name (without .jpg)
+    save_labels: bool
+    save_dir: Optional[str]
+
+    @property
+    def writes_json(self) -> bool:
+        return self.flavor == "ab" and bool(self.outfile)
+
+    def picture_name(self, path: str) -> str:
+        """Where the drawn picture goes (+ .jpg): DIR/<image name> with --save-dir, else Darknet's
+        `predictions` (PJ: the `-out` name), overwritten by each image."""
+        if self.save_dir:
+            return str(Path(self.save_dir) / Path(path).stem)
+        return self.outfile if (self.flavor == "pj" and self.outfile) else "predictions"
+
+
+@click.command("test")
+@click.argument("data_file", metavar="DATA", type=click.Path())
+@click.argument("cfg", type=click.Path())
+@click.argument("weights", type=click.Path())
+@click.argument("inputs", metavar="[INPUT]...", nargs=-1)
+@click.option("-thresh", "thresh", type=float, default=None, help="Detection threshold (AB .25, PJ .5).")
+@click.option("-hier", "hier", type=float, default=.5, help="Hierarchy threshold (YOLO9000 only; ignored).")
+@click.option("-ext_output", "ext_output", is_flag=True, help="AB: print each box in pixels.")
+@click.option("-out", "outfile", default=None,
+              help="AB: write the detections of every image as one JSON file. PJ: name of the output picture "
+                   "(+.jpg).")
+@click.option("--save-dir", "save_dir", default=None, type=click.Path(file_okay=False),
+              help="Write each annotated picture as DIR/<image name>.jpg instead of predictions.jpg.")
+@click.option("-letter_box", "letter_box", is_flag=True, help="AB: letterbox instead of stretching.")
+@click.option("-save_labels", "save_labels", is_flag=True, help="AB: write the boxes as the image's YOLO label file (AB label path).")
+@click.option("-dont_show", "dont_show", is_flag=True, help="Accepted for compatibility (no window is shown).")
+@flavor_option
+@device_options
+@inference_options
+def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, save_dir, letter_box, save_labels,
+         dont_show, flavor, device, gpu_index, batch, workers):
+    """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
+    (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
+    and appended to bad.list; the exit status is non-zero only when no image could be read."""
+    device = resolve_device(device, gpu_index)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, device)
+    paths = expand_inputs(inputs) if inputs else stdin_image_paths()
+    outputs = ImageOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
+                          outfile, save_labels, save_dir)
+    if save_dir:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    detected = detect_inputs(network, paths, outputs.thresh, uses_letter_box(network, letter_box, "test"),
+                             batch or default_batch(device), workers)
+    run_test(detected, outputs)
+
+
+def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool, batch: int,
+                  workers: Optional[int]) -> Iterator[tuple[int, DetectedImage, float]]:
+    """(input position from 1, detections or error, seconds since the previous image) of every path. A list
+    goes through the batched loader; stdin paths one at a time, each detected before the next prompt."""
+    chunks = [paths] if isinstance(paths, list) else ([path] for path in paths)
+    frame_id, clock = 0, time.perf_counter()
+    for chunk in chunks:
+        for found in detect_images(network, chunk, thresh, TEST_NMS, letter_box, batch, workers=workers,
+                                   keep_images=True, skip_errors=True):
+            frame_id += 1
+            now = time.perf_counter()
+            yield frame_id, found, now - clock
+            clock = time.perf_counter()
+
+
+def run_test(detected: Iterable[tuple[int, DetectedImage, float]], outputs: ImageOutputs) -> None:
+    """Print and save every readable image; report the others (bad.list). `frame_id` in the JSON is the
+    image's input position; the JSON of the images done so far is written even if the run is interrupted."""
+    blocks, bad, pictures = [], [], set()
+    try:
+        for frame_id, found, elapsed in detected:
+            if found.error is not None:
+                report_bad_image(found.error)
+                bad.append(found.source)
+                continue
+            picture = outputs.picture_name(str(found.source))
+            if outputs.save_dir and picture in pictures:
+                warn(f"{picture}.jpg: another input has the same name; its picture is replaced")
+            pictures.add(picture)
+            blocks.append(_test_image(found, frame_id, elapsed, outputs))
+    finally:
+        if outputs.writes_json and (blocks or not bad):
+            write_atomically(outputs.outfile, json_document(blocks).encode())
+    if bad and not blocks:
+        raise ImageError(f"no image could be read ({len(bad)} tried, each appended to {BAD_LIST})",
+                         file=bad[0])
+
+
+def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: ImageOutputs) -> str:
+    """One image: print its detections as the flavour does, draw them, save labels; its JSON block."""
+    path, image, dets = str(found.source), found.image, found.detections
+    for line in _printout(path, image, dets, elapsed, outputs):
+        click.echo(line)
+    save_image(draw_detections(image, dets, outputs.names, outputs.thresh), outputs.picture_name(path))
+    if outputs.flavor == "ab" and outputs.save_labels:
+        _save_labels(path, dets, outputs.thresh)
+    return detection_to_json(dets, outputs.names, frame_id, path)
+
+
+def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: ImageOutputs) -> list[str]:
+    _, im_h, im_w = image.shape
+    timing = f"{elapsed:f} seconds" if outputs.flavor == "pj" else f"{elapsed * 1000:f} milli-seconds"
+    return [f"{path}: Predicted in {timing}.", *detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h,
+                                                                 outputs.flavor, outputs.ext_output)]
+
+
+def _save_labels(image_path: str, dets: DetectionArrays, thresh: float) -> None:
+    """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
+    target = label_path(image_path, "ab")
+    text = "".join(line + "\n" for line in label_lines(dets, thresh))
+    write_atomically(target, text.encode())
+
+
+COMMANDS = [test]
