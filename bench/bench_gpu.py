@@ -33,7 +33,6 @@ import json
 import math
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
