@@ -33,7 +33,6 @@ import json
 import math
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -102,6 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="loader workers (default: CPU count - 1, max 16)")
     p.add_argument("--map-batch", type=int, default=32)
     p.add_argument("--map-images", type=int, default=256)
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
     p.add_argument("--skip", default="", help="comma list of parts to skip: loader, premade, map")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--no-append", action="store_true")
@@ -292,12 +292,12 @@ def percent_of_peak(value: float, peaks: Optional[dict], precision: str) -> str:
     return f"{100 * value / peaks[key]:.1f} % of {peaks[key]:g} ({key})"
 
 
-def markdown(device_name: str, args, rows: list[dict], maps: list[str], syncs: list[str]) -> str:
+def markdown(device_name: str, args, rows: list[dict], notes: list[str]) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"\n## `bench/bench_gpu.py` — {device_name}, {stamp}\n",
              f"torch {torch.__version__}; {args.size}x{args.size}, batch {args.batch}; synthetic set: "
              f"{args.images} JPEGs of {args.image_size}; loader workers {args.workers}; {args.warmup} warm-up + "
-             f"{args.iterations} timed iterations per case.\n",
+             f"{args.iterations} timed iterations per case; cudnn.benchmark {args.cudnn_benchmark}.\n",
              "| cfg | subdiv | precision | (a) loader img/s | (b) premade img/s | (a)/(b) | peak MiB (a) / (b) "
              "| (c) TFLOP/s (b) | of peak |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -307,7 +307,7 @@ def markdown(device_name: str, args, rows: list[dict], maps: list[str], syncs: l
             f"| {r['cfg']} | {r['subdivisions']} | {r['precision']} | {_fmt(a and a.images_per_s)} | "
             f"{_fmt(b and b.images_per_s)} | {_ratio(a, b)} | {_fmt(a and a.peak_mib, 0)} / "
             f"{_fmt(b and b.peak_mib, 0)} | {_fmt(r.get('tflops'), 2)} | {r.get('peak', '')} |")
-    lines += [""] + [f"- {line}" for line in maps + syncs]
+    lines += [""] + [f"- {line}" for line in notes] + ["- nan / —: out of GPU memory or not run"]
     return "\n".join(lines) + "\n"
 
 
@@ -322,53 +322,67 @@ def _ratio(a: Optional[Measured], b: Optional[Measured]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark      # off unless asked: measure what users get
     args.workers = min(16, max(0, (torch.multiprocessing.cpu_count() or 2) - 1)) if args.workers is None \
         else args.workers
-    skip = set(filter(None, args.skip.split(",")))
-    width, height = (int(v) for v in args.image_size.split("x"))
     device_name, peaks = device_peak(device)
     print(f"device: {device_name}; peaks (dense TFLOP/s): {peaks or 'unknown'}", flush=True)
-    rows, maps, syncs = [], [], []
+    rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
         for cfg_name in args.cfgs.split(","):
-            cfg = ROOT / cfg_name if not Path(cfg_name).is_absolute() else Path(cfg_name)
-            classes = _classes(cfg)
-            folder = work / cfg.stem
-            data = write_dataset(folder, args.images, width, height, classes)
-            flops = None
-            for subdivisions in (int(s) for s in args.subdivisions.split(",")):
-                sized = sized_cfg(cfg, folder, args.size, args.batch, subdivisions,
-                                  args.warmup + args.iterations)
-                flops = flops or forward_flops(sized, device)
-                for precision in args.precisions.split(","):
-                    row = {"cfg": cfg.name, "subdivisions": subdivisions, "precision": precision}
-                    if "loader" not in skip:
-                        row["loader"] = train_with_loader(sized, data, device, precision, args.warmup,
-                                                          args.iterations, args.workers, folder)
-                    if "premade" not in skip:
-                        row["premade"] = train_premade(sized, device, precision, args.warmup, args.iterations)
-                        row["tflops"] = tflops(flops, row["premade"].images_per_s)
-                        row["peak"] = percent_of_peak(row["tflops"], peaks, precision)
-                    rows.append(row)
-                    print(row, flush=True)
-            maps_cfg = sized_cfg(cfg, folder, args.size, 1, 1, 1)
-            maps.append(f"{cfg.name}: forward {flops / 1e9:.3f} GFLOP an image at {args.size}x{args.size}")
-            if "map" not in skip:
-                valid = write_dataset(work / f"{cfg.stem}_valid", args.map_images, width, height, classes, seed=14)
-                speed, how = map_speed(maps_cfg, valid, device, args.map_batch)
-                maps.append(f"{cfg.name}: (d) detector map {speed:.1f} images/s ({how}; {args.map_images} images)")
-            count = cuda_syncs_per_step(sized_cfg(cfg, folder, args.size, args.batch, 16, 1), device)
-            if count is not None:
-                syncs.append(f"{cfg.name}: {count} host syncs in one training step (CUDA sync debug mode)")
-            print("\n".join(maps[-2:] + syncs[-1:]), flush=True)
-    report = markdown(device_name, args, rows, maps, syncs)
+            cfg = Path(cfg_name) if Path(cfg_name).is_absolute() else ROOT / cfg_name
+            cfg_rows, cfg_notes = bench_cfg(cfg, args, device, peaks, Path(tmp))
+            rows += cfg_rows
+            notes += cfg_notes
+            print("\n".join(cfg_notes), flush=True)
+    report = markdown(device_name, args, rows, notes)
     print(report)
     if not args.no_append:
         with open(args.results, "a") as f:
             f.write(report)
+
+
+def bench_cfg(cfg: Path, args, device: torch.device, peaks: Optional[dict], work: Path) -> tuple[list, list]:
+    """(a)-(c) for every subdivisions and precision of one cfg, then (d) and the CUDA sync count."""
+    skip = set(filter(None, args.skip.split(",")))
+    width, height = (int(v) for v in args.image_size.split("x"))
+    classes = _classes(cfg)
+    folder = work / cfg.stem
+    data = write_dataset(folder, args.images, width, height, classes)
+    rows, flops = [], None
+    for subdivisions in (int(s) for s in args.subdivisions.split(",")):
+        sized = sized_cfg(cfg, folder, args.size, args.batch, subdivisions, args.warmup + args.iterations)
+        flops = flops or forward_flops(sized, device)
+        for precision in args.precisions.split(","):
+            row = {"cfg": cfg.name, "subdivisions": subdivisions, "precision": precision}
+            if "loader" not in skip:
+                row["loader"] = _unless_out_of_memory(train_with_loader, sized, data, device, precision,
+                                                      args.warmup, args.iterations, args.workers, folder)
+            if "premade" not in skip:
+                row["premade"] = _unless_out_of_memory(train_premade, sized, device, precision, args.warmup,
+                                                       args.iterations)
+                row["tflops"] = tflops(flops, row["premade"].images_per_s)
+                row["peak"] = percent_of_peak(row["tflops"], peaks, precision)
+            rows.append(row)
+            print(row, flush=True)
+    notes = [f"{cfg.name}: forward {flops / 1e9:.3f} GFLOP an image at {args.size}x{args.size}"]
+    if "map" not in skip:
+        valid = write_dataset(work / f"{cfg.stem}_valid", args.map_images, width, height, classes, seed=14)
+        speed, how = map_speed(sized_cfg(cfg, folder, args.size, 1, 1, 1), valid, device, args.map_batch)
+        notes.append(f"{cfg.name}: (d) detector map {speed:.1f} images/s ({how}; {args.map_images} images)")
+    count = cuda_syncs_per_step(sized_cfg(cfg, folder, args.size, args.batch, min(16, args.batch), 1), device)
+    if count is not None:
+        notes.append(f"{cfg.name}: {count} host syncs in one training step (CUDA sync debug mode)")
+    return rows, notes
+
+
+def _unless_out_of_memory(measure, *args) -> Measured:
+    """A case that does not fit in GPU memory is reported as such (nan), not the end of the bench."""
+    try:
+        return measure(*args)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return Measured(math.nan, math.nan)
 
 
 def _classes(cfg: Path) -> int:

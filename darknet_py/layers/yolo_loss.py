@@ -106,8 +106,7 @@ class _Sent(NamedTuple):
 
 
 class _Writes(NamedTuple):
-    """Pass-B writes: the host-side plan (:class:`.yolo_targets.SlotWrites`) and what the device needs."""
-    plan: SlotWrites
+    """Pass-B writes (:class:`.yolo_targets.SlotWrites`, as sent) and what they read from the output."""
     sent: _Sent
     out: Tensor                # (M, 5+C) the slot's outputs
     class_prob: Tensor         # (M,) the slot's probability of the truth's class
@@ -147,7 +146,7 @@ def pending_yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net
     iou = iou_of_stacked(layer.centre, layer.size, sent.low, sent.high, sent.area)
     delta = torch.zeros(layer.out.shape, dtype=layer.out.dtype, device=layer.out.device)
     thresh_bbox = _pass_a(layer, rows, delta, iou)
-    writes = _writes(layer, plan, sent, iou)
+    writes = _writes(layer, sent, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
     if layer.ab and options.iou_thresh < 1:
         _divide_box_by_classes(delta)
@@ -269,11 +268,11 @@ def _send_truth_side(layer: _Layer, rows: TruthRows, plan: SlotWrites) -> _Sent:
     return _Sent(*sent[:fields], tuple(sent[fields:]))
 
 
-def _writes(layer: _Layer, plan: SlotWrites, sent: _Sent, iou: Tensor) -> _Writes:
+def _writes(layer: _Layer, sent: _Sent, iou: Tensor) -> _Writes:
     iou = torch.take(iou, sent.in_iou)
     if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
         iou = iou.nan_to_num(nan=0.0)
-    return _Writes(plan, sent, torch.take(layer.out, sent.elements), torch.take(layer.out, sent.class_at), iou)
+    return _Writes(sent, torch.take(layer.out, sent.elements), torch.take(layer.out, sent.class_at), iou)
 
 
 def _on(device: torch.device, array: np.ndarray) -> Tensor:

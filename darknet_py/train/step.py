@@ -18,7 +18,7 @@ from ..errors import TrainingError
 from .policy import UniformSource, get_current_rate
 
 if TYPE_CHECKING:
-    from ..layers.yolo_loss import YoloDeltas
+    from ..layers.yolo_statistics import YoloDeltas
 
 
 @dataclass(frozen=True)
