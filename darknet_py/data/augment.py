@@ -361,24 +361,20 @@ def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.nda
     ys = np.arange(max(0, -dy), min(h, canvas.shape[1] - dy))
     if xs.size == 0 or ys.size == 0:
         return
+    padded = np.zeros((c, (ih + 1) * (iw + 1)), F32)   # the zero border Darknet's get_pixel_extend returns
+    padded.reshape(c, ih + 1, iw + 1)[:, :ih, :iw] = im
     rx, ry = (xs.astype(F32) / F32(w)) * F32(iw), (ys.astype(F32) / F32(h)) * F32(ih)
     ix, iy = np.floor(rx).astype(np.intp), np.floor(ry).astype(np.intp)
     fx, fy = (rx - ix.astype(F32))[None, :], (ry - iy.astype(F32))[:, None]
     gx, gy = F32(1) - fx, F32(1) - fy
-    # neighbours one past the last row/column are Darknet's zero border (get_pixel_extend): read clamped, zeroed
-    below, right = np.minimum(iy + 1, ih - 1)[:, None], np.minimum(ix + 1, iw - 1)
-    past_rows, past_cols = iy + 1 >= ih, ix + 1 >= iw
-    w00, w01, w10, w11 = gy * gx, fy * gx, gy * fx, fy * fx
-    value = np.empty((c, ys.size, xs.size), F32)
-    for plane, out in zip(im, value):
-        p00, p01, p10, p11 = plane[iy[:, None], ix], plane[below, ix], plane[iy[:, None], right], plane[below, right]
-        p01[past_rows] = p11[past_rows] = 0
-        p10[:, past_cols] = p11[:, past_cols] = 0
-        # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
-        np.multiply(w00, p00, out=out)
-        out += w01 * p01
-        out += w10 * p10
-        out += w11 * p11
+    at = iy[:, None] * (iw + 1) + ix[None, :]           # flat index of the top-left neighbour
+    # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
+    terms = ((gy * gx, at), (fy * gx, at + iw + 1), (gy * fx, at + 1), (fy * fx, at + iw + 2))
+    value = np.empty((c,) + at.shape, F32)
+    for plane, out in zip(padded, value):
+        np.multiply(terms[0][0], plane.take(terms[0][1]), out=out)
+        for weight, index in terms[1:]:
+            out += weight * plane.take(index)
     canvas[:, ys[0] + dy:ys[-1] + dy + 1, xs[0] + dx:xs[-1] + dx + 1] = value
 
 
