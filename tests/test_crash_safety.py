@@ -1,10 +1,18 @@
 """Training safety through the real CLI (`python -m darknet_py detector train`):
 
-* SIGKILL at random moments, and while a backup is being written: every time the newest `_last.weights`
-  loads and the next run resumes from the iteration it holds;
+* SIGKILL while a backup (`_last.weights` or its state file) is being written: every time the newest
+  `_last.weights` loads and the next run resumes from the iteration it holds;
+* a stop by signal (during training or start-up) ends with one line and exit status 128 + signal, never 0;
+* one run per backup folder (a second one stops before touching it; a stale lock is taken over);
+* a full disk on the log or the state file is one error, and the `.weights` stay intact;
+* a network that cannot fit (even under `ulimit -v`) is refused from the cfg with the estimate;
 * a NaN (weights holding one, a learning rate that diverges) stops training with a diagnosis that names the
-  iteration, the [yolo] layer and the images, and leaves only finite backups behind;
+  iteration, the [yolo] layer and the images (and the weights file on the first iteration after loading),
+  and leaves only finite backups behind;
 * a label with a huge width is refused before training, naming the label file and line.
+
+Processes are parked at exact moments by the test-only pause points of darknet_py/faults.py (the process
+prints a line on stderr and waits on its stdin): no test races a clock or sleeps.
 """
 from __future__ import annotations
 
