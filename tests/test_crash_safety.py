@@ -262,6 +262,15 @@ def test_a_signal_during_start_up_ends_with_one_line(tmp_path, point, sig):
     assert not backup.exists() or set(os.listdir(backup)) <= {"tiny_train.jsonl"}, os.listdir(backup)
 
 
+def test_before_the_startup_pause_nothing_slow_is_imported():
+    """`python -m darknet_py` imports the package, then `__main__` (where signals are handled from the first
+    line): neither may import torch or OpenCV first, or a Ctrl-C in that second would be a traceback."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, darknet_py, darknet_py.__main__; "
+                            "print(sorted({'torch', 'cv2', 'numpy', 'click'} & set(sys.modules)))"],
+                           capture_output=True, text=True, env=_env(), timeout=120)
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr[-2000:]
+
+
 # -- one run per backup folder ------------------------------------------------------------------------------------
 
 def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_path, capsys):
