@@ -64,12 +64,12 @@ def check_memory(cfg, device: str, training: bool) -> MemoryEstimate:
     estimate = estimate_memory(cfg, training)
     free = available_memory(device)
     if free is not None and estimate.total > free:
-        net = cfg.net
+        net, purpose = cfg.net, "training" if training else "inference"
         raise CfgError(
-            f"the network needs at least {human_bytes(estimate.total)} of memory for "
-            f"{'training' if training else 'inference'} at {net.width}x{net.height} ({human_bytes(estimate.activations)} "
-            f"of layer outputs for {estimate.images} image(s), {human_bytes(estimate.parameters)} of parameters); "
-            f"{device} has {human_bytes(free)} free", file=cfg.file,
+            f"the network needs at least {human_bytes(estimate.total)} of memory for {purpose} at "
+            f"{net.width}x{net.height} ({human_bytes(estimate.activations)} of layer outputs for {estimate.images} "
+            f"image(s), {human_bytes(estimate.parameters)} of parameters); {device} has {human_bytes(free)} free",
+            file=cfg.file,
             hint="lower width/height in [net]" + (" or the mini-batch (batch/subdivisions)" if training else ""))
     return estimate
 

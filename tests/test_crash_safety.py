@@ -1,10 +1,18 @@
 """Training safety through the real CLI (`python -m darknet_py detector train`):
 
-* SIGKILL at random moments, and while a backup is being written: every time the newest `_last.weights`
-  loads and the next run resumes from the iteration it holds;
+* SIGKILL while a backup (`_last.weights` or its state file) is being written: every time the newest
+  `_last.weights` loads and the next run resumes from the iteration it holds;
+* a stop by signal (during training or start-up) ends with one line and exit status 128 + signal, never 0;
+* one run per backup folder (a second one stops before touching it; a stale lock is taken over);
+* a full disk on the log or the state file is one error, and the `.weights` stay intact;
+* a network that cannot fit (even under `ulimit -v`) is refused from the cfg with the estimate;
 * a NaN (weights holding one, a learning rate that diverges) stops training with a diagnosis that names the
-  iteration, the [yolo] layer and the images, and leaves only finite backups behind;
+  iteration, the [yolo] layer and the images (and the weights file on the first iteration after loading),
+  and leaves only finite backups behind;
 * a label with a huge width is refused before training, naming the label file and line.
+
+Processes are parked at exact moments by the test-only pause points of darknet_py/faults.py (the process
+prints a line on stderr and waits on its stdin): no test races a clock or sleeps.
 """
 from __future__ import annotations
 
@@ -252,6 +260,15 @@ def test_a_signal_during_start_up_ends_with_one_line(tmp_path, point, sig):
     assert "Traceback" not in err and f"darknet_py: error: stopped by {sig.name}\n" in err, err[-2000:]
     backup = tmp_path / "backup"                       # at most the (empty) log of the run: no lock, no weights
     assert not backup.exists() or set(os.listdir(backup)) <= {"tiny_train.jsonl"}, os.listdir(backup)
+
+
+def test_before_the_startup_pause_nothing_slow_is_imported():
+    """`python -m darknet_py` imports the package, then `__main__` (where signals are handled from the first
+    line): neither may import torch or OpenCV first, or a Ctrl-C in that second would be a traceback."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, darknet_py, darknet_py.__main__; "
+                            "print(sorted({'torch', 'cv2', 'numpy', 'click'} & set(sys.modules)))"],
+                           capture_output=True, text=True, env=_env(), timeout=120)
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr[-2000:]
 
 
 # -- one run per backup folder ------------------------------------------------------------------------------------
