@@ -80,3 +80,10 @@ def test_train_accepts_the_remote_training_line(capsys, tmp_path, monkeypatch):
 def _cuda() -> bool:
     import torch
     return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_cuda(), reason="checks the machine without CUDA devices")
+def test_gpus_without_cuda_is_one_clear_error(capsys, tmp_path):
+    result = run_cli(capsys, "detector", "train", tmp_path / "a.data", "b.cfg", "-gpus", "0,1")
+    assert result.code == 1
+    assert "-gpus asks for CUDA devices but torch sees none" in result.err and "--device cpu" in result.err

@@ -109,3 +109,17 @@ def _rolling_mask(cfg) -> np.ndarray:
             mask += [False] * n
         mask += [False] * layer.conv.weight.numel()
     return np.array(mask)
+
+
+def test_ema_state_round_trip(tmp_path):
+    """The averages travel in the full-state side file, so a resumed run continues them."""
+    model, network = _network(tmp_path, max_batches=2010)
+    ema = make_ema(network, 0.9, 2010)
+    ema.after_update(1005)
+    saved = ema.state_dict()
+    fresh = make_ema(network, 0.9, 2010)
+    assert not fresh.initialized
+    fresh.load_state_dict(saved)
+    assert fresh.initialized
+    for a, b in zip(ema.averages, fresh.averages):
+        assert torch.equal(a, b)
