@@ -67,8 +67,7 @@ def test_demo_writes_every_frame_and_detects_as_test_does(video, tmp_path, capsy
     for k, frame in enumerate(inputs):
         cv2.imwrite(str(tmp_path / "pictures" / f"{k}.png"), frame)
     # --batch 1: the demo runs one frame per forward; a batch of several agrees only to ~1e-6 (another
-    # summation order), which %f can show. --workers 0: this process has run OpenCV's thread pool, and a
-    # loader process forked from it hangs in cv2.setNumThreads.
+    # summation order), which %f can show.
     tested = run_cli(capsys, "detector", "test", "obj.data", CFG, WEIGHTS, "pictures", "-out", "test.json",
                      "-thresh", ".05", "-dont_show", "--batch", "1", "--workers", "0")
     assert tested.code == 0, tested

@@ -25,8 +25,9 @@ data (:class:`~darknet_py.errors.DarknetError`) raised in a worker are re-raised
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -172,6 +173,20 @@ def worker_init(_worker_id: int) -> None:
     os.setpgrp()
 
 
+@contextmanager
+def forking_workers() -> Iterator[None]:
+    """Around the `iter(DataLoader)` that forks the worker processes. OpenCV's thread pool does not survive a
+    fork: a worker forked while this process's pool has threads hangs for ever in worker_init's
+    `cv2.setNumThreads` (it joins threads the child does not have). The pool is stopped while the workers are
+    forked and given back its size after (its threads start again at the next parallel OpenCV call)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 class DetectionLoader:
     """Batches for consecutive iterations, produced by ``num_workers`` persistent worker processes (0: in
     this process). ``set_size`` takes effect at the next batch: batches prefetched at the old size are
@@ -197,7 +212,8 @@ class DetectionLoader:
     def next_batch(self) -> DetectionBatch:
         if self._batches is None:
             self._sampler.start, (self._sampler.width, self._sampler.height) = self.iteration, self.size
-            self._batches = iter(self._loader)
+            with forking_workers():
+                self._batches = iter(self._loader)
         batch = next(self._batches)
         if isinstance(batch, _Failure):
             self._batches = None

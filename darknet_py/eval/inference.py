@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.image import check_bgr_image, image_from_bgr, load_image
-from ..data.loader import default_workers, worker_init
+from ..data.loader import default_workers, forking_workers, worker_init
 from ..errors import DarknetError
 from .detect import get_network_boxes, network_predict, nms_settings, prepare_image
 from .detections import DetectionArrays
@@ -111,7 +111,9 @@ def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list, **extra)
     with tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, leave=False,
               disable=None if desc else True, dynamic_ncols=True) as progress:
-        for items in loader:
+        with forking_workers():
+            batches = iter(loader)
+        for items in batches:
             yield items
             progress.update(len(items))
 
