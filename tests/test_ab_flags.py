@@ -87,3 +87,17 @@ def test_gpus_without_cuda_is_one_clear_error(capsys, tmp_path):
     result = run_cli(capsys, "detector", "train", tmp_path / "a.data", "b.cfg", "-gpus", "0,1")
     assert result.code == 1
     assert "-gpus asks for CUDA devices but torch sees none" in result.err and "--device cpu" in result.err
+
+
+def test_show_imgs_pictures_are_the_same_for_8bit_and_float_batches(tmp_path):
+    """The OpenCV pipeline hands 8-bit batches to the trainer: -show_imgs must draw those pixels, not clip them
+    as if they were floats in [0, 1]."""
+    import cv2
+    import numpy as np
+    from darknet_py.train.augmented_images import save_augmented_batch
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 3, 24, 32), dtype=np.uint8)
+    truth = np.zeros((1, 2, 5), np.float32)
+    truth[0, 0] = [.5, .5, .25, .25, 1]
+    as_bytes = save_augmented_batch(pixels, truth, ["a.jpg"], 1, tmp_path / "bytes")
+    as_floats = save_augmented_batch(pixels.astype(np.float32) / 255, truth, ["a.jpg"], 1, tmp_path / "floats")
+    assert np.array_equal(cv2.imread(str(as_bytes[0])), cv2.imread(str(as_floats[0])))

@@ -26,9 +26,12 @@ def class_color(class_id: int, classes: int) -> tuple[float, float, float]:
 
 
 def bgr_picture(image: np.ndarray) -> np.ndarray:
-    """A (C, H, W) float RGB image in [0, 1] (C = 1 or 3) as an OpenCV BGR uint8 picture."""
+    """A (C, H, W) RGB image (C = 1 or 3), float in [0, 1] or 8-bit as the OpenCV training pipeline keeps its
+    batches, as an OpenCV BGR uint8 picture."""
     rgb = image if image.shape[0] == 3 else np.repeat(image, 3, axis=0)
-    return np.ascontiguousarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)[..., ::-1])
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(rgb.transpose(1, 2, 0)[..., ::-1])
 
 
 def draw_detections(image: np.ndarray, dets: DetectionArrays, names: tuple[str, ...],
