@@ -54,7 +54,7 @@ class Detector:
         self.flavor, self.thresh, self.nms = flavor, float(thresh), float(nms)
         self.names = self._class_names(names, data)
         self.letter_box = uses_letter_box(self.network, letterbox, "test") if letterbox is None else bool(letterbox)
-        self.batch, self.workers = batch or default_batch(device), workers
+        self.batch, self.workers = batch or default_batch(device, self.network), workers
 
     def _class_names(self, names, data) -> tuple[str, ...]:
         if names is not None and data is not None:

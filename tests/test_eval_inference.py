@@ -52,6 +52,8 @@ def test_batch_1_and_8_give_the_same_detections(network, letter_box):
 
 
 def test_worker_processes_and_arrays_change_nothing(network):
+    big = np.full((1500, 1500, 3), 7, np.uint8)       # OpenCV starts its thread pool in this process first:
+    cv2.resize(cv2.cvtColor(big, cv2.COLOR_BGR2RGB), (1000, 1000))   # workers forked after it must not hang
     reference = list(detect_images(network, PATHS, THRESH, batch=4, workers=0))
     in_workers = list(detect_images(network, PATHS, THRESH, batch=4, workers=2, keep_images=True))
     arrays = list(detect_images(network, [cv2.imread(p) for p in PATHS], THRESH, batch=4, workers=0))
@@ -89,3 +91,27 @@ def test_unreadable_images_are_reported_in_place(network, tmp_path):
 def test_wrong_array_layouts_are_one_clear_value_error(network, bad, expected):
     with pytest.raises(ValueError, match=expected):
         list(detect_images(network, [bad], THRESH))
+
+
+def test_default_batch_per_device_and_input_size(network):
+    from types import SimpleNamespace
+    from darknet_py.eval.inference import default_batch
+    assert default_batch("cuda:1", network) == default_batch("cuda") == 32
+    assert default_batch("cpu", network) == 4                       # tiny3, 128x128
+    assert default_batch("cpu", SimpleNamespace(net=SimpleNamespace(width=416, height=416))) == 1
+    assert default_batch("cpu") == 1
+
+
+def test_map_cli_batch_invariant_and_coco_opt_in(capsys, tmp_path):
+    from cli_runner import run_cli
+    (tmp_path / "valid.txt").write_text("".join(p + "\n" for p in PATHS[:6]))
+    (tmp_path / "obj.data").write_text(f"classes=3\nvalid={tmp_path / 'valid.txt'}\n"
+                                       f"names={EVAL / 'synth' / 'obj.names'}\n")
+    args = ["detector", "map", tmp_path / "obj.data", CFG, WEIGHTS]
+    one = run_cli(capsys, *args, "--batch", "1", "--workers", "0")
+    four = run_cli(capsys, *args, "--batch", "4", "--workers", "1")
+    coco = run_cli(capsys, *args, "-coco")
+    assert one.code == four.code == coco.code == 0
+    assert "mean average precision (mAP@0.50)" in one.out and one.out == four.out
+    assert "pycocotools" not in one.out
+    assert "COCO (pycocotools, not Darknet's metric)" in coco.out and coco.out.startswith(one.out.split(" mean")[0])

@@ -68,7 +68,7 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
                                    coco=coco or bool(coco_out), coco_json=coco_out,
-                                   batch=batch or default_batch(device), workers=workers)
+                                   batch=batch or default_batch(device, network), workers=workers)
     for line in result.report_lines():
         click.echo(line)
     click.echo(f"Total Detection Time: {int(result.seconds)} Seconds", err=True)
@@ -92,7 +92,8 @@ def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index, batch, wo
     from ..eval.valid import validate_detector
     device = resolve_device(device, gpu_index)
     data, names, network = open_detector(data_file, cfg, weights, flavor, device)
-    output = validate_detector(network, data, names, outfile, flavor, batch or default_batch(device), workers)
+    output = validate_detector(network, data, names, outfile, flavor, batch or default_batch(device, network),
+                               workers)
     for path in output.files:
         click.echo(f"wrote {path}", err=True)
     click.echo(f"Total Detection Time: {output.seconds:f} Seconds", err=True)
@@ -115,7 +116,7 @@ def recall(data_file, cfg, weights, flavor, device, gpu_index, batch, workers):
     data = parse_data(data_file, flavor=flavor)
     device = resolve_device(device, gpu_index)
     network = open_network(cfg, weights, flavor, device)
-    for state in validate_detector_recall(network, data, batch or default_batch(device), workers):
+    for state in validate_detector_recall(network, data, batch or default_batch(device, network), workers):
         click.echo(state.line(), err=True)
 
 

@@ -55,4 +55,5 @@ def inference_options(command):
     command = click.option("--workers", type=click.IntRange(min=0), default=None,
                            help="Image loader processes (default: min(4, CPU count - 1); 0: none).")(command)
     return click.option("--batch", type=click.IntRange(min=1), default=None,
-                        help="Images per network forward (default: 4 on CPU, 32 on CUDA).")(command)
+                        help="Images per network forward (default: 32 on CUDA; on CPU 4 up to 256x256 "
+                             "inputs, else 1).")(command)
