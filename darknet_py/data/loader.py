@@ -182,7 +182,7 @@ def _worker_init(_worker_id: int) -> None:
 @contextmanager
 def forking_workers() -> Iterator[None]:
     """Around the `iter(DataLoader)` that forks the worker processes. OpenCV's thread pool does not survive a
-    fork: a worker forked while this process's pool has threads hangs for ever in worker_init's
+    fork: a worker forked while this process's pool has threads hangs for ever in _worker_init's
     `cv2.setNumThreads` (it joins threads the child does not have). The pool is stopped while the workers are
     forked and given back its size after (its threads start again at the next parallel OpenCV call)."""
     threads = cv2.getNumThreads()
