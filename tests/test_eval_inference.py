@@ -52,6 +52,8 @@ def test_batch_1_and_8_give_the_same_detections(network, letter_box):
 
 
 def test_worker_processes_and_arrays_change_nothing(network):
+    big = np.full((1500, 1500, 3), 7, np.uint8)       # OpenCV starts its thread pool in this process first:
+    cv2.resize(cv2.cvtColor(big, cv2.COLOR_BGR2RGB), (1000, 1000))   # workers forked after it must not hang
     reference = list(detect_images(network, PATHS, THRESH, batch=4, workers=0))
     in_workers = list(detect_images(network, PATHS, THRESH, batch=4, workers=2, keep_images=True))
     arrays = list(detect_images(network, [cv2.imread(p) for p in PATHS], THRESH, batch=4, workers=0))

@@ -85,7 +85,7 @@ def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, sav
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     detected = detect_inputs(network, paths, outputs.thresh, uses_letter_box(network, letter_box, "test"),
-                             batch or default_batch(device), workers)
+                             batch or default_batch(device, network), workers)
     run_test(detected, outputs)
 
 
