@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 from darknet_py.cli import cli
 from darknet_py.config.data import parse_data
+from darknet_py.data.image import load_image
 from darknet_py.eval.average_precision import average_precision
 from darknet_py.eval.detect import detect_arrays
 from darknet_py.eval.detections import DetectionArrays
-from darknet_py.eval.images import iterate_images, read_truth, valid_list
+from darknet_py.eval.images import read_truth, valid_list
 from darknet_py.eval.map import MAP_DETECTION_THRESH, MAP_NMS, MapAccumulator
 from darknet_py.network import load_network
 
@@ -70,8 +71,9 @@ def synth_detections(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         paths = [str(root / p) for p in valid_list(parse_data("obj.data"))]
+    images = [(path, load_image(path, 3)) for path in paths]
     return [(detect_arrays(network, image, MAP_DETECTION_THRESH, MAP_NMS), read_truth(path, 3), image.shape)
-            for _, path, image in iterate_images(paths, 3, "test")]
+            for path, image in images]
 
 
 def test_detector_map_cli_reproduces_darknet(map_run):

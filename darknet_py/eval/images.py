@@ -1,24 +1,15 @@
-"""The image lists that `valid`, `map` and `recall` walk, and their ground truth.
-
-Like Darknet's loader threads, images are decoded ahead of the network in a background thread; a tqdm bar
-on stderr shows progress."""
+"""The image lists that `valid`, `map` and `recall` walk, and their ground truth (the images themselves are
+decoded ahead of the network by :mod:`~darknet_py.eval.inference`)."""
 from __future__ import annotations
 
-import sys
-import warnings
 from dataclasses import replace
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config.data import DataConfig
-from ..data.image import load_image
 from ..data.labels import label_path, read_labels, read_list
-from ..errors import ImageError, LabelError
-
-PREFETCH = 4   # Darknet's validation commands keep 4 images loading
+from ..errors import LabelError
 
 
 def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
@@ -27,31 +18,6 @@ def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     if "valid" not in data.lines:
         data = replace(data, valid=default)
     return read_list(data.resolve("valid"))
-
-
-def iterate_images(paths: list[str], channels: int, desc: str,
-                   skip_unreadable: bool = False) -> Iterator[tuple[int, str, np.ndarray]]:
-    """(index, path, image (C, H, W) float32) for every path, decoded ahead in a worker thread. With
-    ``skip_unreadable`` an image that cannot be read is warned about and left out."""
-    progress = tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, leave=False,
-                    disable=None, dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(load_image, p, channels) for p in paths[:PREFETCH]]
-        for index, path in enumerate(paths):
-            try:
-                image = pending[index].result()
-            except ImageError as exc:
-                if not skip_unreadable:
-                    raise
-                warnings.warn(f"{exc}; left out of the mAP")
-                image = None
-            if index + PREFETCH < len(paths):
-                pending.append(pool.submit(load_image, paths[index + PREFETCH], channels))
-            pending[index] = None
-            if image is not None:
-                yield index, path, image
-            progress.update(1)
-    progress.close()
 
 
 def read_truth(image_path: str, classes: int, flavor: str = "ab") -> np.ndarray:
