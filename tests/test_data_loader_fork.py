@@ -1,7 +1,7 @@
 """Loader processes forked from a process whose OpenCV thread pool is running (any program that called
 cv2.resize on a big picture first, or pytest after other tests) must not hang: a worker that calls
-cv2.setNumThreads blocks for ever, joining pool threads that a forked child lacks. Inference workers do not
-call it; the training loader stops the pool while it forks (`forking_workers`).
+cv2.setNumThreads blocks for ever, joining pool threads that a forked child lacks. Both loaders stop the pool
+while they fork (`forking_workers`).
 
 The check runs in a fresh interpreter so that a regression fails (at the hang guard) instead of freezing the
 suite."""

@@ -2,7 +2,6 @@
 `-gpus 0,1`, `-mAP_epochs`, `-thresh`, `-iou_thresh`) and darknet_py's own (`--device`, `--seed`, ...)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Optional
@@ -62,6 +61,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
           progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
+    from ..data.loader import default_workers
     from ..train.loop import TrainOptions, train_network
     from .check import fast_check_before_training
 
@@ -83,7 +83,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
-        workers=_default_workers() if workers is None else workers, progress=progress,
+        workers=default_workers() if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
         show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
     outcome = train_network(options)
@@ -105,11 +105,6 @@ def _device_of_index(device: Optional[str], gpu_index: Optional[int]) -> Optiona
                    "of Darknet does)" if gpu_index >= 0 else f"-i {gpu_index}: training on the CPU", err=True)
         return "cpu"
     return f"cuda:{gpu_index}"
-
-
-def _default_workers() -> int:
-    """One worker per core available (taskset/cgroups respected): on a GPU the loader is the bottleneck."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:

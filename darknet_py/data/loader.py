@@ -159,11 +159,12 @@ class IterationSampler(Sampler):
 
 
 def default_workers() -> int:
-    """Loader worker processes when not told: up to 4, one CPU left to the network."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Training loader processes when not told: one per core this process may use (taskset/cgroups
+    respected): on a GPU the loader is the bottleneck."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _worker_init(_worker_id: int) -> None:
+def worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)        # workers are the parallelism; OpenCV's own threads would oversubscribe
     torch.set_num_threads(1)
     # Ctrl-C (and `kill -- -PGID`) reach the whole foreground process group: the training process finishes
@@ -176,7 +177,7 @@ def _worker_init(_worker_id: int) -> None:
 @contextmanager
 def forking_workers() -> Iterator[None]:
     """Around the `iter(DataLoader)` that forks the worker processes. OpenCV's thread pool does not survive a
-    fork: a worker forked while this process's pool has threads hangs for ever in _worker_init's
+    fork: a worker forked while this process's pool has threads hangs for ever in worker_init's
     `cv2.setNumThreads` (it joins threads the child does not have). The pool is stopped while the workers are
     forked and given back its size after (its threads start again at the next parallel OpenCV call)."""
     threads = cv2.getNumThreads()
@@ -198,7 +199,7 @@ class DetectionLoader:
         self.iteration = int(start_iteration)
         self.size = (dataset.options.width, dataset.options.height)
         self._sampler = IterationSampler(dataset.batch, self.iteration, *self.size, slots=slots)
-        extra = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init) \
+        extra = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=worker_init) \
             if num_workers > 0 else {}
         self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=num_workers,
                                   collate_fn=collate, pin_memory=pin_memory, **extra)

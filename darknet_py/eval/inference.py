@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.image import check_bgr_image, image_from_bgr, load_image
-from ..data.loader import default_workers
+from ..data.loader import forking_workers, worker_init
 from ..errors import DarknetError
 from .detect import get_network_boxes, network_predict, nms_settings, prepare_image
 from .detections import DetectionArrays
@@ -92,11 +92,9 @@ def _as_list(items):
     return items
 
 
-def _worker_init(_worker_id: int) -> None:
-    # Not cv2.setNumThreads: in a process forked after OpenCV started its thread pool (any earlier cv2 call in
-    # the caller's process) it waits forever for the parent's pool threads, which a fork does not copy.
-    torch.set_num_threads(1)
-    os.setpgrp()    # Ctrl-C goes to the command, which stops its workers (no traceback from each worker)
+def default_workers() -> int:
+    """Image loader processes when not told: up to 4, one CPU left to the network."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch: int = 1,
@@ -114,11 +112,13 @@ def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch
         workers = 0                     # nothing to overlap: a worker would only add its start-up
     dataset = _Images(sources, network.net.channels, network.net.width, network.net.height, letter_box,
                       keep_images)
-    extra = dict(worker_init_fn=_worker_init, prefetch_factor=max(2, 8 // batch)) if workers else {}
+    extra = dict(worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch)) if workers else {}
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list, **extra)
     with tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, leave=False,
               disable=None if desc else True, dynamic_ncols=True) as progress:
-        for items in loader:
+        with forking_workers():
+            batches = iter(loader)
+        for items in batches:
             yield items
             progress.update(len(items))
 
