@@ -38,6 +38,21 @@ def test_cpu_and_defaults():
         assert resolve_device(None, 1) == "cpu"          # AB's CPU build ignores -i too
 
 
+def test_gpu_index_minus_one_is_the_cpu(capsys):
+    """AlexeyAB's `-i -1` runs on the CPU even where CUDA exists; with a CUDA --device it contradicts."""
+    assert resolve_device(None, -1) == "cpu"
+    assert "ignored" not in capsys.readouterr().err
+    with pytest.raises(UsageError, match="disagree"):
+        resolve_device("cuda:0", -1) if torch.cuda.is_available() else _pretend_cuda_then("cuda:0", -1)
+
+
+def _pretend_cuda_then(device, gpu_index):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "is_available", lambda: True)
+        patch.setattr(torch.cuda, "device_count", lambda: 2)
+        return resolve_device(device, gpu_index)
+
+
 @pytest.mark.parametrize("bad", ["gpu", "mps", "cuda:x"])
 def test_unknown_device_is_usage_error(bad):
     with pytest.raises(UsageError, match="--device must be cpu, cuda or cuda:N"):

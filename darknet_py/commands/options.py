@@ -14,8 +14,9 @@ flavor_option = click.option("--flavor", type=click.Choice(["ab", "pj"]), defaul
 
 def device_options(command):
     """`--device cpu|cuda|cuda:N` and AlexeyAB's `-i N` (the GPU used when running on CUDA)."""
-    command = click.option("-i", "gpu_index", type=click.IntRange(min=0), default=None, metavar="N",
-                           help="AB: index of the GPU to use when running on CUDA (as --device cuda:N).")(command)
+    command = click.option("-i", "gpu_index", type=click.IntRange(min=-1), default=None, metavar="N",
+                           help="AB: index of the GPU to use when running on CUDA (as --device cuda:N); "
+                                "-1: the CPU.")(command)
     return click.option("--device", default=None, metavar="cpu|cuda|cuda:N",
                         help="Where the network runs (default: cuda when available, else cpu).")(command)
 
@@ -24,8 +25,14 @@ def resolve_device(device: Optional[str], gpu_index: Optional[int] = None) -> st
     """The torch device for `--device` and a GPU index (`-i N`, or train's first `-gpus` entry).
 
     No `--device`: cuda when torch sees one, else cpu (a GPU index alone does not force CUDA: AlexeyAB's
-    CPU build ignores `-i`). Under torchrun each process drives the GPU of its local rank."""
+    CPU build ignores `-i`, and `-i -1` asks for the CPU). Under torchrun each process drives the GPU of its
+    local rank."""
     import torch
+    if device is None and gpu_index is not None and (gpu_index < 0 or not torch.cuda.is_available()):
+        if gpu_index >= 0:
+            click.echo(f"ignored: -i {gpu_index} (torch sees no CUDA device; running on the CPU as a CPU build of "
+                       "Darknet does)", err=True)
+        return "cpu"
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -41,6 +48,8 @@ def resolve_device(device: Optional[str], gpu_index: Optional[int] = None) -> st
                          hint="use --device cpu")
     if "LOCAL_RANK" in os.environ:
         return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    if gpu_index is not None and gpu_index < 0:
+        raise UsageError(f"--device {device} and -i {gpu_index} (the CPU) disagree", value=device)
     if parsed.index is not None and gpu_index is not None and parsed.index != gpu_index:
         raise UsageError(f"--device {device} and -i {gpu_index} name different GPUs", value=device)
     index = parsed.index if parsed.index is not None else (gpu_index or 0)

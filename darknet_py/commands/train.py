@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from ..stopping import exit_status
-from .options import flavor_option, resolve_device
+from .options import device_options, flavor_option, resolve_device
 
 COMMANDS: list = []
 
@@ -32,12 +32,11 @@ COMMANDS: list = []
               help="-map period in epochs of the train list (at least 100 iterations).")
 @click.option("-thresh", "thresh", type=float, default=0.25, show_default=True, help="-map detection threshold.")
 @click.option("-iou_thresh", "iou_thresh", type=float, default=0.5, show_default=True, help="-map IoU threshold.")
-@click.option("-i", "gpu_index", type=int, default=None, help="Darknet's GPU index: train on cuda:N.")
 @click.option("-chart", "chart_path", default=None,
               help="Continue drawing on this chart picture (AB: a chart.png of an earlier run).")
 @click.option("-show_imgs", "show_imgs", is_flag=True,
               help="Save every augmented training picture with its boxes as aug_*.jpg (working directory).")
-@click.option("--device", default=None, help="cpu or cuda:N (default: cuda:0 when available, else cpu).")
+@device_options
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (sampling, augmentation, multiscale): same seed, same run.")
 @flavor_option
@@ -73,7 +72,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         click.echo("Multi-GPU training runs one process per GPU:\n  CUDA_VISIBLE_DEVICES="
                    f"{env['CUDA_VISIBLE_DEVICES']} " + " ".join(command), err=True)
         sys.exit(subprocess.call(command, env=env))
-    device = resolve_device(_device_of_index(device, gpu_index), gpu_list[0] if gpu_list else None)
+    device = resolve_device(device, gpu_index if gpu_index is not None else (gpu_list[0] if gpu_list else None))
     if workers is not None and workers < 0:
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
@@ -91,20 +90,6 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
                    f"resume from {outcome.weights}", err=True)
         sys.exit(exit_status(outcome.stopped_by))
-
-
-def _device_of_index(device: Optional[str], gpu_index: Optional[int]) -> Optional[str]:
-    """AB's `-i N` selects GPU N; a CPU build ignores it, and so does darknet_py where torch sees no GPU."""
-    import torch
-    if gpu_index is None:
-        return device
-    if device is not None:
-        raise UsageError("give either -i or --device, not both", value=f"-i {gpu_index} --device {device}")
-    if gpu_index < 0 or not torch.cuda.is_available():
-        click.echo(f"ignored: -i {gpu_index} (torch sees no CUDA device; training on the CPU as a CPU build "
-                   "of Darknet does)" if gpu_index >= 0 else f"-i {gpu_index}: training on the CPU", err=True)
-        return "cpu"
-    return f"cuda:{gpu_index}"
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:
