@@ -42,7 +42,7 @@ if [ "$PART" = checks ] || [ "$PART" = all ]; then
   OMP_NUM_THREADS=6 demo cpu cpu --workers 3 &
   CPU_DEMO=$!
   # 1
-  timeout 300 python3 -m pytest -q -rs tests/test_cuda_step.py "tests/test_train_step.py::test_device_argument" \
+  timeout 300 python3 -m pytest -q -rs tests/train/test_cuda_step.py "tests/train/test_train_step.py::test_device_argument" \
     > "$OUT/cuda_tests.txt" 2>&1
   note "CUDA tests: $(tail -1 "$OUT/cuda_tests.txt")"
   # 2, CUDA side

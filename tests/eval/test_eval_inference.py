@@ -1,0 +1,118 @@
+"""Batched inference (eval/inference.py): the detections of every image do not depend on the batch size, on
+the loader's worker processes or on whether the image came as a path or as `cv2.imread`'s array, and equal
+the one-image path (`detect_arrays`, itself checked against Darknet in test_detect.py)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from darknet_py.data.image import load_image
+from darknet_py.errors import ImageError
+from darknet_py.eval.detect import detect_arrays
+from darknet_py.eval.inference import detect_images
+from darknet_py.network import load_network
+from helpers.paths import FIXTURES
+
+EVAL = FIXTURES / "eval"
+CFG = EVAL / "synth" / "cfg" / "tiny3.cfg"
+WEIGHTS = EVAL / "tiny3" / "trained.weights"
+PATHS = [str(p) for p in sorted((EVAL / "synth" / "JPEGImages" / "valid").glob("*.jpg"))[:11]]
+THRESH = .005
+
+
+@pytest.fixture(scope="module")
+def network():
+    net = load_network(str(CFG), str(WEIGHTS), batch=1)
+    net.eval()
+    return net
+
+
+def assert_same(got, want) -> None:
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got.probs, want.probs, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.objectness, want.objectness, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.boxes, want.boxes, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("letter_box", [False, True])
+def test_batch_1_and_8_give_the_same_detections(network, letter_box):
+    one = list(detect_images(network, PATHS, THRESH, .45, letter_box, batch=1, workers=0))
+    eight = list(detect_images(network, PATHS, THRESH, .45, letter_box, batch=8, workers=0))
+    assert [d.source for d in one] == [d.source for d in eight] == PATHS
+    assert [d.index for d in eight] == list(range(len(PATHS)))
+    for a, b, path in zip(one, eight, PATHS):
+        image = load_image(path)
+        assert (b.height, b.width) == (a.height, a.width) == image.shape[1:]
+        assert_same(b.detections, a.detections)
+        assert_same(a.detections, detect_arrays(network, image, THRESH, .45, letter_box))
+    assert sum(len(d.detections) for d in eight) > 50          # the comparison is not vacuous
+
+
+def test_worker_processes_and_arrays_change_nothing(network):
+    big = np.full((1500, 1500, 3), 7, np.uint8)       # OpenCV starts its thread pool in this process first:
+    cv2.resize(cv2.cvtColor(big, cv2.COLOR_BGR2RGB), (1000, 1000))   # workers forked after it must not hang
+    reference = list(detect_images(network, PATHS, THRESH, batch=4, workers=0))
+    in_workers = list(detect_images(network, PATHS, THRESH, batch=4, workers=2, keep_images=True))
+    arrays = list(detect_images(network, [cv2.imread(p) for p in PATHS], THRESH, batch=4, workers=0))
+    for a, b, c, path in zip(reference, in_workers, arrays, PATHS):
+        np.testing.assert_array_equal(b.image, load_image(path))
+        assert c.source == a.index and a.image is None
+        for other in (b, c):
+            np.testing.assert_array_equal(other.detections.probs, a.detections.probs)
+            np.testing.assert_array_equal(other.detections.boxes, a.detections.boxes)
+
+
+def test_unreadable_images_are_reported_in_place(network, tmp_path):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(Path(PATHS[0]).read_bytes()[:40])
+    shutil.copy(PATHS[1], tmp_path / "good.jpg")
+    sources = [str(corrupt), str(tmp_path / "good.jpg"), str(tmp_path / "missing.jpg"), PATHS[2]]
+    for workers in (0, 1):
+        found = list(detect_images(network, sources, THRESH, batch=3, workers=workers, skip_errors=True))
+        assert [d.source for d in found] == sources
+        assert [d.error is None for d in found] == [False, True, False, True]
+        assert isinstance(found[0].error, ImageError) and found[0].error.file == str(corrupt)
+        assert "cannot decode" in str(found[0].error)
+        assert found[2].error.file == str(tmp_path / "missing.jpg") and found[2].detections is None
+        assert_same(found[3].detections, detect_arrays(network, load_image(PATHS[2]), THRESH))
+    with pytest.raises(ImageError, match="corrupt.jpg"):
+        list(detect_images(network, sources, THRESH, batch=2, workers=1))
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (np.zeros((3, 20, 30), np.uint8), "channels first"),
+    (np.zeros((20, 30, 3), np.float32), "dtype float32"),
+    (np.zeros((20, 30), np.uint8), "2-D grayscale"),
+    (np.zeros((20, 30, 4), np.uint8), "4 channels"),
+])
+def test_wrong_array_layouts_are_one_clear_value_error(network, bad, expected):
+    with pytest.raises(ValueError, match=expected):
+        list(detect_images(network, [bad], THRESH))
+
+
+def test_default_batch_per_device_and_input_size(network):
+    from types import SimpleNamespace
+    from darknet_py.eval.inference import default_batch
+    assert default_batch("cuda:1", network) == default_batch("cuda") == 32
+    assert default_batch("cpu", network) == 4                       # tiny3, 128x128
+    assert default_batch("cpu", SimpleNamespace(net=SimpleNamespace(width=416, height=416))) == 1
+    assert default_batch("cpu") == 1
+
+
+def test_map_cli_batch_invariant_and_coco_opt_in(capsys, tmp_path):
+    from helpers.cli import run_cli
+    (tmp_path / "valid.txt").write_text("".join(p + "\n" for p in PATHS[:6]))
+    (tmp_path / "obj.data").write_text(f"classes=3\nvalid={tmp_path / 'valid.txt'}\n"
+                                       f"names={EVAL / 'synth' / 'obj.names'}\n")
+    args = ["detector", "map", tmp_path / "obj.data", CFG, WEIGHTS]
+    one = run_cli(capsys, *args, "--batch", "1", "--workers", "0")
+    four = run_cli(capsys, *args, "--batch", "4", "--workers", "1")
+    coco = run_cli(capsys, *args, "-coco")
+    assert one.code == four.code == coco.code == 0
+    assert "mean average precision (mAP@0.50)" in one.out and one.out == four.out
+    assert "pycocotools" not in one.out
+    assert "COCO (pycocotools, not Darknet's metric)" in coco.out and coco.out.startswith(one.out.split(" mean")[0])
