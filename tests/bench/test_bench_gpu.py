@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+
 from helpers.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from darknet_py.check import ERROR, WARNING, check_dataset
-from darknet_py.cli import main
 from darknet_py.errors import CfgError, DataFileError, ImageError, LabelError
+from helpers.cli import run_cli
+from helpers.datasets import add_picture, write_data_file, write_list, write_names
 from helpers.paths import ROOT
 
 REPO = ROOT
@@ -18,29 +19,22 @@ SHAPES_CFG = REPO / "cfg" / "shapes-tiny.cfg"
 N_IMAGES = 12
 
 
-def make_dataset(root: Path, n: int = N_IMAGES) -> Path:
+def shapes_dataset(root: Path, n: int = N_IMAGES) -> Path:
     """A Darknet tree (JPEGImages/ + labels/) with the first ``n`` shapes images; returns the .data path."""
-    images, labels = root / "JPEGImages" / "train", root / "labels" / "train"
-    images.mkdir(parents=True)
-    labels.mkdir(parents=True)
-    listed = []
-    for source in sorted((SHAPES / "JPEGImages" / "train").glob("*.jpg"))[:n]:
-        shutil.copy(source, images / source.name)
-        shutil.copy(SHAPES / "labels" / "train" / (source.stem + ".txt"), labels / (source.stem + ".txt"))
-        listed.append(str(images / source.name))
-    (root / "train.txt").write_text("\n".join(listed) + "\n")
-    (root / "obj.names").write_text("rect\nellipse\ntriangle\n")
-    (root / "obj.data").write_text(f"classes = 3\ntrain = {root / 'train.txt'}\nnames = {root / 'obj.names'}\n"
-                                   f"backup = {root / 'backup'}\n")
+    listed = [add_picture(root, source.name, source, SHAPES / "labels" / "train" / f"{source.stem}.txt", "train")
+              for source in sorted((SHAPES / "JPEGImages" / "train").glob("*.jpg"))[:n]]
+    write_list(root / "train.txt", listed)
+    write_names(root / "obj.names", ["rect", "ellipse", "triangle"])
     shutil.copy(SHAPES_CFG, root / "obj.cfg")
-    return root / "obj.data"
+    return write_data_file(root / "obj.data", " = ", classes=3, train=root / "train.txt", names=root / "obj.names",
+                           backup=root / "backup")
 
 
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     if not SHAPES.is_dir():
         pytest.skip("the embedded data/shapes data set is not in this checkout")
-    return make_dataset(tmp_path / "ds")
+    return shapes_dataset(tmp_path / "ds")
 
 
 def _image(data: Path, k: int) -> Path:
@@ -60,11 +54,12 @@ def _append(path: Path, text: str) -> int:
     return before.count("\n") + 1
 
 
-def test_clean_copy_passes(dataset, capsys):
+def test_clean_copy_passes(dataset):
     report = check_dataset(dataset, dataset.parent / "obj.cfg")
     assert report.ok and report.findings == [], report.format()
-    main(["detector", "check", str(dataset), str(dataset.parent / "obj.cfg")])   # no SystemExit: exit 0
-    out = capsys.readouterr().out
+    result = run_cli("detector", "check", dataset, dataset.parent / "obj.cfg")
+    assert result.code == 0, result.err
+    out = result.out
     assert "check passed: 0 error(s), 0 warning(s)" in out
     assert f"{N_IMAGES} listed, {N_IMAGES} found, {N_IMAGES} with label files" in out
 
@@ -107,7 +102,7 @@ def _plant_problems(data: Path) -> dict:
     return planted
 
 
-def test_broken_copy_reports_every_planted_problem(dataset, capsys):
+def test_broken_copy_reports_every_planted_problem(dataset):
     planted = _plant_problems(dataset)
     report = check_dataset(dataset, dataset.parent / "obj.cfg")
     for code, (severity, file, line, error_type) in planted.items():
@@ -115,10 +110,8 @@ def test_broken_copy_reports_every_planted_problem(dataset, capsys):
         assert found, f"{code} not reported for {file}:{line}\n{report.format(10)}"
         assert found[0].severity == severity and found[0].error_type is error_type, found[0]
     assert not report.ok
-    with pytest.raises(SystemExit) as exit_info:
-        main(["detector", "check", str(dataset), str(dataset.parent / "obj.cfg")])
-    assert exit_info.value.code == 1
-    captured = capsys.readouterr()
+    captured = run_cli("detector", "check", dataset, dataset.parent / "obj.cfg")
+    assert captured.code == 1
     assert "check FAILED" in captured.out and "Traceback" not in captured.err
     assert captured.err.startswith(f"darknet_py: error: {dataset}: the data set check found")
     for code, (_, file, line, _) in planted.items():

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.cli import run_cli
 from darknet_py.commands.darknet_flags import DARKNET_FLAGS
 from darknet_py.commands.detector import detector
-from helpers.datasets import make_dataset, tiny_cfg
-from helpers.train_runs import write_data
+from helpers.cli import run_cli
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 
 # The flags AlexeyAB's run_detector and main look up (find_arg/find_int_arg/find_char_arg/find_float_arg),
 # listed from its source, with the kind of value each takes.
@@ -36,11 +35,11 @@ def test_every_command_accepts_every_flag(command):
 
 
 @pytest.mark.parametrize("command", ["valid", "recall", "map", "test"])
-def test_ignored_flags_say_so_then_the_command_runs(capsys, tmp_path, command):
+def test_ignored_flags_say_so_then_the_command_runs(tmp_path, command):
     """`-dont_show` on valid (the issue's example) and flags of other commands: one line each, then the
     command goes on to its own error about the missing data file."""
     missing = tmp_path / "missing.data"
-    result = run_cli(capsys, "detector", command, missing, "x.cfg", "x.weights", "-mjpeg_port", "8090",
+    result = run_cli("detector", command, missing, "x.cfg", "x.weights", "-mjpeg_port", "8090",
                      "-num_of_clusters", "9", "-cuda_debug_sync")
     assert "ignored: -mjpeg_port (no built-in web server; see chart.png or --log)" in result.err
     assert "ignored: -num_of_clusters (only detector calc_anchors reads it)" in result.err
@@ -49,21 +48,21 @@ def test_ignored_flags_say_so_then_the_command_runs(capsys, tmp_path, command):
 
 
 @pytest.mark.parametrize("flag", ["-silly", "-mjpeg", "-iou_thres", "-sx"])
-def test_unknown_flag_is_one_clear_error(capsys, tmp_path, flag):
-    result = run_cli(capsys, "detector", "map", "a.data", "b.cfg", "c.weights", flag, "1")
+def test_unknown_flag_is_one_clear_error(tmp_path, flag):
+    result = run_cli("detector", "map", "a.data", "b.cfg", "c.weights", flag, "1")
     assert result.code == 1
     assert f"detector map has no flag {flag}" in result.err and "No such option" not in result.err
 
 
-def test_train_accepts_the_remote_training_line(capsys, tmp_path, monkeypatch):
+def test_train_accepts_the_remote_training_line(tmp_path, monkeypatch):
     """AlexeyAB README's `detector train DATA CFG -dont_show -mjpeg_port 8090 -map`, plus -show_imgs (aug_*.jpg
     pictures with the truth boxes), -i 0 (no CUDA here: the CPU, as a CPU build of Darknet) and -letter_box
     (AlexeyAB's train reads it from [net] only)."""
     make_dataset(tmp_path / "set", count=4, valid=2)
-    data = write_data(tmp_path, tmp_path / "set")
+    data = write_tiny_data(tmp_path, tmp_path / "set")
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=2, batch=2, subdivisions=1))
     monkeypatch.chdir(tmp_path)
-    result = run_cli(capsys, "detector", "train", data, "tiny.cfg", "-dont_show", "-mjpeg_port", "8090",
+    result = run_cli("detector", "train", data, "tiny.cfg", "-dont_show", "-mjpeg_port", "8090",
                      "-show_imgs", "-letter_box", "-benchmark_layers", "--no-progress", "--workers", "0",
                      *(["-i", "0"] if not _cuda() else ["--device", "cpu"]))
     assert result.code == 0, result.err
@@ -83,8 +82,8 @@ def _cuda() -> bool:
 
 
 @pytest.mark.skipif(_cuda(), reason="checks the machine without CUDA devices")
-def test_gpus_without_cuda_is_one_clear_error(capsys, tmp_path):
-    result = run_cli(capsys, "detector", "train", tmp_path / "a.data", "b.cfg", "-gpus", "0,1")
+def test_gpus_without_cuda_is_one_clear_error(tmp_path):
+    result = run_cli("detector", "train", tmp_path / "a.data", "b.cfg", "-gpus", "0,1")
     assert result.code == 1
     assert "-gpus asks for CUDA devices but torch sees none" in result.err and "--device cpu" in result.err
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py import Network, save_pt
 from darknet_py.config.cfg import parse_cfg
+from helpers.cli import run_cli
 from helpers.paths import FIXTURES
 
 TINY3 = FIXTURES / "tiny3"
@@ -290,9 +290,9 @@ def test_there_are_at_least_30_cases():
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CASES))
-def test_bad_input_gives_one_clear_error(name, tmp_path, capsys):
+def test_bad_input_gives_one_clear_error(name, tmp_path):
     case = ALL_CASES[name](tmp_path)
-    result = run_cli(capsys, *case.args)
+    result = run_cli(*case.args)
     assert result.code != 0, result
     assert "Traceback" not in result.err and "Traceback" not in result.out
     messages = [line for line in result.err.splitlines() if "error" in line.lower()]

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py.check import ERROR, check_dataset
 from darknet_py.config.cfg import parse_cfg
 from darknet_py.errors import CfgError, DataFileError, ImageError, LabelError, TrainingError, UsageError, WeightsError
 from darknet_py.network import Network
 from darknet_py.weights import save_weights
+from helpers.cli import run_cli
+from helpers.datasets import add_picture, write_data_file, write_list, write_names
 from helpers.paths import FIXTURES
 
 BAD_INPUTS = FIXTURES / "bad_inputs"
@@ -67,17 +68,12 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 
 def make_base(root: Path, weights: Path) -> None:
-    (root / "JPEGImages").mkdir(parents=True)
-    (root / "labels").mkdir()
     rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        picture = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-        cv2.imwrite(str(root / "JPEGImages" / f"{name}.jpg"), picture)
-        (root / "labels" / f"{name}.txt").write_text(LABELS)
-    listing = f"{root / 'JPEGImages' / 'a.jpg'}\n{root / 'JPEGImages' / 'b.jpg'}\n"
-    (root / "train.txt").write_text(listing)
-    (root / "valid.txt").write_text(listing)
-    (root / "obj.names").write_text("rect\nellipse\ntriangle\n")
+    pictures = [add_picture(root, f"{name}.jpg", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), LABELS)
+                for name in ("a", "b")]
+    write_list(root / "train.txt", pictures)
+    write_list(root / "valid.txt", pictures)
+    write_names(root / "obj.names", ["rect", "ellipse", "triangle"])
     write_data(root)
     shutil.copy(BAD_INPUTS / "tiny3c.cfg", root / "tiny.cfg")
     shutil.copy(weights, root / "tiny.weights")
@@ -88,9 +84,7 @@ def write_data(root: Path, **changes: str) -> Path:
     keys = {"classes": "3", "train": str(root / "train.txt"), "valid": str(root / "valid.txt"),
             "names": str(root / "obj.names"), "backup": str(root / "backup")}
     keys.update(changes)
-    data = root / "obj.data"
-    data.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
-    return data
+    return write_data_file(root / "obj.data", **keys)
 
 
 def image(root: Path, name: str = "a") -> Path:
@@ -713,13 +707,13 @@ def test_the_corpus_has_at_least_50_cases():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_gives_one_clear_error(name, tmp_path, tiny_weights, capsys, monkeypatch):
+def test_bad_input_gives_one_clear_error(name, tmp_path, tiny_weights, monkeypatch):
     monkeypatch.chdir(tmp_path)                 # predictions.jpg, anchors.txt... land here
     root = tmp_path / "set"
     make_base(root, tiny_weights)
     entry = CASES[name]
     expect = entry.build(root)
-    result = run_cli(capsys, *expect.argv)
+    result = run_cli(*expect.argv)
     assert "Traceback" not in result.err + result.out
     if entry.kind == USAGE:
         assert result.code == 2 and "Usage:" in result.err and expect.where in result.err, result
@@ -730,16 +724,16 @@ def test_bad_input_gives_one_clear_error(name, tmp_path, tiny_weights, capsys, m
     if entry.kind == RAISE:
         # The file is in the error line, or (training's fast check) in the finding printed above it.
         assert expect.where in result.err, (result.err[-3000:], expect.where)
-        _assert_error_type(expect.argv, entry.error, capsys)
+        _assert_error_type(expect.argv, entry.error)
     else:
         assert f"{expect.where}:" in result.out, (expect.where, result.out[-3000:])
         _assert_finding(expect, entry)
 
 
-def _assert_error_type(argv: list, error: type, capsys) -> None:
+def _assert_error_type(argv: list, error: type) -> None:
     """With --debug the CLI re-raises the DarknetError instead of printing it."""
     with pytest.raises(error):
-        run_cli(capsys, "--debug", *argv)
+        run_cli("--debug", *argv)
 
 
 def _assert_finding(expect: Expect, entry: Case) -> None:
@@ -862,12 +856,12 @@ def _(r):
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
-def test_misread_input_is_accepted_or_warned_about(name, tmp_path, tiny_weights, capsys, monkeypatch):
+def test_misread_input_is_accepted_or_warned_about(name, tmp_path, tiny_weights, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "set"
     make_base(root, tiny_weights)
     expect = ACCEPTED[name](root)
-    result = run_cli(capsys, *expect.argv)
+    result = run_cli(*expect.argv)
     output = result.out + result.err
     assert result.code == 0 and "Traceback" not in output, output[-3000:]
     assert expect.says in output, (expect.says, output[-3000:])

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from helpers.cli import run_cli
 from darknet_py.errors import ImageError
+from helpers.cli import run_cli
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -38,10 +38,10 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def _test(capsys, *inputs, extra=()):
+def _test(*inputs, extra=(), input=None):
     # --workers 0 (one process) unless a test asks for loader processes: a few images gain nothing from them
-    return run_cli(capsys, "detector", "test", "obj.data", CFG, WEIGHTS, *inputs, "-out", "result.json",
-                   "-thresh", ".05", "-dont_show", "--workers", "0", *extra)
+    return run_cli("detector", "test", "obj.data", CFG, WEIGHTS, *inputs, "-out", "result.json",
+                   "-thresh", ".05", "-dont_show", "--workers", "0", *extra, input=input)
 
 
 def _frames(path: Path = Path("result.json")) -> list[dict]:
@@ -63,8 +63,8 @@ def _assert_reference(objects: list[dict]) -> None:
             assert abs(g["relative_coordinates"][key] - w["relative_coordinates"][key]) * size <= 1
 
 
-def test_directory_gives_its_images_sorted_by_name(workdir, capsys):
-    result = _test(capsys, "pics")
+def test_directory_gives_its_images_sorted_by_name(workdir):
+    result = _test("pics")
     assert result.code == 0, result
     frames = _frames()
     assert [(f["frame_id"], f["filename"]) for f in frames] == [(1, "pics/a.jpg"), (2, "pics/b.jpg"),
@@ -77,9 +77,9 @@ def test_directory_gives_its_images_sorted_by_name(workdir, capsys):
     assert not Path("bad.list").exists()
 
 
-def test_glob_list_and_files_keep_input_order(workdir, capsys):
+def test_glob_list_and_files_keep_input_order(workdir):
     Path("some.txt").write_text("pics/c.png\n\npics/a.jpg\r\n")
-    result = _test(capsys, "pics/b.jpg", "some.txt", "pics/*.jpg")
+    result = _test("pics/b.jpg", "some.txt", "pics/*.jpg")
     assert result.code == 0, result
     assert [f["filename"] for f in _frames()] == ["pics/b.jpg", "pics/c.png", "pics/a.jpg", "pics/a.jpg",
                                                   "pics/b.jpg"]
@@ -88,11 +88,11 @@ def test_glob_list_and_files_keep_input_order(workdir, capsys):
         _assert_reference(frame["objects"])
 
 
-def test_corrupt_and_missing_images_in_a_list_are_warned_listed_and_skipped(workdir, capsys):
+def test_corrupt_and_missing_images_in_a_list_are_warned_listed_and_skipped(workdir):
     shutil.copy(BAD / "truncated.jpg", workdir / "pics" / "broken.jpg")
     Path("bad.list").write_text("old.jpg\n")                    # AB appends: earlier entries stay
     Path("list.txt").write_text("pics/b.jpg\npics/broken.jpg\npics/gone.jpg\npics/a.jpg\n")
-    result = _test(capsys, "list.txt")
+    result = _test("list.txt")
     assert result.code == 0, result
     warned = [line for line in result.err.splitlines() if line.startswith("warning: ")]
     assert any("pics/broken.jpg" in line and "bad.list" in line for line in warned), result.err
@@ -104,23 +104,20 @@ def test_corrupt_and_missing_images_in_a_list_are_warned_listed_and_skipped(work
     assert "darknet_py: error" not in result.err
 
 
-def test_no_readable_image_is_one_error(workdir, capsys):
+def test_no_readable_image_is_one_error(workdir):
     shutil.copy(BAD / "text_as_image.jpg", workdir / "pics" / "text.jpg")
-    result = _test(capsys, "pics/text.jpg", "pics/gone.jpg")
+    result = _test("pics/text.jpg", "pics/gone.jpg")
     assert result.code == 1
     errors = [line for line in result.err.splitlines() if line.startswith("darknet_py: error: ")]
     assert len(errors) == 1 and "pics/text.jpg" in errors[0] and "no image could be read" in errors[0]
     assert Path("bad.list").read_text() == "pics/text.jpg\npics/gone.jpg\n"
     assert "Traceback" not in result.err
     with pytest.raises(ImageError):
-        run_cli(capsys, "--debug", "detector", "test", "obj.data", CFG, WEIGHTS, "pics/gone.jpg")
+        run_cli("--debug", "detector", "test", "obj.data", CFG, WEIGHTS, "pics/gone.jpg")
 
 
-def test_stdin_loop_goes_on_past_a_missing_image(workdir, capsys, monkeypatch):
-    import io
-    import sys
-    monkeypatch.setattr(sys, "stdin", io.StringIO("pics/gone.jpg\npics/b.jpg\n"))
-    result = _test(capsys)
+def test_stdin_loop_goes_on_past_a_missing_image(workdir):
+    result = _test(input="pics/gone.jpg\npics/b.jpg\n")
     assert result.code == 0, result
     assert result.out.count("Enter Image Path: ") == 3
     assert [(f["frame_id"], f["filename"]) for f in _frames()] == [(2, "pics/b.jpg")]
@@ -128,10 +125,10 @@ def test_stdin_loop_goes_on_past_a_missing_image(workdir, capsys, monkeypatch):
     assert Path("bad.list").read_text() == "pics/gone.jpg\n"
 
 
-def test_save_dir_writes_one_picture_per_image(workdir, capsys):
+def test_save_dir_writes_one_picture_per_image(workdir):
     (workdir / "other").mkdir()
     shutil.copy(workdir / "pics" / "c.png", workdir / "other" / "b.png")
-    result = _test(capsys, "pics", "other", extra=("--save-dir", "out/drawn"))
+    result = _test("pics", "other", extra=("--save-dir", "out/drawn"))
     assert result.code == 0, result
     assert "warning: out/drawn/b.jpg: another input has the same name" in result.err
     assert sorted(p.name for p in Path("out/drawn").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
@@ -141,20 +138,20 @@ def test_save_dir_writes_one_picture_per_image(workdir, capsys):
     assert not Path("predictions.jpg").exists()
 
 
-def test_empty_directory_and_unmatched_glob(workdir, capsys):
+def test_empty_directory_and_unmatched_glob(workdir):
     (workdir / "none").mkdir()
-    result = _test(capsys, "none", "pics/*.gif", "pics/a.jpg")
+    result = _test("none", "pics/*.gif", "pics/a.jpg")
     assert result.code == 0, result
     assert "none: no images" in result.err and "pics/*.gif: no images" in result.err
     assert [f["filename"] for f in _frames()] == ["pics/a.jpg"]
-    result = _test(capsys, "none")
+    result = _test("none")
     assert result.code == 1 and "darknet_py: error: none: no images to detect in" in result.err
 
 
-def test_batch_size_and_workers_do_not_change_the_json(workdir, capsys):
-    assert _test(capsys, "pics", extra=("--batch", "1")).code == 0
+def test_batch_size_and_workers_do_not_change_the_json(workdir):
+    assert _test("pics", extra=("--batch", "1")).code == 0
     one = _frames()
-    assert _test(capsys, "pics", "pics/b.jpg", extra=("--batch", "3", "--workers", "1")).code == 0
+    assert _test("pics", "pics/b.jpg", extra=("--batch", "3", "--workers", "1")).code == 0
     two = _frames()
     assert [f["filename"] for f in two] == [f["filename"] for f in one] + ["pics/b.jpg"]
     for a, b in zip(one + [one[1]], two):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py.commands.options import resolve_device
 from darknet_py.errors import UsageError
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file, write_list
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -19,12 +20,12 @@ WEIGHTS = EVAL / "tiny3" / "trained.weights"
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("command", ["test", "map", "valid", "recall"])
 @pytest.mark.parametrize("flags", [["--device", "cuda"], ["--device", "cuda:1"]])
-def test_cuda_without_cuda_is_one_clear_error(capsys, tmp_path, command, flags):
-    data = tmp_path / "obj.data"
-    data.write_text(f"classes=3\nvalid={tmp_path / 'valid.txt'}\nnames={EVAL / 'synth' / 'obj.names'}\n")
-    (tmp_path / "valid.txt").write_text("")
+def test_cuda_without_cuda_is_one_clear_error(tmp_path, command, flags):
+    data = write_data_file(tmp_path / "obj.data", classes=3, valid=tmp_path / "valid.txt",
+                           names=EVAL / "synth" / "obj.names")
+    write_list(tmp_path / "valid.txt", [])
     extra = [str(EVAL / "synth" / "JPEGImages" / "valid" / "missing.jpg")] if command == "test" else []
-    result = run_cli(capsys, "detector", command, data, CFG, WEIGHTS, *extra, *flags)
+    result = run_cli("detector", command, data, CFG, WEIGHTS, *extra, *flags)
     assert result.code != 0
     assert "--device asks for CUDA but torch sees no CUDA device" in result.err
     assert "Traceback" not in result.err + result.out

@@ -14,6 +14,7 @@ from darknet_py.data.batch import network_input
 from darknet_py.data.augment import AugmentOptions, chunk_mode, load_data_detection
 from darknet_py.data.loader import (CHUNK_STREAM, SLOT_STREAM, DetectionDataset, DetectionLoader, chunk_of,
                                     slot_rng)
+from helpers.datasets import add_picture
 
 SEED, BATCH = 11, 6
 AUGMENT = dict(jitter=0.3, hue=0.1, saturation=1.5, exposure=1.5, flip=True)
@@ -37,20 +38,14 @@ def _tree(root):
     """In ``root`` (the current directory: AB's track ids hash the image path, which must not depend on
     where the test runs), seven PNGs (lossless, so the decoded pixels do not depend on the encoder) of different sizes and
     aspect ratios, smooth enough that interpolation and HSV jitter matter, with 1-4 boxes each."""
-    data = root / "data"
-    (data / "JPEGImages").mkdir(parents=True)
-    (data / "labels").mkdir()
     rng = np.random.default_rng(2026)
     paths = []
     for i, (w, h) in enumerate(((160, 120), (120, 160), (200, 112), (97, 73), (128, 128), (150, 90), (64, 200))):
         noise = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
         image = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
-        path = data / "JPEGImages" / f"{i}.png"
-        cv2.imwrite(str(path), image)
         boxes = rng.uniform(0.1, 0.9, (1 + i % 4, 4)) * (1, 1, 0.5, 0.5)
-        (data / "labels" / f"{i}.txt").write_text(
-            "".join(f"{k % 3} {x:.4f} {y:.4f} {bw:.4f} {bh:.4f}\n" for k, (x, y, bw, bh) in enumerate(boxes)))
-        paths.append(str(path.relative_to(root)))
+        labels = "".join(f"{k % 3} {x:.4f} {y:.4f} {bw:.4f} {bh:.4f}\n" for k, (x, y, bw, bh) in enumerate(boxes))
+        paths.append(str(add_picture(root / "data", f"{i}.png", image, labels).relative_to(root)))
     return paths
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,23 +12,17 @@ from darknet_py.config.reader import DarknetWarning
 from darknet_py.data.augment import AugmentOptions
 from darknet_py.data.loader import DetectionDataset, DetectionLoader, chunk_of, detection_loader
 from darknet_py.errors import DataFileError, LabelError
+from helpers.datasets import add_picture
 
 AUGMENT = dict(jitter=0.3, hue=0.1, saturation=1.5, exposure=1.5, flip=True)
 
 
 def _tree(root, n=6, size=(96, 72)):
     """n small images under JPEGImages/ with one box each under labels/."""
-    (root / "JPEGImages").mkdir(parents=True)
-    (root / "labels").mkdir()
-    paths = []
     rng = np.random.default_rng(0)
-    for i in range(n):
-        image = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-        path = root / "JPEGImages" / f"{i}.png"
-        cv2.imwrite(str(path), image)
-        (root / "labels" / f"{i}.txt").write_text(f"{i % 3} 0.5 0.5 {0.2 + 0.05 * i:.2f} 0.3\n")
-        paths.append(str(path))
-    return paths
+    return [str(add_picture(root, f"{i}.png", rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8),
+                            f"{i % 3} 0.5 0.5 {0.2 + 0.05 * i:.2f} 0.3\n"))
+            for i in range(n)]
 
 
 def _options(flavor="ab", backend="opencv", **kw):
@@ -172,7 +165,7 @@ def test_rank_slots_partition_the_global_batch(tmp_path):
 EXIT_SCRIPT = """
 import sys
 from pathlib import Path
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {tests_root!r}]
 from test_data_loader import _loader, _options, _tree
 from darknet_py.errors import DataFileError, LabelError
 paths = _tree(Path({root!r}), n=2)
@@ -191,7 +184,8 @@ def test_a_process_holding_a_loader_with_workers_still_exits(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
-    script = EXIT_SCRIPT.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    script = EXIT_SCRIPT.format(tests=str(Path(__file__).parent), tests_root=str(Path(__file__).parent.parent),
+                                root=str(tmp_path))
     try:
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:

@@ -19,6 +19,7 @@ import pytest
 from darknet_py.data.augment import AugmentOptions, Sample, augment_pj
 from darknet_py.data.labels import label_path, read_labels
 from darknet_py.train.policy import GlibcRandom
+from helpers.datasets import add_picture
 
 LIBDARKNET = Path("/usr/lib/darknet/libdarknet.so")
 CASES = [  # seed, net width, net height, jitter, hue, saturation, exposure
@@ -76,13 +77,8 @@ def _scene(root: Path) -> str:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
     image[20:50, 30:70] = (40, 40, 200)
-    (root / "JPEGImages").mkdir()
-    (root / "labels").mkdir()
-    path = root / "JPEGImages" / "a.png"
-    cv2.imwrite(str(path), image)
-    (root / "labels" / "a.txt").write_text("0 0.38 0.38 0.31 0.33\n1 0.7 0.6 0.2 0.3\n2 0.5 0.5 0.9 0.9\n"
-                                           "1 0.1 0.9 0.0005 0.1\n0 0.95 0.1 0.2 0.15\n")
-    return str(path)
+    return str(add_picture(root, "a.png", image, "0 0.38 0.38 0.31 0.33\n1 0.7 0.6 0.2 0.3\n2 0.5 0.5 0.9 0.9\n"
+                                                 "1 0.1 0.9 0.0005 0.1\n0 0.95 0.1 0.2 0.15\n"))
 
 
 def test_augment_pj_replays_pjreddie_load_data_detection(libdarknet, tmp_path):

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from darknet_py.cli import cli
+from darknet_py.errors import DarknetError
 from darknet_py.eval.detect import detect, detect_arrays
 from darknet_py.network import load_network
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -64,14 +65,14 @@ def test_detect_returns_frozen_detections(decoded_00003):
 def synth_cwd(tmp_path, monkeypatch) -> Path:
     """A working directory where `synth/...` resolves like in the Darknet runs behind the fixtures."""
     (tmp_path / "synth").symlink_to(EVAL / "synth")
-    (tmp_path / "obj.data").write_text("classes=3\nnames=synth/obj.names\n")
+    write_data_file(tmp_path / "obj.data", classes=3, names="synth/obj.names")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 def _run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli(*args)
+    assert result.code == 0, result.output
     return result.output
 
 
@@ -127,10 +128,10 @@ def test_detector_test_pj_matches_darknet(synth_cwd, thresh, name):
 
 def test_detector_test_rejects_too_few_names(synth_cwd):
     (synth_cwd / "two.names").write_text("a\nb\n")
-    (synth_cwd / "bad.data").write_text("names=two.names\n")
-    result = CliRunner().invoke(cli, ["detector", "test", "bad.data", str(CFG), str(WEIGHTS), IMAGE])
-    assert result.exit_code != 0
-    assert "two.names" in str(result.exception) and "classes=3" in str(result.exception)
+    write_data_file(synth_cwd / "bad.data", names="two.names")
+    with pytest.raises(DarknetError) as error:
+        run_cli("--debug", "detector", "test", "bad.data", CFG, WEIGHTS, IMAGE)
+    assert "two.names" in str(error.value) and "classes=3" in str(error.value)
 
 
 def test_detector_test_reads_paths_from_stdin_and_saves_labels(tmp_path, monkeypatch):
@@ -140,11 +141,11 @@ def test_detector_test_reads_paths_from_stdin_and_saves_labels(tmp_path, monkeyp
     (tmp_path / "labels").mkdir()
     (tmp_path / "JPEGImages" / "a.jpg").write_bytes((EVAL / "synth" / "JPEGImages" / "valid" / "00003.jpg")
                                                     .read_bytes())
-    (tmp_path / "obj.data").write_text(f"classes=3\nnames={EVAL / 'synth' / 'obj.names'}\n")
+    write_data_file(tmp_path / "obj.data", classes=3, names=EVAL / "synth" / "obj.names")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "test", "obj.data", str(CFG), str(WEIGHTS), "-thresh", ".05",
-                                      "-save_labels"], input=f"{tmp_path}/JPEGImages/a.jpg\n", catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "test", "obj.data", CFG, WEIGHTS, "-thresh", ".05", "-save_labels",
+                     input=f"{tmp_path}/JPEGImages/a.jpg\n")
+    assert result.code == 0, result.output
     assert result.output.startswith(f"Enter Image Path: {tmp_path}/JPEGImages/a.jpg: Predicted in ")
     assert result.output.rstrip().endswith("Enter Image Path:")
     rows = [line.split() for line in (tmp_path / "labels" / "a.txt").read_text().splitlines()]

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py import Detection, Detector
 from darknet_py.errors import DarknetError
 from darknet_py.eval.printout import c_round, percent
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file
 
 SAMPLES = ("dog", "eagle", "giraffe", "horses", "person", "kite")
 AB_LINE = re.compile(r"^(\w[\w ]*): (\d+)%\t\(left_x: +(-?\d+) +top_y: +(-?\d+) +width: +(\d+) +height: +(\d+)\)$")
@@ -23,8 +24,8 @@ PJ_LINE = re.compile(r"^(\w[\w ]*): (\d+)%$")
 
 @pytest.fixture(scope="module")
 def files(debian_share, yolov3_tiny_weights, tmp_path_factory):
-    data = tmp_path_factory.mktemp("api") / "coco.data"
-    data.write_text(f"classes=80\nnames={debian_share}/data/coco.names\n")
+    data = write_data_file(tmp_path_factory.mktemp("api") / "coco.data", classes=80,
+                           names=debian_share / "data" / "coco.names")
     return {"cfg": str(debian_share / "cfg" / "yolov3-tiny.cfg"), "weights": str(yolov3_tiny_weights),
             "data": str(data), "images": [str(debian_share / "data" / f"{name}.jpg") for name in SAMPLES]}
 
@@ -42,16 +43,16 @@ def printed_per_image(text: str, images: list[str], pattern: re.Pattern) -> list
     return blocks
 
 
-def run_test_command(capsys, monkeypatch, tmp_path, files, *flags) -> str:
+def run_test_command(monkeypatch, tmp_path, files, *flags) -> str:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("".join(p + "\n" for p in files["images"])))
-    result = run_cli(capsys, "detector", "test", files["data"], files["cfg"], files["weights"], *flags)
+    result = run_cli("detector", "test", files["data"], files["cfg"], files["weights"], *flags,
+                     input="".join(p + "\n" for p in files["images"]))
     assert result.code == 0, result.err
     return result.out
 
 
-def test_ab_predict_equals_detector_test_ext_output(files, capsys, monkeypatch, tmp_path):
-    out = run_test_command(capsys, monkeypatch, tmp_path, files, "-ext_output", "-dont_show")
+def test_ab_predict_equals_detector_test_ext_output(files, monkeypatch, tmp_path):
+    out = run_test_command(monkeypatch, tmp_path, files, "-ext_output", "-dont_show")
     detector = Detector(files["cfg"], files["weights"], data=files["data"])
     got = detector.predict(files["images"])
     printed = printed_per_image(out, files["images"], AB_LINE)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py.eval.demo import DemoSettings, run_demo
 from darknet_py.network import load_network
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -40,7 +41,7 @@ def decoded_frames(path: Path) -> list[np.ndarray]:
 def video(tmp_path, monkeypatch) -> Path:
     """in.avi (MJPG, 160x120, 7 fps, 5 frames) and obj.data in the working directory."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "obj.data").write_text(f"classes=3\nnames={EVAL / 'synth' / 'obj.names'}\n")
+    write_data_file(tmp_path / "obj.data", classes=3, names=EVAL / "synth" / "obj.names")
     path = tmp_path / "in.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (160, 120))
     for name in FRAMES:
@@ -51,8 +52,8 @@ def video(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def test_demo_writes_every_frame_and_detects_as_test_does(video, tmp_path, capsys):
-    result = run_cli(capsys, "detector", "demo", "obj.data", CFG, WEIGHTS, video, "-out_filename", "out.avi",
+def test_demo_writes_every_frame_and_detects_as_test_does(video, tmp_path):
+    result = run_cli("detector", "demo", "obj.data", CFG, WEIGHTS, video, "-out_filename", "out.avi",
                      "-json_file_output", "out.json", "-thresh", ".05", "-dont_show")
     assert result.code == 0, result
     inputs, outputs = decoded_frames(video), decoded_frames(tmp_path / "out.avi")
@@ -69,7 +70,7 @@ def test_demo_writes_every_frame_and_detects_as_test_does(video, tmp_path, capsy
         cv2.imwrite(str(tmp_path / "pictures" / f"{k}.png"), frame)
     # --batch 1: the demo runs one frame per forward; a batch of several agrees only to ~1e-6 (another
     # summation order), which %f can show.
-    tested = run_cli(capsys, "detector", "test", "obj.data", CFG, WEIGHTS, "pictures", "-out", "test.json",
+    tested = run_cli("detector", "test", "obj.data", CFG, WEIGHTS, "pictures", "-out", "test.json",
                      "-thresh", ".05", "-dont_show", "--batch", "1", "--workers", "0")
     assert tested.code == 0, tested
     pictures = json.loads(Path("test.json").read_text())
@@ -80,8 +81,8 @@ def test_demo_writes_every_frame_and_detects_as_test_does(video, tmp_path, capsy
     assert np.abs(outputs[k].astype(int) - inputs[k].astype(int)).max() > 100
 
 
-def test_ext_output_prints_each_frame(video, capsys):
-    result = run_cli(capsys, "detector", "demo", "obj.data", CFG, WEIGHTS, video, "-ext_output", "-thresh", ".05")
+def test_ext_output_prints_each_frame(video):
+    result = run_cli("detector", "demo", "obj.data", CFG, WEIGHTS, video, "-ext_output", "-thresh", ".05")
     assert result.code == 0, result
     assert [line for line in result.out.splitlines() if line.startswith("Frame ")] == \
         [f"Frame {k}:" for k in range(1, len(FRAMES) + 1)]
@@ -116,9 +117,9 @@ def test_an_interrupted_demo_leaves_valid_files(tmp_path):
 
 @pytest.mark.parametrize("make,needle", [(lambda d: d / "gone.mp4", "video file not found"),
                                          (lambda d: d / "obj.data", "cannot open the video")])
-def test_bad_video_is_one_clear_error(video, tmp_path, capsys, make, needle):
+def test_bad_video_is_one_clear_error(video, tmp_path, make, needle):
     source = make(tmp_path)
-    result = run_cli(capsys, "detector", "demo", "obj.data", CFG, WEIGHTS, source, "-json_file_output", "o.json")
+    result = run_cli("detector", "demo", "obj.data", CFG, WEIGHTS, source, "-json_file_output", "o.json")
     assert result.code == 1 and "Traceback" not in result.err
     errors = [line for line in result.err.splitlines() if line.startswith("darknet_py: error: ")]
     assert errors == [f"darknet_py: error: {source}: {needle}" + errors[0].split(needle, 1)[1]]
@@ -126,6 +127,6 @@ def test_bad_video_is_one_clear_error(video, tmp_path, capsys, make, needle):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_demo_device_cuda_without_cuda(video, capsys):
-    result = run_cli(capsys, "detector", "demo", "obj.data", CFG, WEIGHTS, video, "--device", "cuda")
+def test_demo_device_cuda_without_cuda(video):
+    result = run_cli("detector", "demo", "obj.data", CFG, WEIGHTS, video, "--device", "cuda")
     assert result.code == 1 and "--device asks for CUDA but torch sees no CUDA device" in result.err

@@ -6,11 +6,12 @@ import ctypes
 import ctypes.util
 
 import pytest
-from click.testing import CliRunner
 
-from darknet_py.cli import cli
 from darknet_py.eval.anchors import sample_order
+from darknet_py.errors import DarknetError
 from darknet_py.train.policy import GlibcRandom
+from helpers.cli import run_cli
+from helpers.datasets import add_picture, write_data_file, write_list
 
 
 def test_sample_order_is_darknets_fisher_yates_on_glibc_rand():
@@ -24,15 +25,11 @@ def test_sample_order_is_darknets_fisher_yates_on_glibc_rand():
 
 
 def _dataset(tmp_path, boxes_per_image):
-    (tmp_path / "JPEGImages").mkdir()
-    (tmp_path / "labels").mkdir()
-    lines = []
-    for i, boxes in enumerate(boxes_per_image):
-        (tmp_path / "labels" / f"{i}.txt").write_text("".join(f"{c} 0.5 0.5 {w} {h}\n" for c, w, h in boxes))
-        (tmp_path / "JPEGImages" / f"{i}.jpg").touch()   # calc_anchors reads only the labels
-        lines.append(f"{tmp_path}/JPEGImages/{i}.jpg\n")
-    (tmp_path / "train.txt").write_text("".join(lines))
-    (tmp_path / "a.data").write_text(f"classes=3\ntrain={tmp_path}/train.txt\n")
+    # empty image files: calc_anchors reads only the labels
+    pictures = [add_picture(tmp_path, f"{i}.jpg", None, "".join(f"{c} 0.5 0.5 {w} {h}\n" for c, w, h in boxes))
+                for i, boxes in enumerate(boxes_per_image)]
+    write_list(tmp_path / "train.txt", pictures)
+    write_data_file(tmp_path / "a.data", classes=3, train=tmp_path / "train.txt")
 
 
 @pytest.mark.parametrize("seed", [1, 7, 2024])
@@ -45,10 +42,9 @@ def test_two_obvious_clusters(tmp_path, monkeypatch, seed):
     large = [(.60, .80), (.62, .78)]
     _dataset(tmp_path, [[(0, *small[0]), (2, *large[0])], [(0, *small[1]), (0, *small[2])], [(1, *large[1])]])
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "2",
-                                      "-width", "100", "-height", "100", "-seed", str(seed)],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "calc_anchors", "a.data", "-num_of_clusters", "2", "-width", "100", "-height", "100",
+                     "-seed", seed)
+    assert result.code == 0, result.output
     assert (tmp_path / "anchors.txt").read_text() == " 11, 11,  61, 79"
     assert (tmp_path / "counters_per_class.txt").read_text() == "counters_per_class = 3, 1, 1"
 
@@ -62,11 +58,10 @@ def test_two_obvious_clusters(tmp_path, monkeypatch, seed):
 def test_calc_anchors_needs_width_and_height(tmp_path, monkeypatch):
     _dataset(tmp_path, [[(0, .1, .1)]])
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "1"])
-    assert result.exit_code != 0 and "-width" in str(result.exception)
-    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "3",
-                                      "-width", "10", "-height", "10"])
-    assert result.exit_code != 0 and "num_of_clusters" in str(result.exception)
+    with pytest.raises(DarknetError, match="-width"):
+        run_cli("--debug", "detector", "calc_anchors", "a.data", "-num_of_clusters", "1")
+    with pytest.raises(DarknetError, match="num_of_clusters"):
+        run_cli("--debug", "detector", "calc_anchors", "a.data", "-num_of_clusters", "3", "-width", "10", "-height", "10")
 
 
 def test_show_writes_cloud_png(tmp_path, monkeypatch):
@@ -78,10 +73,9 @@ def test_show_writes_cloud_png(tmp_path, monkeypatch):
     large = [(.60, .80), (.62, .78)]
     _dataset(tmp_path, [[(0, *small[0]), (2, *large[0])], [(0, *small[1]), (0, *small[2])], [(1, *large[1])]])
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "calc_anchors", "a.data", "-num_of_clusters", "2",
-                                      "-width", "100", "-height", "100", "-seed", "1", "-show"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "calc_anchors", "a.data", "-num_of_clusters", "2", "-width", "100", "-height", "100",
+                     "-seed", "1", "-show")
+    assert result.code == 0, result.output
     cloud = cv2.imread(str(tmp_path / "cloud.png"))
     assert cloud.shape == (700, 700, 3)
     white = (255, 255, 255)

@@ -103,15 +103,15 @@ def test_default_batch_per_device_and_input_size(network):
     assert default_batch("cpu") == 1
 
 
-def test_map_cli_batch_invariant_and_coco_opt_in(capsys, tmp_path):
+def test_map_cli_batch_invariant_and_coco_opt_in(tmp_path):
     from helpers.cli import run_cli
-    (tmp_path / "valid.txt").write_text("".join(p + "\n" for p in PATHS[:6]))
-    (tmp_path / "obj.data").write_text(f"classes=3\nvalid={tmp_path / 'valid.txt'}\n"
-                                       f"names={EVAL / 'synth' / 'obj.names'}\n")
+    from helpers.datasets import write_data_file, write_list
+    write_list(tmp_path / "valid.txt", PATHS[:6])
+    write_data_file(tmp_path / "obj.data", classes=3, valid=tmp_path / "valid.txt", names=EVAL / "synth" / "obj.names")
     args = ["detector", "map", tmp_path / "obj.data", CFG, WEIGHTS]
-    one = run_cli(capsys, *args, "--batch", "1", "--workers", "0")
-    four = run_cli(capsys, *args, "--batch", "4", "--workers", "1")
-    coco = run_cli(capsys, *args, "-coco")
+    one = run_cli(*args, "--batch", "1", "--workers", "0")
+    four = run_cli(*args, "--batch", "4", "--workers", "1")
+    coco = run_cli(*args, "-coco")
     assert one.code == four.code == coco.code == 0
     assert "mean average precision (mAP@0.50)" in one.out and one.out == four.out
     assert "pycocotools" not in one.out

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from darknet_py.cli import cli
 from darknet_py.config.data import parse_data
 from darknet_py.data.image import load_image
 from darknet_py.eval.average_precision import average_precision
@@ -19,6 +17,8 @@ from darknet_py.eval.detections import DetectionArrays
 from darknet_py.eval.images import read_truth, valid_list
 from darknet_py.eval.map import MAP_DETECTION_THRESH, MAP_NMS, MapAccumulator
 from darknet_py.network import load_network
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file, write_list
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -47,8 +47,8 @@ def synth_dir(root: Path) -> Path:
     """``root`` laid out like the Darknet runs' directory: synth/, valid.txt (relative paths), obj.data."""
     (root / "synth").symlink_to(EVAL / "synth")
     images = sorted((EVAL / "synth" / "JPEGImages" / "valid").glob("*.jpg"))
-    (root / "valid.txt").write_text("".join(f"synth/JPEGImages/valid/{p.name}\n" for p in images))
-    (root / "obj.data").write_text("classes=3\nvalid=valid.txt\nnames=synth/obj.names\n")
+    write_list(root / "valid.txt", (f"synth/JPEGImages/valid/{p.name}" for p in images))
+    write_data_file(root / "obj.data", classes=3, valid="valid.txt", names="synth/obj.names")
     return root
 
 
@@ -58,9 +58,8 @@ def map_run(tmp_path_factory):
     root = synth_dir(tmp_path_factory.mktemp("map"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        result = CliRunner().invoke(cli, ["detector", "map", "obj.data", str(CFG), str(WEIGHTS),
-                                          "-coco_out", "coco_results.json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+        result = run_cli("detector", "map", "obj.data", CFG, WEIGHTS, "-coco_out", "coco_results.json")
+    assert result.code == 0, result.output
     return root, result.output
 
 

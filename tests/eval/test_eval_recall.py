@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
-from darknet_py.cli import cli
+from darknet_py.errors import DarknetError
+from helpers.cli import run_cli
+from helpers.datasets import add_picture, write_data_file, write_list
 from helpers.paths import FIXTURES
 
 # Hand-placed boxes (class x y w h): some on real objects, some on nothing, so recall is neither 0 nor 1.
@@ -29,24 +29,18 @@ def _numbers(text: str) -> list[list[float]]:
 @pytest.mark.slow
 @pytest.mark.oracle
 def test_recall_equals_debian_darknet(darknet_binary, debian_share, yolov3_tiny_weights, tmp_path, monkeypatch):
-    (tmp_path / "JPEGImages").mkdir()
-    (tmp_path / "labels").mkdir()
+    pictures = [add_picture(tmp_path, f"{name}.jpg", debian_share / "data" / f"{name}.jpg", text)
+                for name, text in LABELS.items()]
     (tmp_path / "data").mkdir()
-    for name, text in LABELS.items():
-        shutil.copy(debian_share / "data" / f"{name}.jpg", tmp_path / "JPEGImages" / f"{name}.jpg")
-        (tmp_path / "labels" / f"{name}.txt").write_text(text)
-    (tmp_path / "data" / "coco_val_5k.list").write_text(
-        "".join(f"{tmp_path}/JPEGImages/{name}.jpg\n" for name in LABELS))
-    (tmp_path / "r.data").write_text("classes=80\n")
+    write_list(tmp_path / "data" / "coco_val_5k.list", pictures)    # the list pjreddie's recall always reads
+    write_data_file(tmp_path / "r.data", classes=80)
     cfg = debian_share / "cfg" / "yolov3-tiny.cfg"
     theirs = subprocess.run([darknet_binary, "detector", "recall", "r.data", str(cfg), str(yolov3_tiny_weights)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600).stderr
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        cli, ["detector", "recall", "r.data", str(cfg), str(yolov3_tiny_weights), "--flavor", "pj"],
-        catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    want, got = _numbers(theirs), _numbers(result.stderr)
+    result = run_cli("detector", "recall", "r.data", cfg, yolov3_tiny_weights, "--flavor", "pj")
+    assert result.code == 0, result.output
+    want, got = _numbers(theirs), _numbers(result.err)
     assert len(want) == len(LABELS) == len(got)
     for g, w in zip(got, want):
         assert g[:3] == w[:3]                                   # index, correct, total
@@ -58,9 +52,9 @@ def test_recall_equals_debian_darknet(darknet_binary, debian_share, yolov3_tiny_
 
 def test_pj_recall_names_the_hard_coded_list(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "r.data").write_text("classes=3\n")
+    write_data_file(tmp_path / "r.data", classes=3)
     fixtures = FIXTURES / "eval"
-    result = CliRunner().invoke(cli, ["detector", "recall", "r.data", str(fixtures / "synth" / "cfg" / "tiny3.cfg"),
-                                      str(fixtures / "tiny3" / "trained.weights"), "--flavor", "pj"])
-    assert result.exit_code != 0
-    assert "data/coco_val_5k.list" in str(result.exception)
+    with pytest.raises(DarknetError) as error:
+        run_cli("--debug", "detector", "recall", "r.data", fixtures / "synth" / "cfg" / "tiny3.cfg",
+                fixtures / "tiny3" / "trained.weights", "--flavor", "pj")
+    assert "data/coco_val_5k.list" in str(error.value)

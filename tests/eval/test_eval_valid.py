@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from darknet_py.cli import cli
 from darknet_py.eval.detections import DetectionArrays
 from darknet_py.eval.valid import basecfg, c_atoi, coco_document, coco_image_id, coco_lines, imagenet_lines, voc_lines
 from darknet_py.network import load_network
 from darknet_py.weights import save_weights
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file, write_list
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -79,18 +79,16 @@ def assert_same_detections(got: dict, want: dict, near_thresh: float, nms: float
 
 def _synth_setup(root: Path, results: str) -> Path:
     (root / "synth").symlink_to(EVAL / "synth")
-    (root / "valid.txt").write_text("".join(f"synth/JPEGImages/valid/{i:05d}.jpg\n" for i in range(5)))
-    (root / "obj.data").write_text(f"classes=3\nvalid=valid.txt\nnames=synth/obj.names\nresults={results}\n")
-    return root / "obj.data"
+    write_list(root / "valid.txt", (f"synth/JPEGImages/valid/{i:05d}.jpg" for i in range(5)))
+    return write_data_file(root / "obj.data", classes=3, valid="valid.txt", names="synth/obj.names", results=results)
 
 
 @pytest.mark.parametrize("flavor,thresh,nms", [("ab", .001, .6), ("pj", .005, .45)])
 def test_valid_reproduces_darknet_comp4_files(tmp_path, monkeypatch, flavor, thresh, nms):
     _synth_setup(tmp_path, "out")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "valid", "obj.data", str(CFG), str(WEIGHTS), "--flavor", flavor],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "valid", "obj.data", CFG, WEIGHTS, "--flavor", flavor)
+    assert result.code == 0, result.output
     want = read_comp4(EVAL / "cli" / f"{flavor}_tiny3" / "results", CLASSES)
     got = read_comp4(tmp_path / "out", CLASSES)
     assert sum(map(len, want.values())) > 100
@@ -102,9 +100,8 @@ def test_valid_out_prefix_and_formats(tmp_path, monkeypatch):
     with open(tmp_path / "obj.data", "a") as handle:
         handle.write("eval=coco\n")
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["detector", "valid", "obj.data", str(CFG), str(WEIGHTS), "-out", "mine"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "valid", "obj.data", CFG, WEIGHTS, "-out", "mine")
+    assert result.code == 0, result.output
     text = (tmp_path / "r" / "mine.json").read_text()
     assert text.startswith('[\n{"image_id":0, "category_id":') and text.endswith("}\n]\n")
     import json
@@ -147,22 +144,21 @@ def test_image_ids():
 
 # -- the live Debian darknet (pjreddie) -------------------------------------------------------------
 def _debian_valid(binary: str, root: Path, cfg: Path, weights: Path, images) -> Path:
-    (root / "list.txt").write_text("".join(f"/usr/share/darknet/data/{n}.jpg\n" for n in images))
+    write_list(root / "list.txt", (f"/usr/share/darknet/data/{n}.jpg" for n in images))
     (root / "res").mkdir()
-    (root / "d.data").write_text("classes=80\nvalid=list.txt\nnames=/usr/share/darknet/data/coco.names\n"
-                                 "results=res\n")
+    write_data_file(root / "d.data", classes=80, valid="list.txt", names="/usr/share/darknet/data/coco.names",
+                    results="res")
     subprocess.run([binary, "detector", "valid", "d.data", str(cfg), str(weights)], cwd=root, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     return root / "res"
 
 
 def _ours_valid(root: Path, cfg: Path, weights: Path, monkeypatch) -> Path:
-    (root / "p.data").write_text("classes=80\nvalid=list.txt\nnames=/usr/share/darknet/data/coco.names\n"
-                                 "results=mine\n")
+    write_data_file(root / "p.data", classes=80, valid="list.txt", names="/usr/share/darknet/data/coco.names",
+                    results="mine")
     monkeypatch.chdir(root)
-    result = CliRunner().invoke(cli, ["detector", "valid", "p.data", str(cfg), str(weights), "--flavor", "pj"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = run_cli("detector", "valid", "p.data", cfg, weights, "--flavor", "pj")
+    assert result.code == 0, result.output
     return root / "mine"
 
 

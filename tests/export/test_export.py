@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py.commands.export import at_size
 from darknet_py.config.cfg import parse_cfg
 from darknet_py.data.image import load_image
@@ -24,6 +23,8 @@ from darknet_py.eval.printout import pj_detection_lines
 from darknet_py.export import export_onnx, onnx_detections
 from darknet_py.network import Network, load_network
 from darknet_py.weights import load_pt, save_pt, save_weights
+from helpers.cli import run_cli
+from helpers.datasets import write_data_file
 from helpers.paths import ROOT
 
 IMAGES = ("dog", "eagle", "giraffe", "horses", "kite", "person")
@@ -58,11 +59,10 @@ def sized_images(network, names=IMAGES, share=Path("/usr/share/darknet")) -> tup
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("flavor", ["ab", "pj"])
-def test_real_yolov3_tiny_outputs_equal_forward(onnxruntime, debian_share, yolov3_tiny_weights, tmp_path,
-                                                 capsys, flavor):
+def test_real_yolov3_tiny_outputs_equal_forward(onnxruntime, debian_share, yolov3_tiny_weights, tmp_path, flavor):
     out = tmp_path / "tiny.onnx"
     cfg = debian_share / "cfg" / "yolov3-tiny.cfg"
-    result = run_cli(capsys, "export", cfg, yolov3_tiny_weights, out, "--flavor", flavor)
+    result = run_cli("export", cfg, yolov3_tiny_weights, out, "--flavor", flavor)
     assert result.code == 0, result.err
     assert "outputs yolo_16, yolo_23" in result.out
     network = load_network(str(cfg), str(yolov3_tiny_weights), flavor=flavor, batch=1).eval()
@@ -125,13 +125,12 @@ def decoded_detections(onnxruntime, network, model: Path, images, originals) -> 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("flavor", ["ab", "pj"])
-def test_decode_and_nms_helper_equal_detector_test(onnxruntime, debian_share, yolov3_tiny_weights, tmp_path,
-                                                   capsys, flavor):
+def test_decode_and_nms_helper_equal_detector_test(onnxruntime, debian_share, yolov3_tiny_weights, tmp_path, flavor):
     """--decode --dynamic-batch, all six sample images in one batch, then `onnx_detections`: the detections
     of `detector test` (same classes and order, boxes within 1 px, probabilities within 0.01)."""
     out = tmp_path / "tiny-decode.onnx"
     cfg = debian_share / "cfg" / "yolov3-tiny.cfg"
-    result = run_cli(capsys, "export", cfg, yolov3_tiny_weights, out, "--flavor", flavor, "--decode",
+    result = run_cli("export", cfg, yolov3_tiny_weights, out, "--flavor", flavor, "--decode",
                      "--dynamic-batch")
     assert result.code == 0, result.err
     network = load_network(str(cfg), str(yolov3_tiny_weights), flavor=flavor, batch=1).eval()
@@ -151,19 +150,19 @@ def test_decode_and_nms_helper_equal_detector_test(onnxruntime, debian_share, yo
 
 @pytest.mark.oracle
 def test_decoded_pj_detections_equal_debian_darknet(onnxruntime, darknet_binary, debian_share,
-                                                   yolov3_tiny_weights, tmp_path, capsys):
+                                                   yolov3_tiny_weights, tmp_path):
     """The exported model + `onnx_detections` print the lines the real Debian `darknet detector test` prints
     for each sample image (class names and percentages, in Darknet's order)."""
     out = tmp_path / "tiny-decode.onnx"
     cfg = debian_share / "cfg" / "yolov3-tiny.cfg"
-    assert run_cli(capsys, "export", cfg, yolov3_tiny_weights, out, "--flavor", "pj", "--decode",
+    assert run_cli("export", cfg, yolov3_tiny_weights, out, "--flavor", "pj", "--decode",
                    "--dynamic-batch").code == 0
     network = load_network(str(cfg), str(yolov3_tiny_weights), flavor="pj", batch=1)
     images, originals = sized_images(network, IMAGES, debian_share)
     names = (debian_share / "data" / "coco.names").read_text().splitlines()
     ours = [pj_detection_lines(dets, names, THRESH)
             for dets in decoded_detections(onnxruntime, network, out, images, originals)]
-    (tmp_path / "t.data").write_text(f"names={debian_share}/data/coco.names\n")
+    write_data_file(tmp_path / "t.data", names=debian_share / "data" / "coco.names")
     for name, lines in zip(IMAGES, ours):
         theirs = subprocess.run([darknet_binary, "detector", "test", "t.data", str(cfg), str(yolov3_tiny_weights),
                                  str(debian_share / "data" / f"{name}.jpg"), "-thresh", str(THRESH), "-out",
@@ -196,12 +195,12 @@ num=3
 """
 
 
-def test_unsupported_layer_is_named_with_file_and_line(onnxruntime, tmp_path, capsys):
+def test_unsupported_layer_is_named_with_file_and_line(onnxruntime, tmp_path):
     """ONNX has no expm1 (AlexeyAB's selu uses it): one line naming the layer, its cfg line, the operator."""
     cfg = tmp_path / "selu.cfg"
     cfg.write_text(SELU_CFG)
     save_weights(load_network(str(cfg)), tmp_path / "selu.weights")
-    result = run_cli(capsys, "export", cfg, tmp_path / "selu.weights", tmp_path / "selu.onnx")
+    result = run_cli("export", cfg, tmp_path / "selu.weights", tmp_path / "selu.onnx")
     assert result.code == 1
     assert result.err.startswith(f"darknet_py: error: {cfg}:13: layer 1 [activation] cannot be exported to "
                                  "ONNX (opset 17): ")
@@ -210,17 +209,17 @@ def test_unsupported_layer_is_named_with_file_and_line(onnxruntime, tmp_path, ca
     assert not (tmp_path / "selu.onnx").exists()
 
 
-def test_missing_onnx_says_how_to_install(tmp_path, capsys, monkeypatch):
+def test_missing_onnx_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)     # `import onnx` raises ImportError
     cfg = tmp_path / "selu.cfg"
     cfg.write_text(SELU_CFG)
-    result = run_cli(capsys, "export", cfg, tmp_path / "none.weights", tmp_path / "x.onnx")
+    result = run_cli("export", cfg, tmp_path / "none.weights", tmp_path / "x.onnx")
     assert result.code == 1
     assert "needs the 'onnx' package" in result.err and "pip install 'darknet_py[onnx]'" in result.err
 
 
-def test_batch_and_dynamic_batch_exclude_each_other(tmp_path, capsys):
-    result = run_cli(capsys, "export", "a.cfg", "a.weights", tmp_path / "x.onnx", "--batch", "2",
+def test_batch_and_dynamic_batch_exclude_each_other(tmp_path):
+    result = run_cli("export", "a.cfg", "a.weights", tmp_path / "x.onnx", "--batch", "2",
                      "--dynamic-batch")
     assert result.code == 1 and "either --batch N or --dynamic-batch" in result.err
 
@@ -243,7 +242,7 @@ def test_readme_export_example_runs(onnxruntime, debian_share, yolov3_tiny_weigh
     files = {"yolov3-tiny.cfg": debian_share / "cfg" / "yolov3-tiny.cfg",
              "yolov3-tiny.weights": yolov3_tiny_weights, "dog.jpg": debian_share / "data" / "dog.jpg"}
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, *[str(files.get(a, a)) for a in args[1:]]).code == 0
+    assert run_cli(*[str(files.get(a, a)) for a in args[1:]]).code == 0
     code = code.replace('"dog.jpg"', repr(str(files["dog.jpg"])))
     exec(compile(code, "README.md", "exec"), {})
     printed = [line.split() for line in capsys.readouterr().out.splitlines()]
@@ -254,7 +253,7 @@ def test_readme_export_example_runs(onnxruntime, debian_share, yolov3_tiny_weigh
     assert len(printed) >= 3
 
 
-def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path, capsys):
+def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path):
     """WEIGHTS may be a .pt checkpoint; --batch and --width/--height set the input shape; the lowest opset
     offered still expresses mish."""
     cfg = tmp_path / "leaky.cfg"
@@ -262,7 +261,7 @@ def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path, capsys):
     network = load_network(str(cfg))
     save_pt(network, tmp_path / "leaky.pt")
     out = tmp_path / "leaky.onnx"
-    result = run_cli(capsys, "export", cfg, tmp_path / "leaky.pt", out, "--batch", "2", "--width", "64",
+    result = run_cli("export", cfg, tmp_path / "leaky.pt", out, "--batch", "2", "--width", "64",
                      "--height", "48", "--opset", "13")
     assert result.code == 0, result.err
     assert result.out.strip() == f"{out}: input images (2, 3, 48, 64), outputs yolo_2 (opset 13)"
@@ -275,10 +274,10 @@ def test_pt_weights_fixed_batch_and_size(onnxruntime, tmp_path, capsys):
     assert_close(got, forward(network.eval(), images)[0])
 
 
-def test_cfg_without_detection_layer_is_refused(onnxruntime, tmp_path, capsys):
+def test_cfg_without_detection_layer_is_refused(onnxruntime, tmp_path):
     cfg = tmp_path / "conv.cfg"
     cfg.write_text(SELU_CFG.split("[activation]")[0])
     save_weights(load_network(str(cfg)), tmp_path / "conv.weights")
-    result = run_cli(capsys, "export", cfg, tmp_path / "conv.weights", tmp_path / "conv.onnx")
+    result = run_cli("export", cfg, tmp_path / "conv.weights", tmp_path / "conv.onnx")
     assert result.code == 1
     assert result.err.startswith(f"darknet_py: error: {cfg}: the cfg has no [yolo] or [region] layer")

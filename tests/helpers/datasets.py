@@ -1,13 +1,60 @@
-"""A tiny detection data set and cfgs for the training-loop tests, generated in a temporary folder.
+"""The one builder of small Darknet data sets for the tests, in a temporary folder: pictures under
+`JPEGImages/` with their label files under `labels/` (where both forks' label rules find them), list files,
+.names and .data files; and `make_dataset`, the tiny generated detection set of the training tests.
 
-Images are PNG (lossless) so that Darknet's stb_image and OpenCV decode the same pixels; they sit under
-`JPEGImages/` so both forks' label rules find `labels/`. Two classes: filled rectangles (0) and ellipses (1)."""
+Each piece writes exactly the bytes it is given (OpenCV encodes the pixels), so a test's data, and the golden
+values computed from it, do not depend on which test built it."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Iterable, Optional, Union
 
 import cv2
 import numpy as np
+
+Pixels = Union[np.ndarray, Path, None]
+
+
+def add_picture(root: Path, name: str, pixels: Pixels = None, labels: Union[str, Path, None] = None,
+                split: str = "") -> Path:
+    """``root/JPEGImages/[split/]name`` and its label file ``root/labels/[split/]<stem>.txt``; returns the
+    image path. ``pixels``: an array OpenCV writes (BGR), a file to copy, or None for an empty file (for
+    commands that read only the labels). ``labels``: the label file's text, a label file to copy, or None
+    for no label file."""
+    images, label_dir = root / "JPEGImages" / split, root / "labels" / split
+    images.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    path = images / name
+    if isinstance(pixels, np.ndarray):
+        cv2.imwrite(str(path), pixels)
+    elif pixels is None:
+        path.touch()
+    else:
+        shutil.copy(pixels, path)
+    if isinstance(labels, str):
+        (label_dir / f"{path.stem}.txt").write_text(labels)
+    elif labels is not None:
+        shutil.copy(labels, label_dir / f"{path.stem}.txt")
+    return path
+
+
+def write_list(path: Path, entries: Iterable) -> Path:
+    """A Darknet list file (train=, valid=): one entry per line."""
+    path.write_text("".join(f"{entry}\n" for entry in entries))
+    return path
+
+
+def write_names(path: Path, names: Iterable[str]) -> Path:
+    path.write_text("".join(f"{name}\n" for name in names))
+    return path
+
+
+def write_data_file(path: Path, separator: str = "=", **keys) -> Path:
+    """A .data file, one ``key=value`` line per key in the order given."""
+    path.write_text("".join(f"{key}{separator}{value}\n" for key, value in keys.items()))
+    return path
+
 
 CLASSES = ("rect", "ellipse")
 
@@ -33,28 +80,30 @@ def tiny_cfg(*, batch=8, subdivisions=2, size=64, max_batches=200, batch_normali
 
 def make_dataset(root: Path, count: int = 12, valid: int = 4, seed: int = 7, size: int = 64) -> Path:
     """Write images, labels, list files, names and `tiny.data` under ``root``; returns the .data path.
-    List entries are absolute paths so Darknet binaries run from any directory find them."""
+    Images are PNG (lossless) so that Darknet's stb_image and OpenCV decode the same pixels. Two classes:
+    filled rectangles (0) and ellipses (1). List entries are absolute paths so Darknet binaries run from any
+    directory find them."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    lists = {"train": [], "valid": []}
     for split, n in (("train", count), ("valid", valid)):
-        images, labels = root / "JPEGImages" / split, root / "labels" / split
-        images.mkdir(parents=True, exist_ok=True)
-        labels.mkdir(parents=True, exist_ok=True)
+        paths = []
         for i in range(n):
             image, records = _draw(rng, size)
-            path = images / f"{i:03d}.png"
-            cv2.imwrite(str(path), image)
-            (labels / f"{i:03d}.txt").write_text("".join(
-                f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in records))
-            lists[split].append(str(path.resolve()))
-    for split, paths in lists.items():
-        (root / f"{split}.txt").write_text("\n".join(paths) + "\n")
-    (root / "tiny.names").write_text("\n".join(CLASSES) + "\n")
-    data = root / "tiny.data"
-    data.write_text(f"classes={len(CLASSES)}\ntrain={root / 'train.txt'}\nvalid={root / 'valid.txt'}\n"
-                    f"names={root / 'tiny.names'}\nbackup={root / 'backup'}\n")
-    return data
+            labels = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in records)
+            paths.append(add_picture(root, f"{i:03d}.png", image, labels, split).resolve())
+        write_list(root / f"{split}.txt", paths)
+    write_names(root / "tiny.names", CLASSES)
+    return write_data_file(root / "tiny.data", classes=len(CLASSES), train=root / "train.txt",
+                           valid=root / "valid.txt", names=root / "tiny.names", backup=root / "backup")
+
+
+def write_tiny_data(root: Path, dataset: Path, backup: str = "backup", **extra) -> Path:
+    """A `tiny.data` in ``root`` using ``dataset``'s (`make_dataset`'s) lists and names, backups in
+    ``root/backup``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return write_data_file(root / "tiny.data", **{"classes": 2, "train": dataset / "train.txt",
+                                                   "valid": dataset / "valid.txt", "names": dataset / "tiny.names",
+                                                   "backup": root / backup, **extra})
 
 
 def _draw(rng: np.random.Generator, size: int):

@@ -4,8 +4,6 @@ Subprocesses because signals are part of what is tested, and because every run o
 same torch thread count (OMP_NUM_THREADS=1 here) for CPU results to be bit-identical."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -17,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from darknet_py.weights import parse_header
+from helpers.cli import run_cli
 
 
 def train_command(*args: str) -> list[str]:
@@ -36,35 +35,18 @@ def run_train(cwd: Path, *args: str, timeout: int = 300) -> subprocess.Completed
 def run_train_here(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """The same command in this process (no interpreter start-up): for tests that need no signals and no
     bit-for-bit comparison with another process."""
-    from darknet_py.cli import main
-    out, err = io.StringIO(), io.StringIO()
     previous = os.getcwd()
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main([str(a) for a in train_command(*args)[3:]])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
+        result = run_cli(*train_command(*args)[3:])
     finally:
         os.chdir(previous)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(args, result.code, result.out, result.err)
 
 
 def start_train(cwd: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(train_command(*args), cwd=cwd, env=train_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def write_data(root: Path, dataset: Path, backup: str = "backup", **extra) -> Path:
-    """A `.data` in ``root`` using ``dataset``'s lists and names, backups in ``root/backup``."""
-    keys = {"classes": 2, "train": dataset / "train.txt", "valid": dataset / "valid.txt",
-            "names": dataset / "tiny.names", "backup": root / backup, **extra}
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "tiny.data"
-    path.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
-    return path
 
 
 def log_records(path: Path, event: Optional[str] = None) -> list[dict]:

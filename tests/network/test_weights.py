@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.cli import run_cli
 from darknet_py import Network, load_network, load_weights, save_weights
 from darknet_py.config.cfg import parse_cfg
+from helpers.cli import run_cli
 from helpers.paths import FIXTURES
 
 TINY3 = FIXTURES / "tiny3"
@@ -89,11 +89,11 @@ def test_load_save_is_byte_identical(yolov3_tiny_cfg, yolov3_tiny_weights, tmp_p
 
 
 @pytest.mark.parametrize("flavor", ["ab", "pj"])
-def test_convert_weights_pt_weights_is_byte_identical(yolov3_tiny_cfg, yolov3_tiny_weights, tmp_path, capsys,
+def test_convert_weights_pt_weights_is_byte_identical(yolov3_tiny_cfg, yolov3_tiny_weights, tmp_path,
                                                       flavor):
     pt, back = tmp_path / "tiny.pt", tmp_path / "back.weights"
-    assert run_cli(capsys, "convert", "--flavor", flavor, yolov3_tiny_cfg, yolov3_tiny_weights, pt).code == 0
-    assert run_cli(capsys, "convert", "--flavor", flavor, yolov3_tiny_cfg, pt, back).code == 0
+    assert run_cli("convert", "--flavor", flavor, yolov3_tiny_cfg, yolov3_tiny_weights, pt).code == 0
+    assert run_cli("convert", "--flavor", flavor, yolov3_tiny_cfg, pt, back).code == 0
     assert sha256(back) == sha256(yolov3_tiny_weights)
 
     checkpoint = torch.load(pt, weights_only=True)      # plain tensors and types only
@@ -118,19 +118,19 @@ def darknet_partial_13(darknet_binary, yolov3_tiny_cfg, yolov3_tiny_weights, tmp
     return out
 
 
-def test_partial_equals_real_darknet(darknet_partial_13, yolov3_tiny_cfg, yolov3_tiny_weights, tmp_path, capsys):
+def test_partial_equals_real_darknet(darknet_partial_13, yolov3_tiny_cfg, yolov3_tiny_weights, tmp_path):
     ours_pj, ours_ab = tmp_path / "pj.conv.13", tmp_path / "ab.conv.13"
-    result = run_cli(capsys, "partial", "--flavor", "pj", yolov3_tiny_cfg, yolov3_tiny_weights, ours_pj, 13)
+    result = run_cli("partial", "--flavor", "pj", yolov3_tiny_cfg, yolov3_tiny_weights, ours_pj, 13)
     assert result.code == 0 and "Loaded 13 layers" in result.out
     assert sha256(ours_pj) == sha256(darknet_partial_13)
     assert header_of(darknet_partial_13) == (0, 2, 0, 0)
     # AlexeyAB writes the same payload under its own header, with seen reset as well
-    assert run_cli(capsys, "partial", yolov3_tiny_cfg, yolov3_tiny_weights, ours_ab, 13).code == 0
+    assert run_cli("partial", yolov3_tiny_cfg, yolov3_tiny_weights, ours_ab, 13).code == 0
     assert header_of(ours_ab) == (0, 2, 5, 0)
     assert ours_ab.read_bytes()[20:] == darknet_partial_13.read_bytes()[20:]
 
 
-def test_partial_file_loads_and_reports_layers(darknet_partial_13, yolov3_tiny_cfg, yolov3_tiny_weights, capsys,
+def test_partial_file_loads_and_reports_layers(darknet_partial_13, yolov3_tiny_cfg, yolov3_tiny_weights,
                                                tmp_path):
     full = load_network(str(yolov3_tiny_cfg), str(yolov3_tiny_weights), flavor="pj", batch=1)
     network = Network(parse_cfg(yolov3_tiny_cfg, flavor="pj", batch=1))
@@ -145,7 +145,7 @@ def test_partial_file_loads_and_reports_layers(darknet_partial_13, yolov3_tiny_c
             assert torch.equal(ours, theirs)
     for before, after in zip(untouched, params_of(network, 13)):
         assert torch.equal(before, after)
-    result = run_cli(capsys, "convert", yolov3_tiny_cfg, darknet_partial_13, tmp_path / "backbone.pt")
+    result = run_cli("convert", yolov3_tiny_cfg, darknet_partial_13, tmp_path / "backbone.pt")
     assert result.code == 0 and "Loaded 13 layers" in result.out
 
 

@@ -8,8 +8,8 @@ from helpers.paths import ROOT
 
 
 
-def test_version_flag_prints_the_installed_version(capsys):
-    result = run_cli(capsys, "--version")
+def test_version_flag_prints_the_installed_version():
+    result = run_cli("--version")
     assert result.code == 0
     assert result.out.strip() == f"darknet_py {metadata.version('darknet_py')}"
 

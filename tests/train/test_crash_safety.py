@@ -32,10 +32,11 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.cli import main
 from darknet_py.faults import PAUSE_MESSAGE, PAUSE_VARIABLE
 from darknet_py.network import load_network
 from darknet_py.weights import save_weights
+from helpers.cli import run_cli
+from helpers.datasets import add_picture, write_data_file, write_list, write_names
 
 BATCH = 2
 ITERATION_LINE = re.compile(r"^\s*(\d+): [-+\w.]+, ", re.MULTILINE)
@@ -45,22 +46,16 @@ def make_training_setup(root: Path, side_outputs: int = 8, learning_rate: float 
     """Three 48x40 noise images with one box each, a 1-class .data saving `_last` every iteration, and a tiny
     cfg. Its unused [connected] side branch (``side_outputs`` x 1024 weights) makes every backup big enough
     that a kill can land in the middle of writing it."""
-    (root / "JPEGImages").mkdir(parents=True)
-    (root / "labels").mkdir()
     rng = np.random.default_rng(0)
     images = []
     for i in range(3):
         picture = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
         cv2.rectangle(picture, (10, 8), (30, 28), (255, 0, 0), -1)
-        image = root / "JPEGImages" / f"{i}.jpg"
-        cv2.imwrite(str(image), picture)
-        (root / "labels" / f"{i}.txt").write_text("0 0.4167 0.45 0.4167 0.5\n")
-        images.append(str(image))
-    (root / "train.txt").write_text("\n".join(images) + "\n")
-    (root / "obj.names").write_text("box\n")
-    data = root / "obj.data"
-    data.write_text(f"classes=1\ntrain={root / 'train.txt'}\nnames={root / 'obj.names'}\n"
-                    f"backup={root / 'backup'}\nsavelast=1\nsaveweights=100000\n")
+        images.append(add_picture(root, f"{i}.jpg", picture, "0 0.4167 0.45 0.4167 0.5\n"))
+    write_list(root / "train.txt", images)
+    write_names(root / "obj.names", ["box"])
+    data = write_data_file(root / "obj.data", classes=1, train=root / "train.txt", names=root / "obj.names",
+                           backup=root / "backup", savelast=1, saveweights=100000)
     cfg = root / "tiny.cfg"
     cfg.write_text(f"""[net]
 batch={BATCH}
@@ -113,17 +108,6 @@ def train_args(data: Path, cfg: Path, *extra: str, max_batches: int = 100000) ->
 
 def train_command(data: Path, cfg: Path, *extra: str, max_batches: int = 100000) -> list[str]:
     return [sys.executable, "-m", "darknet_py", *train_args(data, cfg, *extra, max_batches=max_batches)]
-
-
-def run_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
-    """`darknet_py ARGV` in this process (saves a Python start): exit status, stdout, stderr."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _env() -> dict:
@@ -273,7 +257,7 @@ def test_before_the_startup_pause_nothing_slow_is_imported():
 
 # -- one run per backup folder ------------------------------------------------------------------------------------
 
-def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_path, capsys):
+def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_path):
     data, cfg = make_training_setup(tmp_path)
     backup = tmp_path / "backup"
     with open(tmp_path / "out.txt", "w") as out:
@@ -281,7 +265,7 @@ def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_pat
         try:
             wait_for_pause(first)                        # the first run holds the folder
             before = {p.name: p.read_bytes() for p in backup.iterdir()}
-            code, _, err = run_in_process(train_args(data, cfg, max_batches=1), capsys)
+            code, _, err, _ = run_cli(*train_args(data, cfg, max_batches=1))
             assert code == 1 and err.count("darknet_py: error: ") == 1, err[-2000:]
             assert f"darknet_py: error: {backup}: another training run (pid {first.pid} on " in err
             assert {p.name: p.read_bytes() for p in backup.iterdir()} == before     # nothing touched
@@ -293,13 +277,13 @@ def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_pat
                                                        "tiny_last.weights", "tiny_train.jsonl"]
 
 
-def test_a_stale_lock_is_taken_over_with_a_message(tmp_path, capsys):
+def test_a_stale_lock_is_taken_over_with_a_message(tmp_path):
     data, cfg = make_training_setup(tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "backup").mkdir()
     lock = tmp_path / "backup" / ".darknet_py_train.lock"
     lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()} 2026-01-01T00:00:00+0000\n")
-    code, out, err = run_in_process(train_args(data, cfg, max_batches=1), capsys)
+    code, out, err, _ = run_cli(*train_args(data, cfg, max_batches=1))
     assert code == 0, err[-2000:]
     assert f"Taking over the stale lock {lock} (pid {gone.stdout.strip()} on {socket.gethostname()} is gone)" in out
     assert not lock.exists() and (tmp_path / "backup" / "tiny_final.weights").exists()
@@ -334,14 +318,14 @@ def test_a_size_that_cannot_fit_is_refused_with_the_estimate_under_ulimit_v(tmp_
 
 # -- a full disk on any file the trainer writes -------------------------------------------------------------------
 
-def test_a_full_disk_while_writing_the_log_is_one_error(tmp_path, capsys):
+def test_a_full_disk_while_writing_the_log_is_one_error(tmp_path):
     data, cfg = make_training_setup(tmp_path)
-    code, _, err = run_in_process(train_args(data, cfg, "--log", "/dev/full", max_batches=1), capsys)
+    code, _, err, _ = run_cli(*train_args(data, cfg, "--log", "/dev/full", max_batches=1))
     assert code == 1 and "Traceback" not in err
     assert "darknet_py: error: /dev/full: cannot write the training log: No space left on device" in err
 
 
-def test_a_full_disk_while_writing_the_state_file_is_one_error(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_while_writing_the_state_file_is_one_error(tmp_path, monkeypatch):
     """torch.save reports a full disk as a RuntimeError; the .weights written just before stay intact."""
     data, cfg = make_training_setup(tmp_path)
 
@@ -349,7 +333,7 @@ def test_a_full_disk_while_writing_the_state_file_is_one_error(tmp_path, capsys,
         Path(path).write_bytes(b"PK")
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
     monkeypatch.setattr("darknet_py.weights.torch.save", full_disk)
-    code, _, err = run_in_process(train_args(data, cfg, max_batches=3), capsys)
+    code, _, err, _ = run_cli(*train_args(data, cfg, max_batches=3))
     state = tmp_path / "backup" / "tiny_last.state.pt"
     assert code == 1 and "Traceback" not in err
     assert f"darknet_py: error: {state}: cannot write file: [enforce fail" in err
@@ -365,11 +349,11 @@ def _nan_weights(cfg: Path, path: Path) -> None:
     save_weights(network, path)
 
 
-def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path, capsys):
+def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path):
     data, cfg = make_training_setup(tmp_path)
     weights = tmp_path / "nan.weights"
     _nan_weights(cfg, weights)
-    code, out, err = run_in_process(train_args(data, cfg, str(weights), max_batches=5), capsys)
+    code, out, err, _ = run_cli(*train_args(data, cfg, str(weights), max_batches=5))
     assert code == 1, out[-2000:] + err[-2000:]
     error = err[err.index("darknet_py: error:"):]
     assert error.startswith(f"darknet_py: error: {cfg}: iteration 1: the loss is nan")
@@ -388,9 +372,9 @@ def test_nan_in_the_weights_stops_training_with_a_diagnosis(tmp_path, capsys):
     (1e38, r"darknet_py: error: \S*tiny_last\.weights: not saved: layer \d+ \[\w+\] holds non-finite "
            r"parameters after the update that reached seen=2"),
 ])
-def test_a_diverging_learning_rate_is_caught_and_backups_stay_finite(tmp_path, capsys, learning_rate, diagnosis):
+def test_a_diverging_learning_rate_is_caught_and_backups_stay_finite(tmp_path, learning_rate, diagnosis):
     data, cfg = make_training_setup(tmp_path, learning_rate=learning_rate)
-    code, out, err = run_in_process(train_args(data, cfg, max_batches=50), capsys)
+    code, out, err, _ = run_cli(*train_args(data, cfg, max_batches=50))
     assert code == 1, out[-2000:] + err[-2000:]
     assert re.search(diagnosis, err), err[-2000:]
     for backup in (tmp_path / "backup").glob("*.weights"):
@@ -398,11 +382,11 @@ def test_a_diverging_learning_rate_is_caught_and_backups_stay_finite(tmp_path, c
         assert np.isfinite(values).all(), f"{backup} holds non-finite values"
 
 
-def test_a_huge_label_width_is_refused_before_training(tmp_path, capsys):
+def test_a_huge_label_width_is_refused_before_training(tmp_path):
     data, cfg = make_training_setup(tmp_path)
     label = tmp_path / "labels" / "1.txt"
     label.write_text("0 0.4167 0.45 1e30 0.5\n")
-    code, _, err = run_in_process(train_args(data, cfg, max_batches=5), capsys)
+    code, _, err, _ = run_cli(*train_args(data, cfg, max_batches=5))
     assert code == 1 and f"{label}:1: coordinates must be in (0, 1]" in err
     assert f"darknet_py: error: {data}: the data set check found 1 error(s)" in err
     assert not (tmp_path / "backup").exists()

@@ -19,8 +19,8 @@ import torch
 from darknet_py.config.cfg import parse_cfg
 from darknet_py.network import Network
 from darknet_py.weights import load_weights
-from helpers.datasets import make_dataset, tiny_cfg
-from helpers.train_runs import run_train, train_command, train_env, write_data
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
+from helpers.train_runs import run_train, train_command, train_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def _final(root: Path) -> dict[str, torch.Tensor]:
 def _train_both(dataset: Path, root: Path, **cfg) -> tuple[dict, dict, str]:
     outputs = {}
     for name in ("one", "two"):
-        data = write_data(root / name, dataset)
+        data = write_tiny_data(root / name, dataset)
         (root / name / "tiny.cfg").write_text(tiny_cfg(max_batches=3, burn_in=0, **cfg))
         run = run_train(root / name, data, "tiny.cfg", "--seed", "2") if name == "one" else \
             _torchrun(root / name, data, "tiny.cfg", "--seed", "2", "--global-batch")
@@ -88,7 +88,7 @@ def test_gpus_as_darknet_each_rank_trains_a_batch_lr_times_n(dataset, tmp_path):
     (the same 8 images, subdivisions doubled) at twice the learning rate for 3 iterations:
     w -= 2·lr · (g_0 + g_1) / 8 = lr · (g_0 + g_1) / 4."""
     one, two = tmp_path / "one", tmp_path / "two"
-    data_one, data_two = write_data(one, dataset), write_data(two, dataset)
+    data_one, data_two = write_tiny_data(one, dataset), write_tiny_data(two, dataset)
     (one / "tiny.cfg").write_text(tiny_cfg(max_batches=3, burn_in=0, batch=8, subdivisions=4, learning_rate=0.02,
                                            batch_normalize=False))
     (two / "tiny.cfg").write_text(tiny_cfg(max_batches=6, burn_in=0, batch=4, subdivisions=2, learning_rate=0.01,

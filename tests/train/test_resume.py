@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.datasets import make_dataset, tiny_cfg
-from helpers.train_runs import (log_records, run_train, start_train, train_command, train_env, wait_for, weights_arrays,
-                             write_data)
+from helpers.train_runs import (log_records, run_train, start_train, train_command, train_env, wait_for,
+                                weights_arrays)
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 
 pytestmark = pytest.mark.slow
 ITERATIONS = 30
 
 
 def _setup(root: Path, dataset: Path, **cfg) -> Path:
-    data = write_data(root, dataset, saveweights=1000, savelast=10)
+    data = write_tiny_data(root, dataset, saveweights=1000, savelast=10)
     (root / "tiny.cfg").write_text(tiny_cfg(**{"max_batches": ITERATIONS, "steps": (25,), **cfg}))
     return data
 

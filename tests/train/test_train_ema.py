@@ -11,8 +11,8 @@ import torch
 from darknet_py.config.cfg import parse_cfg
 from darknet_py.network import Network
 from darknet_py.train.ema import make_ema
-from helpers.datasets import make_dataset, tiny_cfg
-from helpers.train_runs import run_train_here, weights_arrays, write_data
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
+from helpers.train_runs import run_train_here, weights_arrays
 
 
 def _network(tmp_path, max_batches):
@@ -77,7 +77,7 @@ def test_ema_weights_file_written_with_last(tmp_path):
     """max_batches=8: start 4, apply point -992 (never): the averages are the weights of iteration 4, and
     `_ema.weights` = those with the rolling statistics of the moment it is written."""
     make_dataset(tmp_path / "set", count=6, valid=2)
-    data = write_data(tmp_path, tmp_path / "set", saveweights=4, savelast=2)
+    data = write_tiny_data(tmp_path, tmp_path / "set", saveweights=4, savelast=2)
     (tmp_path / "ema.cfg").write_text(tiny_cfg(max_batches=8, batch=4, subdivisions=1)
                                       .replace("[net]\n", "[net]\nema_alpha=0.9998\n"))
     done = run_train_here(tmp_path, data, "ema.cfg")

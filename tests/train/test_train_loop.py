@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darknet_py.cli import main
-from helpers.datasets import make_dataset, tiny_cfg
-from helpers.train_runs import log_records, run_train, run_train_here, weights_arrays, write_data
+from helpers.cli import run_cli
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
+from helpers.train_runs import log_records, run_train, run_train_here, weights_arrays
 
 AB_LINE = re.compile(r"^ (\d+): (\S+), (\S+) avg loss, (\S+) rate, (\S+) seconds, (\d+) images, (\S+) hours left$")
 PJ_LINE = re.compile(r"^(\d+): (\S+), (\S+) avg, (\S+) rate, (\S+) seconds, (\d+) images$")
@@ -29,7 +29,7 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_ab_run_prints_darknet_lines_and_writes_ab_backups(dataset, tmp_path):
-    data = write_data(tmp_path, dataset, saveweights=50, savelast=20)
+    data = write_tiny_data(tmp_path, dataset, saveweights=50, savelast=20)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=100))
     done = run_train(tmp_path, data, "tiny.cfg", "--seed", "3", "-map")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -69,7 +69,7 @@ def test_ab_run_prints_darknet_lines_and_writes_ab_backups(dataset, tmp_path):
 
 
 def test_clear_and_resume_iteration_from_seen(dataset, tmp_path):
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=4))
     assert run_train_here(tmp_path, data, "tiny.cfg").returncode == 0
     final = tmp_path / "backup" / "tiny_final.weights"
@@ -89,11 +89,11 @@ def test_clear_and_resume_iteration_from_seen(dataset, tmp_path):
 
 
 def test_partial_backbone_starts_at_zero(dataset, tmp_path):
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=3))
     assert run_train_here(tmp_path, data, "tiny.cfg").returncode == 0
     conv = tmp_path / "tiny.conv.4"
-    main(["partial", str(tmp_path / "tiny.cfg"), str(tmp_path / "backup" / "tiny_final.weights"), str(conv), "4"])
+    assert run_cli("partial", tmp_path / "tiny.cfg", tmp_path / "backup" / "tiny_final.weights", conv, 4).code == 0
     (tmp_path / "backup" / "tiny_train.jsonl").unlink()
     done = run_train_here(tmp_path, data, "tiny.cfg", conv)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -102,7 +102,7 @@ def test_partial_backbone_starts_at_zero(dataset, tmp_path):
 
 
 def test_non_finite_loss_stops_with_diagnosis_and_keeps_last_good_weights(dataset, tmp_path):
-    data = write_data(tmp_path, dataset, saveweights=1000, savelast=1)
+    data = write_tiny_data(tmp_path, dataset, saveweights=1000, savelast=1)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=50, learning_rate=1e4, burn_in=0))
     done = run_train_here(tmp_path, data, "tiny.cfg")
     assert done.returncode == 1
@@ -120,7 +120,7 @@ def test_non_finite_loss_stops_with_diagnosis_and_keeps_last_good_weights(datase
 
 
 def test_bad_usage_is_one_clear_error(dataset, tmp_path):
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(batch=1, subdivisions=1))
     done = run_train_here(tmp_path, data, "tiny.cfg")
     assert done.returncode == 1 and "batch=1 cannot train" in done.stderr and "Traceback" not in done.stderr
@@ -140,7 +140,7 @@ def test_bad_usage_is_one_clear_error(dataset, tmp_path):
 def test_pj_cli_run_is_loadable_by_debian_darknet_with_equal_detections(dataset, tmp_path, darknet_binary):
     """200 iterations with flavor pj; then the real pjreddie darknet (Debian) runs `detector valid` on our
     `_final.weights` and must list the detections darknet_py's `detector valid --flavor pj` lists."""
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=200))
     done = run_train(tmp_path, data, "tiny.cfg", "--flavor", "pj", "--seed", "1")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -162,8 +162,8 @@ def test_pj_cli_run_is_loadable_by_debian_darknet_with_equal_detections(dataset,
                               "backup/tiny_final.weights", "-out", "dn_"], cwd=tmp_path, capture_output=True,
                              text=True, timeout=120)
     assert darknet.returncode == 0, darknet.stderr[-2000:]
-    main(["detector", "valid", str(data), str(tmp_path / "tiny.cfg"), str(backup / "tiny_final.weights"),
-          "-out", str(results / "py_"), "--flavor", "pj"])
+    assert run_cli("detector", "valid", data, tmp_path / "tiny.cfg", backup / "tiny_final.weights",
+                   "-out", results / "py_", "--flavor", "pj").code == 0
     for name in ("rect", "ellipse"):
         theirs = _valid_lines(results / f"dn_{name}.txt")
         mine = _valid_lines(results / f"py_{name}.txt")
@@ -180,7 +180,7 @@ def _valid_lines(path: Path) -> list[tuple[str, float, np.ndarray]]:
 
 
 def test_amp_trains_close_to_float32(dataset, tmp_path):
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=3))
     losses = {}
     for flag in ((), ("--amp",)):
@@ -197,7 +197,7 @@ def test_amp_trains_close_to_float32(dataset, tmp_path):
 def test_map_inputs_checked_before_training(dataset, tmp_path):
     names = tmp_path / "three.names"
     names.write_text("a\nb\nc\n")
-    data = write_data(tmp_path, dataset, names=names)
+    data = write_tiny_data(tmp_path, dataset, names=names)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg())
     done = run_train_here(tmp_path, data, "tiny.cfg", "-map")
     assert done.returncode == 1 and "three.n" in done.stderr                    # the dataset checker's words

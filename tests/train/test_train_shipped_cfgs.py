@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from helpers.datasets import make_dataset
-from helpers.train_runs import run_train_here, write_data
+from helpers.datasets import make_dataset, write_tiny_data
 from helpers.paths import FIXTURES, ROOT
+from helpers.train_runs import run_train_here
 
 CFGS = [ROOT / "cfg" / "yolov4-tiny.cfg", ROOT / "cfg" / "yolov4.cfg",
         FIXTURES / "yolov4-csp.cfg"]
@@ -33,7 +33,7 @@ def test_shipped_cfg_trains_without_warnings(tmp_path, cfg):
     make_dataset(tmp_path / "set", count=2, valid=1)
     names = tmp_path / "coco.names"
     names.write_text("".join(f"class{i}\n" for i in range(80)))
-    data = write_data(tmp_path, tmp_path / "set", classes=80, names=names)
+    data = write_tiny_data(tmp_path, tmp_path / "set", classes=80, names=names)
     text = _shrunk(cfg.read_text())
     if cfg.stem == "yolov4-csp":
         (tmp_path / cfg.name).write_text(text)
