@@ -7,8 +7,8 @@ import ctypes.util
 
 import pytest
 
-from darknet_py.eval.anchors import sample_order
 from darknet_py.errors import DarknetError
+from darknet_py.eval.anchors import sample_order
 from darknet_py.train.policy import GlibcRandom
 from helpers.cli import run_cli
 from helpers.datasets import add_picture, write_data_file, write_list
@@ -61,7 +61,8 @@ def test_calc_anchors_needs_width_and_height(tmp_path, monkeypatch):
     with pytest.raises(DarknetError, match="-width"):
         run_cli("--debug", "detector", "calc_anchors", "a.data", "-num_of_clusters", "1")
     with pytest.raises(DarknetError, match="num_of_clusters"):
-        run_cli("--debug", "detector", "calc_anchors", "a.data", "-num_of_clusters", "3", "-width", "10", "-height", "10")
+        run_cli("--debug", "detector", "calc_anchors", "a.data", "-num_of_clusters", "3", "-width", "10",
+                "-height", "10")
 
 
 def test_show_writes_cloud_png(tmp_path, monkeypatch):
