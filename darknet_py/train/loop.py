@@ -64,8 +64,7 @@ def train_network(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> TrainOu
             while run.iteration < net.max_batches:
                 size = s.multiscale.next_size(run.iteration) if s.multiscale is not None else None
                 if size is not None:
-                    run.width, run.height = size
-                    resize(s, *size)
+                    resize(s, run, *size)
                     say_resized(s, *size)
                 started = time.time()
                 batch = s.loader.next_batch()

@@ -55,8 +55,7 @@ def _evaluate_map(s: Session, run: RunState) -> None:
     net = s.cfg.net
     if s.multiscale is not None and (run.width, run.height) != (net.width, net.height):
         s.say(f"Resizing to initial size: {net.width} x {net.height} ")
-        run.width, run.height = net.width, net.height
-        resize(s, net.width, net.height)
+        resize(s, run, net.width, net.height)
     if not s.main:
         return
     if s.map_network is None:

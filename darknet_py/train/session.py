@@ -193,8 +193,9 @@ def close_session(s: Session) -> None:
     shutdown(s.ctx)
 
 
-def resize(s: Session, width: int, height: int) -> None:
-    """The network and the loader change size together (multiscale, or back to the cfg size for -map)."""
+def resize(s: Session, run: train_state.RunState, width: int, height: int) -> None:
+    """The run, the network and the loader change size together (multiscale, or the cfg size for -map)."""
+    run.width, run.height = width, height
     s.network.resize(width, height)
     s.loader.set_size(width, height)
 
