@@ -22,8 +22,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import TrainingError
 from ..atomic_write import write_atomically
+from ..errors import TrainingError
 from ..weights import WeightsHeader, weights_payload
 from ..weights_check import non_finite_layer
 

@@ -32,6 +32,7 @@ from .checkpoints import BackupCounters, due_backups
 from .chart import TrainingChart
 from .distributed import all_reduce_mean, any_rank, average_batchnorm_statistics
 from .map_pass import map_due, map_pass, next_map
+from .precision import amp_dtype
 from .progress import TrainingConsole, remaining_hours, smooth_hours
 from .reject_weights import reject_similar_weights, rejection_due
 from .report import announce, check_finite, report_iteration, say_clear_hint, say_resized, show_imgs
@@ -158,16 +159,9 @@ def _finish(s: Session, run: RunState, stopped_by: Optional[str]) -> Path:
 
 
 def _train_step(s: Session, run: RunState, batch):
-    with torch.autocast(s.device.type, dtype=_amp_dtype(s.device), enabled=s.opts.amp):
+    with torch.autocast(s.device.type, dtype=amp_dtype(s.device), enabled=s.opts.amp):
         return train_network_step(s.network, s.optimizer, batch.images, batch.truth, iteration=run.iteration,
                                   device=s.device, rng=s.rate_rng, tf32=s.opts.tf32)
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 (float32's range: no loss scaling needed) where the device has it, else float16."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
 
 
 def _reduced_loss(s: Session, result) -> tuple[float, list[float]]:

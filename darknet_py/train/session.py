@@ -31,6 +31,7 @@ from .ema import ConvolutionEma, make_ema
 from .lock import BackupLock
 from .multiscale import Multiscale, multiscale_options
 from .policy import GlibcRandom
+from .precision import set_precision, yolo_in_float32
 from .progress import JsonLog, TrainingConsole
 from .update import make_optimizer
 
@@ -134,7 +135,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     """Everything a run needs before its first iteration. ``cfg``: the cfg the command already parsed (the
     pre-training check's), else it is parsed here."""
     device = torch.device(opts.device)
-    _set_precision(opts.tf32)
+    set_precision(opts.tf32)
     ctx = init_distributed(device)
     data = parse_data(opts.data_file, flavor=opts.flavor)
     cfg = training_cfg(cfg if cfg is not None else parse_cfg(opts.cfg_file, flavor=opts.flavor), opts, ctx)
@@ -146,7 +147,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     torch.manual_seed(opts.seed)                       # Darknet's random init, made reproducible
     network = Network(cfg).to(device)
     if opts.amp:
-        _yolo_in_float32(network)
+        yolo_in_float32(network)
     saved = load_start_weights(network, opts, say=print if ctx.is_main else silent)
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
@@ -207,19 +208,6 @@ def silent(*args, **kwargs) -> None:
 def _darknet_gpus(opts: TrainOptions, ctx: DistributedContext) -> bool:
     """Several processes train as Darknet's -gpus does (each a whole batch) unless --global-batch."""
     return ctx.enabled and not opts.global_batch
-
-
-def _set_precision(tf32: bool) -> None:
-    """float32 like Darknet unless TF32 is asked for (spec §7.6)."""
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-
-
-def _yolo_in_float32(network: Network) -> None:
-    """Under --amp the convolutions run in reduced precision, but the [yolo] layers and their Darknet deltas
-    stay float32 (the deltas are built by exact index arithmetic on float32 tensors)."""
-    for index in network.detection_indices:
-        network.layers[index].register_forward_pre_hook(lambda layer, args: (args[0].float(), *args[1:]))
 
 
 def _check_trainable(cfg: CfgModel) -> None:

@@ -34,10 +34,10 @@ from typing import Any, Optional, Protocol
 import numpy as np
 import torch
 
+from ..atomic_write import save_with_torch
 from ..errors import TrainingError
 from .chart import TrainingChart
 from .checkpoints import BackupCounters
-from ..atomic_write import save_with_torch
 
 FORMAT = "darknet_py/train-state/1"
 _NDARRAY = "__ndarray__"
