@@ -53,7 +53,8 @@ from make_shapes import background, draw_shape, place_shapes, shape_colour  # no
 from darknet_py.config.cfg import parse_cfg  # noqa: E402
 from darknet_py.eval.map import validate_detector_map  # noqa: E402
 from darknet_py.network import Network  # noqa: E402
-from darknet_py.train.loop import TrainOptions, _amp_dtype, _yolo_in_float32, train_network  # noqa: E402
+from darknet_py.train.loop import TrainOptions, train_network  # noqa: E402
+from darknet_py.train.precision import amp_dtype, yolo_in_float32  # noqa: E402
 from darknet_py.train.step import train_network_step  # noqa: E402
 from darknet_py.train.update import make_optimizer  # noqa: E402
 
@@ -196,7 +197,7 @@ def _network(cfg: Path, device: torch.device, precision: str) -> Network:
     torch.manual_seed(0)
     network = Network(parse_cfg(cfg)).to(device)
     if precision == "amp":
-        _yolo_in_float32(network)
+        yolo_in_float32(network)
     return network
 
 
@@ -212,7 +213,7 @@ def train_premade(cfg: Path, device: torch.device, precision: str, warmup: int, 
     for i in range(warmup + iterations):
         if i == warmup:
             started = time.perf_counter()
-        with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=precision == "amp"):
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=precision == "amp"):
             train_network_step(network, optimizer, images, truth, device=device, tf32=tf32)
     return Measured(iterations * net.images_per_update / (time.perf_counter() - started), _peak_mib(device))
 

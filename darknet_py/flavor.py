@@ -17,6 +17,12 @@ class Flavor:
     alexeyab: bool                              # AlexeyAB's fork (the larger algorithmic differences key on this)
     weights_version: tuple[int, int, int]       # (major, minor, revision) written in a .weights header
 
+    # training loop
+    backup_banner: bool                         # says the save periods at the start and `-clear` at the end
+    small_batch_warning: bool                   # warns when batch < 8 (AB recommends 64)
+    map_progress_lines: bool                    # with -map: the next mAP iteration and last/best mAP each iteration
+    resizing_line: str                          # a multiscale resize ({width}, {height}, {coef})
+
     @property
     def pjreddie(self) -> bool:
         return not self.alexeyab
@@ -25,8 +31,12 @@ class Flavor:
         return self.name
 
 
-AB = Flavor(name="ab", alexeyab=True, weights_version=(0, 2, 5))
-PJ = Flavor(name="pj", alexeyab=False, weights_version=(0, 2, 0))
+AB = Flavor(name="ab", alexeyab=True, weights_version=(0, 2, 5),
+            backup_banner=True, small_batch_warning=True, map_progress_lines=True,
+            resizing_line="Resizing, random_coef = {coef:.2f} \n\n {width} x {height} ")
+PJ = Flavor(name="pj", alexeyab=False, weights_version=(0, 2, 0),
+            backup_banner=False, small_batch_warning=False, map_progress_lines=False,
+            resizing_line="Resizing\n{width}")
 
 FLAVORS: dict[str, Flavor] = {"ab": AB, "pj": PJ}
 

@@ -8,14 +8,13 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .errors import DarknetError, WeightsError
-from .faults import pause_point
+from .errors import WeightsError
+from .atomic_write import save_with_torch, write_atomically
 
 AB_VERSION = (0, 2, 5)
 PJ_VERSION = (0, 2, 0)
@@ -230,78 +229,6 @@ def save_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None,
     if header is None:
         header = (network.header or new_header(network.net.flavor, 0)).with_seen(network.seen)
     write_atomically(path, header.pack() + weights_payload(network, cutoff, header).tobytes())
-
-
-def write_atomically(path: str | os.PathLike, data: bytes, error_type: type[DarknetError] = WeightsError) -> None:
-    """Never leave a half-written file under ``path``: write a temp file beside it, fsync, rename. A
-    write-protected ``path`` is refused: a rename would silently replace it."""
-    path = Path(path)
-    refuse_read_only(path, error_type)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        pause_point("write", str(path))
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise error_type(f"cannot write file: {exc.strerror}", file=str(path)) from None
-    _remove_stale_temps(path)
-
-
-def refuse_read_only(path: Path, error_type: type[DarknetError] = WeightsError) -> None:
-    """Writing by rename would replace a file its owner protected; refuse instead, as `cp` does."""
-    if path.is_file() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):  # root ignores modes
-        raise error_type("is write-protected: not replaced", file=str(path),
-                         hint="make it writable (chmod u+w) or choose another destination")
-
-
-def save_with_torch(payload: dict, path: str | os.PathLike, error_type: type[DarknetError] = WeightsError) -> None:
-    """`torch.save` through a temp file + fsync + rename, its failures (a full disk, a missing directory:
-    torch reports both as RuntimeError) as one ``error_type`` naming ``path``."""
-    path = Path(path)
-    refuse_read_only(path, error_type)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        pause_point("write", str(path))
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
-        _remove_quietly(tmp)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error_type(f"cannot write file: {reason}", file=str(path)) from None
-    _remove_stale_temps(path)
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Temp files of ``path`` left by writers that were killed mid-write (their process is gone)."""
-    prefix = f".{path.name}.tmp"
-    for tmp in path.parent.glob(f"{prefix}*"):
-        pid = tmp.name[len(prefix):]
-        if pid.isdigit() and not process_alive(int(pid)):
-            _remove_quietly(tmp)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True         # it exists but belongs to someone else
-    return True
-
-
-def _remove_quietly(tmp: Path) -> None:
-    """Drop a temp file if there is one (its directory may not even exist: that is often why we failed)."""
-    try:
-        tmp.unlink()
-    except OSError:
-        pass
 
 
 # -- .pt checkpoints ----------------------------------------------------------------------------------

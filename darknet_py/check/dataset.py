@@ -41,6 +41,7 @@ def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | s
         data = data_config if isinstance(data_config, DataConfig) else parse_data(data_config, flavor)
         report = CheckReport(data.file, flavor, fast)
         model = load_model(cfg, flavor, report)
+        report.model = model
         _check_names(data, report)
         _check_backup(data, report)
         max_boxes = _max_boxes(model, flavor)

@@ -66,6 +66,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)     # check code -> why it did not run
     stats: dict[str, object] = field(default_factory=dict)    # counts for the summary (images, boxes, ...)
+    model: Optional[object] = None                            # the parsed cfg (detector train trains it)
 
     def add(self, code: str, severity: str, message: str, error_type: type[DarknetError], **where) -> None:
         if code not in CHECK_TITLES:

@@ -25,8 +25,9 @@ def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int)
         raise DataFileError(f"the data set check found {len(report.errors)} error(s), listed above", file=data)
 
 
-def fast_check_before_training(data: str, cfg: str, flavor: str) -> None:
-    """What `detector train` runs first: the fast checks; errors stop training, warnings are shown."""
+def fast_check_before_training(data: str, cfg: str, flavor: str):
+    """What `detector train` runs first: the fast checks; errors stop training, warnings are shown. Returns
+    the parsed cfg, which training then uses (the cfg is parsed once per command)."""
     report = check_dataset(data, cfg, flavor=flavor, fast=True)
     if report.findings:
         click.echo(report.format_findings(examples=3), err=True)
@@ -34,6 +35,7 @@ def fast_check_before_training(data: str, cfg: str, flavor: str) -> None:
         raise DataFileError(f"the data set check found {len(report.errors)} error(s), listed above", file=data,
                             hint=f"details: darknet_py detector check {data} {cfg} --flavor {flavor}; "
                                  f"skip the check with --no-check")
+    return report.model
 
 
 COMMANDS: list = [check]

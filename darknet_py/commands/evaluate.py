@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..eval.detect import check_class_names, detector_classes, open_network
 from ..eval.inference import default_batch
 from ..network import Network
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 from .options import device_options, flavor_option, inference_options, resolve_device
 
 COMMANDS: list = []

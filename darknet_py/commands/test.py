@@ -22,7 +22,7 @@ from ..eval.draw import draw_detections, save_image
 from ..eval.inference import DetectedImage, default_batch, detect_images
 from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
 from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 from .evaluate import open_detector
 from .options import device_options, flavor_option, inference_options, resolve_device
 

@@ -61,7 +61,8 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..data.loader import default_workers
-    from ..train.loop import TrainOptions, train_network
+    from ..train.loop import train_network
+    from ..train.session import TrainOptions
     from .check import fast_check_before_training
 
     gpu_list = parse_gpus(gpus)
@@ -77,15 +78,14 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
         raise UsageError("-mAP_epochs must be at least 1", value=str(map_epochs))
-    if not no_check:
-        fast_check_before_training(data, cfg, flavor)
+    parsed = fast_check_before_training(data, cfg, flavor) if not no_check else None   # else parsed by training
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
         workers=default_workers() if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
         show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
-    outcome = train_network(options)
+    outcome = train_network(options, parsed)
     if outcome.stopped_by is not None:      # not finished: exit 128 + signal, so `&&` and schedulers see it
         click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
                    f"resume from {outcome.weights}", err=True)

@@ -19,7 +19,7 @@ import numpy as np
 from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
 from ..errors import DataFileError
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
 from .detect import at_cfg_size, detector_classes

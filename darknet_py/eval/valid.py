@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import DataConfig
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 from .coco import COCO_IDS, coco_bbox
 from .detect import detector_classes, uses_letter_box
 from .detections import DetectionArrays

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError, UsageError
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 from .graph import INPUT_NAME, ExportGraph
 
 DEFAULT_OPSET = 17   # ONNX Runtime, OpenCV DNN and TensorRT 8.6+ all read it

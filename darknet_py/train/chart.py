@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import TrainingError
-from ..weights import write_atomically
+from ..atomic_write import write_atomically
 
 SIZE = (1000, 700)           # width, height of the picture
 MARGIN = (70, 30, 30, 60)    # left, top, right, bottom

@@ -22,8 +22,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..atomic_write import write_atomically
 from ..errors import TrainingError
-from ..weights import WeightsHeader, weights_payload, write_atomically
+from ..weights import WeightsHeader, weights_payload
 from ..weights_check import non_finite_layer
 
 AB_HEADER = (0, 2, 5)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import TrainingError
-from ..weights import process_alive
+from ..atomic_write import process_alive
 
 LOCK_NAME = ".darknet_py_train.lock"
 

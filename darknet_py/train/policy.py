@@ -51,6 +51,14 @@ class GlibcRandom:
         for _ in range(10 * self._DEGREE):     # glibc discards the first 310 outputs
             self.rand()
 
+    def state_dict(self) -> dict:
+        """The generator's position: a resumed run draws the rest of the same sequence."""
+        return {"_state": list(self._state), "_front": self._front, "_rear": self._rear}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = [int(word) for word in state["_state"]]
+        self._front, self._rear = int(state["_front"]), int(state["_rear"])
+
     def rand(self) -> int:
         s = self._state
         s[self._front] = (s[self._front] + s[self._rear]) & 0xFFFFFFFF

@@ -1,10 +1,22 @@
-"""The full-state side file that makes a resumed run equal an uninterrupted one.
+"""The full-state side file that makes a resumed run equal an uninterrupted one, and the one convention
+every resumable piece of a training run follows.
 
 Darknet resumes from a `.weights` file alone: momentum buffers restart at zero, the random generators are
 reseeded, the multiscale schedule restarts. darknet_py writes, next to every rolling checkpoint
 (`<base>_last.weights`, PJ `<base>.backup`), a `<stem>.state.pt` holding everything else a training run
-carries between iterations: momentum buffers, every random generator (python, numpy, torch, CUDA), the
-multiscale and loader state, the backup/mAP counters, avg_loss and best mAP. It records the sha256 of the
+carries between iterations, as nanoGPT's checkpoint does: one plain dict, one entry per resumable part,
+each written by the part's ``state_dict()`` and read back by its ``load_state_dict()``:
+
+* ``loop``: :class:`RunState` (iteration, `seen`, network size, avg_loss, the backup and `-map` counters, best
+  mAP, the chart's history);
+* ``optimizer``: momentum buffers (and Adam's moments and step);
+* ``multiscale``: the resize count and the multiscale generator;
+* ``rate_rng``: the glibc generator of ``policy=random``;
+* ``rng``: every process-wide generator (python, numpy, torch, CUDA);
+* ``ema``: AB's `ema_alpha` averages.
+
+The data loader has no entry: each slot of each iteration is drawn from (seed, iteration, slot) alone, so a
+loader started at the saved iteration continues the saved run's batches. The file records the sha256 of the
 weights file written with it, so a state whose weights were replaced (or only half-saved when the process
 was killed) is never applied to other weights.
 
@@ -15,17 +27,95 @@ from __future__ import annotations
 
 import random
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import numpy as np
 import torch
 
+from ..atomic_write import save_with_torch
 from ..errors import TrainingError
-from ..weights import save_with_torch
+from .chart import TrainingChart
+from .checkpoints import BackupCounters
 
 FORMAT = "darknet_py/train-state/1"
 _NDARRAY = "__ndarray__"
+
+
+class Resumable(Protocol):
+    """What every part of the side file is: PyTorch's `state_dict` convention."""
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any) -> None: ...
+
+
+@dataclass
+class RunState:
+    """What one iteration hands to the next besides the weights and the other parts; the side file's ``loop``.
+
+    `seen` has one owner, the network (its `.weights` header value): ``seen`` here reads and writes it."""
+    network: Any                           # the Network being trained
+    iteration: int
+    width: int
+    height: int
+    avg_loss: float = -1.0
+    avg_time: float = -1.0                 # AB's smoothed hours-left estimate
+    mean_average_precision: float = -1.0
+    best_map: float = -1.0
+    last_map_iteration: int = 0            # AB iter_map: the iteration of the last -map pass
+    counters: BackupCounters = field(default_factory=lambda: BackupCounters(0, 0))
+    chart: Optional[TrainingChart] = None
+    started_at: int = 0                    # the iteration this process started from (not saved)
+
+    @property
+    def seen(self) -> int:
+        return self.network.seen
+
+    @seen.setter
+    def seen(self, value: int) -> None:
+        self.network.seen = value
+
+    def state_dict(self) -> dict:
+        # the key names are the side file's since its first version, so older state files still resume
+        return {"iteration": self.iteration, "seen": self.seen, "width": self.width, "height": self.height,
+                "avg_loss": self.avg_loss, "avg_time": self.avg_time,
+                "mean_average_precision": self.mean_average_precision, "best_map": self.best_map,
+                "last_map": self.last_map_iteration,
+                "counters": [self.counters.last_save, self.counters.last_last], "chart": self.chart.to_plain()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration, self.seen = state["iteration"], state["seen"]
+        self.width, self.height = state["width"], state["height"]
+        self.avg_loss, self.avg_time = state["avg_loss"], state["avg_time"]
+        self.mean_average_precision, self.best_map = state["mean_average_precision"], state["best_map"]
+        self.last_map_iteration = state["last_map"]
+        self.counters = BackupCounters(*state["counters"])
+        self.chart = TrainingChart.from_plain(state["chart"])
+
+
+class GlobalRandom:
+    """The process-wide generators (python, numpy, torch, CUDA) as one resumable part."""
+
+    def state_dict(self) -> dict:
+        return capture_rng()
+
+    def load_state_dict(self, state: dict) -> None:
+        restore_rng(state)
+
+
+def training_state_dict(parts: dict[str, Optional[Resumable]]) -> dict:
+    """The side file's content: each part's plain ``state_dict()`` under its name (None: this run has no
+    such part, e.g. no multiscale)."""
+    return {name: None if part is None else to_plain(part.state_dict()) for name, part in parts.items()}
+
+
+def load_training_state_dict(parts: dict[str, Optional[Resumable]], state: dict) -> None:
+    """Hand each part its entry of a loaded side file (parts the run or the file lacks are left as they are)."""
+    for name, part in parts.items():
+        if part is not None and state.get(name) is not None:
+            part.load_state_dict(from_plain(state[name]))
 
 
 def state_path(weights_path: str | Path) -> Path:

@@ -44,12 +44,11 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
     ``iteration``: Darknet's iteration before this update (default ``network.seen // B``); the update uses
     ``rate(iteration + 1)``. ``device``: where to compute (default: where the network's parameters are);
     images and truth are moved there. ``rng`` feeds ``policy=random``. TF32 stays off unless ``tf32``."""
-    model = getattr(network, "module", network)      # DistributedDataParallel keeps the Network in .module
-    net = model.net
+    net = network.net
     mini, subdivisions = net.mini_batch, net.subdivisions
     batch = mini * subdivisions
     _check_batch(images, truth, batch)
-    reference = next(model.parameters())
+    reference = next(network.parameters())
     device = torch.device(device) if device is not None else reference.device
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -57,24 +56,20 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
     images = network_input(images, device, reference.dtype)      # uint8 batches become [0, 1] floats there
     # the [yolo] loss plans its targets on the host: a truth on the device would have to come back
     truth = truth.cpu().to(reference.dtype)
-    yolo_indices = _yolo_indices(model)
+    yolo_indices = _yolo_indices(network)
     keep = sorted(set(yolo_indices) | {i - 1 for i in yolo_indices})
     if iteration is None:
-        iteration = model.seen // batch
+        iteration = network.seen // batch
 
     network.train()
     optimizer.zero_grad(set_to_none=True)
     per_batch = []
-    with _no_gradient_through(model, _stop_layer(model, iteration)):
+    with _no_gradient_through(network, _stop_layer(network, iteration)):
         for s in range(subdivisions):
             part = slice(s * mini, (s + 1) * mini)
-            model.seen += mini                   # before the forward, as Darknet
-            # under DistributedDataParallel only the last micro-batch's backward all-reduces the gradients
-            sync = network.no_sync() if hasattr(network, "no_sync") and s < subdivisions - 1 else \
-                contextlib.nullcontext()
-            with sync:
-                per_batch.append(_forward_backward(network, model, images[part], truth[part], keep,
-                                                   yolo_indices, batch, keep_deltas))
+            network.seen += mini                 # before the forward, as Darknet
+            per_batch.append(_forward_backward(network, images[part], truth[part], keep, yolo_indices, batch,
+                                               keep_deltas))
 
     rate = get_current_rate(net, iteration + 1, rng)
     optimizer.set_rate(rate, iteration + 1)
@@ -90,10 +85,10 @@ def _read_statistics(per_batch):
     return [[next(finished) for _ in found] for found in per_batch]
 
 
-def _forward_backward(network, model, x, truth, keep, yolo_indices, batch, keep_deltas):
+def _forward_backward(model, x, truth, keep, yolo_indices, batch, keep_deltas):
     from ..layers.yolo_loss import pending_yolo_deltas, yolo_surrogate
 
-    outputs = network(x, keep=keep)
+    outputs = model(x, keep=keep)
     surrogate = None
     found = []
     for i in yolo_indices:

@@ -108,7 +108,6 @@ class DarknetSGD(torch.optim.Optimizer):
 def trained_layers(network) -> list[int]:
     """Indices of the layers Darknet updates. AB marks every layer before the last `stopbackward=1` layer
     `train=0` and never updates it; PJ updates all layers (those behind `stopbackward` only decay)."""
-    network = getattr(network, "module", network)
     indices = range(len(network.layers))
     if network.net.flavor != "ab":
         return list(indices)
@@ -119,7 +118,6 @@ def trained_layers(network) -> list[int]:
 
 def parameter_groups(network) -> list[dict]:
     """Group the parameters of the updated layers by (learning-rate multiplier, decayed or not)."""
-    network = getattr(network, "module", network)     # unwrap DistributedDataParallel
     decay = network.net.decay
     groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for index in trained_layers(network):
@@ -134,7 +132,7 @@ def parameter_groups(network) -> list[dict]:
 
 def make_optimizer(network) -> DarknetSGD:
     """The optimizer Darknet's `[net]` describes (momentum, decay, adam/B1/B2/eps) for ``network``."""
-    net = getattr(network, "module", network).net
+    net = network.net
     return DarknetSGD(parameter_groups(network), momentum=net.momentum, decay=net.decay,
                       images_per_update=net.images_per_update, adam=net.adam, betas=(net.b1, net.b2),
                       eps=net.eps, flavor=net.flavor)

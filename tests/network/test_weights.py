@@ -283,7 +283,7 @@ def test_weighted_shortcut_stores_its_weights(tmp_path):
 
 
 def test_an_atomic_write_sweeps_temp_files_of_killed_writers(tmp_path):
-    from darknet_py.weights import write_atomically
+    from darknet_py.atomic_write import write_atomically
     dead = subprocess.Popen(["true"])
     dead.wait()
     target = tmp_path / "tiny_last.weights"
