@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import darknet_py.config.cfg as cfg_module
-from train_loop_data import make_dataset, tiny_cfg
-from train_loop_runs import log_records, run_train_here, write_data
+from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
+from helpers.train_runs import log_records, run_train_here
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def parses(monkeypatch) -> list[str]:
 def test_a_short_run_with_map_parses_the_cfg_once(tmp_path: Path, parses, check):
     dataset = tmp_path / "tiny"
     make_dataset(dataset)
-    data = write_data(tmp_path, dataset)
+    data = write_tiny_data(tmp_path, dataset)
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=2))
     done = run_train_here(tmp_path, data, "tiny.cfg", "-map", *check)
     assert done.returncode == 0, done.stderr[-3000:]
