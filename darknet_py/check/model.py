@@ -12,6 +12,7 @@ import torch
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.reader import DarknetWarning
 from ..errors import CfgError, DarknetError, LabelError
+from ..flavor import Flavor
 from ..network import Network
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport
@@ -19,7 +20,7 @@ from .report import ERROR, WARNING, CheckReport
 LOW_ANCHOR_IOU = 0.5
 
 
-def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: str, report: CheckReport
+def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: Flavor, report: CheckReport
                ) -> Optional[CfgModel]:
     """The parsed cfg, or None (a finding is reported when it does not parse)."""
     if cfg is None or isinstance(cfg, CfgModel):
