@@ -31,7 +31,7 @@ class Flavor:
     max_boxes_default: int                      # [yolo] `max` (PJ's truth buffer is hard-wired to 90)
     region_max_default: int                     # [region] `max`
     dropout_probability_default: float          # [dropout] `probability`
-    shortcut_weighted_inputs: bool              # AB [shortcut]: several `from`, weights_type; PJ: one `from`, alpha/beta
+    shortcut_weighted_inputs: bool              # AB [shortcut]: many `from`, weights_type; PJ: one, alpha/beta
     bn_eps_outside_sqrt: bool                   # PJ CPU inference: (x-mean)/(sqrt(var)+1e-6)
     batchnorm_layer_saves_biases: bool          # standalone [batchnorm] in a .weights file: AB writes β first
     iou_zero_guard: bool                        # AB box_iou answers 0 for an empty intersection/union, PJ 0/0

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config.cfg import CfgModel, parse_cfg
-from .flavor import AB, Flavor, last_detection_layer
+from .flavor import AB, DETECTION_KINDS, Flavor, last_detection_layer
 from .layers import SECTION_KINDS
 from .layers.base import BuildContext, DarknetLayer, Shape
 from .memory import check_memory
@@ -43,7 +43,7 @@ class Network(nn.Module):
 
     @property
     def detection_indices(self) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.kind in ("yolo", "region")]
+        return [i for i, layer in enumerate(self.layers) if layer.kind in DETECTION_KINDS]
 
     def detection_layers(self) -> list[DarknetLayer]:
         return [self.layers[i] for i in self.detection_indices]

@@ -12,7 +12,7 @@ import torch
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.reader import DarknetWarning
 from ..errors import CfgError, DarknetError, LabelError
-from ..flavor import Flavor
+from ..flavor import DETECTION_KINDS, Flavor
 from ..network import Network
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport
@@ -45,7 +45,7 @@ def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: Flavor, report:
 def check_model(model: CfgModel, classes: int, report: CheckReport) -> None:
     """Every detection layer's `classes` equals the `.data` classes; the conv before it has the filters the
     layer needs; then the whole network builds (on the meta device: shapes only, no memory)."""
-    heads = [(i, spec) for i, spec in enumerate(model.layers) if spec.kind in ("yolo", "region")]
+    heads = [(i, spec) for i, spec in enumerate(model.layers) if spec.kind in DETECTION_KINDS]
     if not heads:
         report.add("cfg", ERROR, "the cfg has no [yolo] or [region] layer: it is not a detector", CfgError,
                    file=model.file)

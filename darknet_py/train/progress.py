@@ -100,7 +100,8 @@ class JsonLog:
         if self.file is None:
             return
         try:
-            self.file.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
+            line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_flavor_name)
+            self.file.write(line + "\n")
             self.file.flush()
         except OSError as exc:    # a full disk names the log, not just "No space left on device"
             raise TrainingError(f"cannot write the training log: {exc.strerror}", file=str(self.path)) from None
@@ -112,3 +113,10 @@ class JsonLog:
             except OSError:       # the failed write was already reported
                 pass
             self.file = None
+
+
+def _flavor_name(value):
+    """A Flavor in the log is its name, as the --flavor string was; anything else stays an error."""
+    if isinstance(value, Flavor):
+        return value.name
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
