@@ -57,9 +57,9 @@ LAYER_INERT = {"stream": _GPU, "wait_stream": _GPU}
 _DOT = {"dot": "its only use, a GPU gradient term, is commented out in both forks"}
 CONV_KEYS = {    # keyed by Flavor.name
     AB.name: ({"cbn": "plain batch-norm statistics (no cross-iteration batch-norm)",
-            "grad_centr": "the weight gradients are not centralised"},
-           {**_DOT, **dict.fromkeys(("angle", "reverse", "bin_output"),
-                                    "read only with sway/rotate/stretch or xnor, which darknet_py refuses")}),
+               "grad_centr": "the weight gradients are not centralised"},
+              {**_DOT, **dict.fromkeys(("angle", "reverse", "bin_output"),
+                                       "read only with sway/rotate/stretch or xnor, which darknet_py refuses")}),
     PJ.name: ({}, _DOT),
 }
 
