@@ -14,7 +14,6 @@ from typing import Iterable, Iterator, Optional
 import click
 
 from ..config.reader import warn
-from ..data.labels import label_path
 from ..errors import ImageError
 from ..eval.detect import uses_letter_box
 from ..eval.detections import DetectionArrays
