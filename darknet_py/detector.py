@@ -15,6 +15,7 @@ from .eval.detect import check_class_names, detector_classes, open_network, uses
 from .eval.detections import DetectionArrays
 from .eval.inference import default_batch, detect_images
 from .eval.printout import ab_printed, pj_printed
+from .flavor import AB, Flavor, flavor_of
 
 Image = Union[str, os.PathLike, np.ndarray]
 
@@ -36,19 +37,18 @@ class Detector:
     """A network ready to detect, with `detector test`'s settings.
 
     ``names``: a `.names` file or a sequence of class names; or ``data``: a `.data` file whose `names=` is
-    used; neither: the class ids as names. ``flavor``: "ab" or "pj" (order of the detections and the
-    letterbox rule); ``device``: "cpu", "cuda" or "cuda:N"; ``thresh``/``nms``: detection and NMS
+    used; neither: the class ids as names. ``flavor``: the fork, ab or pj, by name or as a Flavor (order of
+    the detections and the letterbox rule); ``device``: "cpu", "cuda" or "cuda:N"; ``thresh``/``nms``: detection and NMS
     thresholds; ``letterbox``: None follows Darknet (PJ letterboxes, AB only with `[net] letter_box=1`),
     True/False forces it; ``batch``: images per forward when predicting a list (default per device);
     ``workers``: processes decoding a list's images ahead of the network (0: in this process)."""
 
     def __init__(self, cfg: str, weights: Optional[str], names: Union[str, os.PathLike, Sequence[str], None] = None,
-                 data: Optional[str] = None, flavor: str = "ab", device: str = "cpu", thresh: float = .25,
+                 data: Optional[str] = None, flavor: Flavor | str = AB, device: str = "cpu", thresh: float = .25,
                  nms: float = .45, letterbox: Optional[bool] = None, batch: Optional[int] = None,
                  workers: int = 0):
         from .commands.options import resolve_device   # the command line's --device rule
-        if flavor not in ("ab", "pj"):
-            raise ValueError(f"flavor must be 'ab' or 'pj', got {flavor!r}")
+        flavor = flavor_of(flavor)
         device = resolve_device(device)
         self.network = open_network(cfg, weights, flavor, device)
         self.flavor, self.thresh, self.nms = flavor, float(thresh), float(nms)
@@ -80,7 +80,7 @@ class Detector:
         return found[0] if single else found
 
     def _detections(self, dets: DetectionArrays, im_w: int, im_h: int) -> list[Detection]:
-        pairs = pj_printed(dets, self.thresh) if self.flavor == "pj" else ab_printed(dets, self.names, self.thresh)
+        pairs = ab_printed(dets, self.names, self.thresh) if self.flavor.alexeyab else pj_printed(dets, self.thresh)
         out = []
         for i, j in pairs:
             x, y, w, h = (float(v) for v in dets.boxes[i])

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .config.cfg import CfgModel, parse_cfg
+from .flavor import AB, DETECTION_KINDS, Flavor, last_detection_layer
 from .layers import SECTION_KINDS
 from .layers.base import BuildContext, DarknetLayer, Shape
 from .memory import check_memory
@@ -42,15 +43,14 @@ class Network(nn.Module):
 
     @property
     def detection_indices(self) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.kind in ("yolo", "region")]
+        return [i for i, layer in enumerate(self.layers) if layer.kind in DETECTION_KINDS]
 
     def detection_layers(self) -> list[DarknetLayer]:
         return [self.layers[i] for i in self.detection_indices]
 
     def last_detection_layer(self) -> Optional[DarknetLayer]:
         """Where Darknet's trainer takes jitter/random/max from (AB: the last yolo/region layer)."""
-        found = self.detection_layers()
-        return found[-1] if found else None
+        return last_detection_layer(self.layers)
 
     def _compute_last_use(self) -> list[int]:
         last = list(range(1, len(self.layers) + 1))  # every output feeds the next layer
@@ -95,7 +95,7 @@ class Network(nn.Module):
         return "\n".join(lines)
 
 
-def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str = "ab",
+def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flavor | str = AB,
                  batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False) -> Network:
     """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it.
     ``for_inference``: refuse weights that do not reach the detection layers or hold NaN/Inf (a result

@@ -13,11 +13,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import WeightsError
 from .atomic_write import save_with_torch, write_atomically
+from .errors import WeightsError
+from .flavor import AB, Flavor, flavor_of
 
-AB_VERSION = (0, 2, 5)
-PJ_VERSION = (0, 2, 0)
 PT_FORMAT = "darknet_py/1"
 
 
@@ -52,9 +51,9 @@ class WeightsHeader:
         return WeightsHeader(self.major, self.minor, self.revision, seen, self.seen_bytes)
 
 
-def new_header(flavor: str, seen: int) -> WeightsHeader:
+def new_header(flavor: Flavor | str, seen: int) -> WeightsHeader:
     """The header a fork writes for a network it did not load from a file (spec §6.1, §15.1)."""
-    return WeightsHeader(*(PJ_VERSION if flavor == "pj" else AB_VERSION), seen)
+    return WeightsHeader(*flavor_of(flavor).weights_version, seen)
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class LoadReport:
         return text
 
 
-def parse_header(raw: bytes, path: str, flavor: str = "ab") -> WeightsHeader:
+def parse_header(raw: bytes, path: str, flavor: Flavor | str = AB) -> WeightsHeader:
     """`seen` is 8 bytes when major·10+minor >= 2; pjreddie also requires major and minor < 1000."""
     if len(raw) == 0:
         raise WeightsError("the weights file is empty", file=path)
@@ -83,7 +82,8 @@ def parse_header(raw: bytes, path: str, flavor: str = "ab") -> WeightsHeader:
         raise WeightsError(f"not a Darknet weights file: header version {major}.{minor}.{revision} "
                            "is implausible", file=path,
                            hint="is this a .pt file, an image, or a file from another framework?")
-    wide = major * 10 + minor >= 2 and (flavor != "pj" or (major < 1000 and minor < 1000))
+    small = major < 1000 and minor < 1000
+    wide = major * 10 + minor >= 2 and (small or not flavor_of(flavor).seen_wide_below_1000_only)
     if wide and len(raw) < 20:
         raise WeightsError("the weights file ends inside its 20-byte header", file=path)
     seen = struct.unpack_from("<Q" if wide else "<I", raw, 12)[0]

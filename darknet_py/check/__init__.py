@@ -1,6 +1,6 @@
 """`detector check`: find data set and cfg mistakes in seconds, before hours of training.
 
-``check_dataset(data_config, cfg=None, flavor="ab", fast=False) -> CheckReport`` is the entry point;
+``check_dataset(data_config, cfg=None, flavor=AB, fast=False) -> CheckReport`` is the entry point;
 ``report.ok`` is False when there are errors, ``report.format()`` is the table `detector check` prints."""
 from .dataset import check_dataset
 from .report import CHECKS, ERROR, WARNING, CheckReport, Finding

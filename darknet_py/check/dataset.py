@@ -19,23 +19,20 @@ from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import label_path, label_path_candidates, list_entries
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
+from ..flavor import AB, Flavor, flavor_of
 from .labels import BoxTable, check_dropped, check_label_file, read_label_bytes
 from .model import check_anchors, check_model, load_model
 from .report import ERROR, WARNING, CheckReport
 
-LABEL_RULES = {
-    "ab": "AlexeyAB rule: /JPEGImages/ (and /images/train2017/ ...) -> /labels/, image extension -> .txt",
-    "pj": "pjreddie rule: first 'images', 'JPEGImages', 'raw' -> 'labels', .jpg/.png/.JPG/.JPEG -> .txt",
-}
-DEFAULT_MAX_BOXES = {"ab": 200, "pj": 90}
 DECODERS = 8   # threads decoding images (cv2 releases the GIL)
 
 
 def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | str | os.PathLike | None = None,
-                  flavor: str = "ab", fast: bool = False) -> CheckReport:
+                  flavor: Flavor | str = AB, fast: bool = False) -> CheckReport:
     """Check a data set before training. ``data_config`` is a parsed `.data` or its path; ``cfg`` (a path or
     a parsed cfg) adds the model checks. A `.data` file that cannot be parsed raises its
     :class:`~darknet_py.errors.DataFileError`; every other problem becomes a finding in the report."""
+    flavor = flavor_of(flavor)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the report says everything the readers would warn about
         data = data_config if isinstance(data_config, DataConfig) else parse_data(data_config, flavor)
@@ -64,10 +61,10 @@ def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | s
     return report
 
 
-def _max_boxes(model: Optional[CfgModel], flavor: str) -> int:
-    """AB's trainer takes `max` from the last detection layer; without a cfg the flavour's default."""
-    yolo = [spec.options for spec in model.layers if spec.kind == "yolo"] if model else []
-    return yolo[-1].max_boxes if yolo else DEFAULT_MAX_BOXES[flavor]
+def _max_boxes(model: Optional[CfgModel], flavor: Flavor) -> int:
+    """The trainer's `max` (from its detection layer); without a cfg or such a layer the flavour's default."""
+    last = flavor.trainer_layer(model.layers) if model else None
+    return last.options.max_boxes if last is not None else flavor.max_boxes_default
 
 
 def _check_names(data: DataConfig, report: CheckReport) -> None:
@@ -104,7 +101,7 @@ def _list_keys(data: DataConfig) -> list[str]:
     return keys
 
 
-def _check_list(data: DataConfig, key: str, flavor: str, fast: bool, max_boxes: int, table: BoxTable,
+def _check_list(data: DataConfig, key: str, flavor: Flavor, fast: bool, max_boxes: int, table: BoxTable,
                 report: CheckReport) -> None:
     try:
         list_file = str(data.resolve(key))
@@ -163,7 +160,7 @@ def _decode_problem(path: str) -> Optional[str]:
     return None
 
 
-def _find_label(image: str, flavor: str, report: CheckReport) -> Optional[str]:
+def _find_label(image: str, flavor: Flavor, report: CheckReport) -> Optional[str]:
     """The label file Darknet reads for ``image``, or None (reported) when it is missing."""
     own = label_path(image, flavor)
     if os.path.isfile(own) and own.endswith(".txt"):
@@ -171,16 +168,16 @@ def _find_label(image: str, flavor: str, report: CheckReport) -> Optional[str]:
     others = label_path_candidates(image, flavor)[1:]
     if not own.endswith(".txt"):
         report.add("label-missing", ERROR, "Darknet cannot name a label file for this image: its extension "
-                   "is not one it maps to .txt", LabelError, file=image, hint=LABEL_RULES[flavor])
+                   "is not one it maps to .txt", LabelError, file=image, hint=flavor.label_rule_text)
         return None
-    other_fork = "pj" if flavor == "ab" else "ab"
+    other_fork = flavor.other
     existing = [p for p in others if os.path.isfile(p)]
     if existing:
         hint = (f"a label file exists at {existing[0]}, where the {other_fork} flavour looks; "
                 f"use --flavor {other_fork} or move the labels (JPEGImages/ -> labels/ works for both)")
     else:
-        hint = f"tried {own} ({LABEL_RULES[flavor]})"
-    if flavor == "pj":
+        hint = f"tried {own} ({flavor.label_rule_text})"
+    if flavor.missing_label_file_is_error:
         report.add("label-missing", ERROR, f"no label file {own}: pjreddie's Darknet aborts", LabelError,
                    file=image, hint=hint)
     else:

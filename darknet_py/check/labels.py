@@ -15,6 +15,7 @@ import numpy as np
 from ..config.reader import decode_text
 from ..data.labels import BoxTransform, correct_boxes
 from ..errors import LabelError
+from ..flavor import Flavor
 from .report import ERROR, WARNING, CheckReport
 
 _INT = re.compile(r"[+-]?\d+")
@@ -133,14 +134,14 @@ def _in_range(record: tuple, classes: int, path: str, number: int, line: str, re
     return False
 
 
-def check_dropped(table: BoxTable, flavor: str, net_size: Optional[tuple[int, int]], report: CheckReport
+def check_dropped(table: BoxTable, flavor: Flavor, net_size: Optional[tuple[int, int]], report: CheckReport
                   ) -> np.ndarray:
     """Report the in-range boxes Darknet's label filter drops even without augmentation; returns the mask
     of kept boxes. AlexeyAB drops boxes under one network-input pixel (needs the cfg's size); pjreddie drops
     w or h < 0.001."""
     index, line, cls, x, y, w, h = table.columns()
     new_x, new_y, new_w, new_h = correct_boxes(np.stack([x, y, w, h], axis=1), flavor, BoxTransform())
-    if flavor == "pj":
+    if flavor.pjreddie:
         limit_w = limit_h = np.float32(0.001)
         rule = "pjreddie drops boxes with w or h < 0.001"
     elif net_size is not None:

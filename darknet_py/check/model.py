@@ -12,6 +12,7 @@ import torch
 from ..config.cfg import CfgModel, parse_cfg
 from ..config.reader import DarknetWarning
 from ..errors import CfgError, DarknetError, LabelError
+from ..flavor import DETECTION_KINDS, Flavor
 from ..network import Network
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport
@@ -19,7 +20,7 @@ from .report import ERROR, WARNING, CheckReport
 LOW_ANCHOR_IOU = 0.5
 
 
-def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: str, report: CheckReport
+def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: Flavor, report: CheckReport
                ) -> Optional[CfgModel]:
     """The parsed cfg, or None (a finding is reported when it does not parse)."""
     if cfg is None or isinstance(cfg, CfgModel):
@@ -44,7 +45,7 @@ def load_model(cfg: CfgModel | str | os.PathLike | None, flavor: str, report: Ch
 def check_model(model: CfgModel, classes: int, report: CheckReport) -> None:
     """Every detection layer's `classes` equals the `.data` classes; the conv before it has the filters the
     layer needs; then the whole network builds (on the meta device: shapes only, no memory)."""
-    heads = [(i, spec) for i, spec in enumerate(model.layers) if spec.kind in ("yolo", "region")]
+    heads = [(i, spec) for i, spec in enumerate(model.layers) if spec.kind in DETECTION_KINDS]
     if not heads:
         report.add("cfg", ERROR, "the cfg has no [yolo] or [region] layer: it is not a detector", CfgError,
                    file=model.file)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import DarknetError
+from ..flavor import Flavor
 
 ERROR, WARNING = "error", "warning"
 
@@ -60,7 +61,7 @@ class Finding:
 @dataclass
 class CheckReport:
     data_file: str
-    flavor: str
+    flavor: Flavor
     fast: bool
     cfg_file: Optional[str] = None
     findings: list[Finding] = field(default_factory=list)

@@ -7,9 +7,10 @@ import click
 from ..config.reader import warn
 from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
 from ..eval.detect import uses_letter_box
+from ..flavor import flavor_of
 from .evaluate import open_detector
 from .options import device_options, flavor_option, resolve_device
-from .test import TEST_NMS, TEST_THRESH
+from .test import TEST_NMS
 
 
 @click.command("demo")
@@ -36,7 +37,7 @@ def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_o
     capture = open_capture(source)
     if not (out_filename or json_file or ext_output):
         warn("neither -out_filename, -json_file_output nor -ext_output: the detections go nowhere")
-    settings = DemoSettings(names, TEST_THRESH[flavor] if thresh is None else thresh, TEST_NMS,
+    settings = DemoSettings(names, flavor_of(flavor).test_thresh if thresh is None else thresh, TEST_NMS,
                             uses_letter_box(network, letter_box, "test"), ext_output)
     click.echo(f"Webcam index: {source}" if is_camera(source) else f"video file: {source}")
     try:

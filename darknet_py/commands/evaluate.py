@@ -12,6 +12,7 @@ from ..config.data import DataConfig, parse_data
 from ..errors import UsageError
 from ..eval.detect import check_class_names, detector_classes, open_network
 from ..eval.inference import default_batch
+from ..flavor import Flavor
 from ..network import Network
 from ..atomic_write import write_atomically
 from .options import device_options, flavor_option, inference_options, resolve_device
@@ -30,7 +31,7 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     return names
 
 
-def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: str, device: str = "cpu"):
+def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: Flavor | str, device: str = "cpu"):
     """(.data config, class names, network) as every evaluation command needs them."""
     data = parse_data(data_file, flavor=flavor)
     network = open_network(cfg, weights, flavor, device)

@@ -7,8 +7,9 @@ from typing import Optional
 import click
 
 from ..errors import UsageError
+from ..flavor import AB, FLAVORS
 
-flavor_option = click.option("--flavor", type=click.Choice(["ab", "pj"]), default="ab", show_default=True,
+flavor_option = click.option("--flavor", type=click.Choice(list(FLAVORS)), default=AB.name, show_default=True,
                              help="Darknet fork whose semantics to follow: AlexeyAB (ab) or pjreddie (pj).")
 
 

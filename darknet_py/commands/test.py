@@ -14,7 +14,6 @@ from typing import Iterable, Iterator, Optional
 import click
 
 from ..config.reader import warn
-from ..data.labels import label_path
 from ..errors import ImageError
 from ..eval.detect import uses_letter_box
 from ..eval.detections import DetectionArrays
@@ -23,17 +22,17 @@ from ..eval.inference import DetectedImage, default_batch, detect_images
 from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
 from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
 from ..atomic_write import write_atomically
+from ..flavor import AB, Flavor, flavor_of
 from .evaluate import open_detector
 from .options import device_options, flavor_option, inference_options, resolve_device
 
-TEST_THRESH = {"ab": .25, "pj": .5}
 TEST_NMS = .45
 
 
 @dataclass(frozen=True)
 class ImageOutputs:
     """What `test` does with each image's detections besides printing them."""
-    flavor: str
+    flavor: Flavor
     names: tuple[str, ...]
     thresh: float
     ext_output: bool
@@ -43,14 +42,14 @@ class ImageOutputs:
 
     @property
     def writes_json(self) -> bool:
-        return self.flavor == "ab" and bool(self.outfile)
+        return self.flavor.alexeyab and bool(self.outfile)
 
     def picture_name(self, path: str) -> str:
         """Where the drawn picture goes (+ .jpg): DIR/<image name> with --save-dir, else Darknet's
         `predictions` (PJ: the `-out` name), overwritten by each image."""
         if self.save_dir:
             return str(Path(self.save_dir) / Path(path).stem)
-        return self.outfile if (self.flavor == "pj" and self.outfile) else "predictions"
+        return self.outfile if (self.flavor.pjreddie and self.outfile) else "predictions"
 
 
 @click.command("test")
@@ -77,10 +76,10 @@ def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, sav
     """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
     (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
     and appended to bad.list; the exit status is non-zero only when no image could be read."""
-    device = resolve_device(device, gpu_index)
+    device, flavor = resolve_device(device, gpu_index), flavor_of(flavor)
     _, names, network = open_detector(data_file, cfg, weights, flavor, device)
     paths = expand_inputs(inputs) if inputs else stdin_image_paths()
-    outputs = ImageOutputs(flavor, names, TEST_THRESH[flavor] if thresh is None else thresh, ext_output,
+    outputs = ImageOutputs(flavor, names, flavor.test_thresh if thresh is None else thresh, ext_output,
                           outfile, save_labels, save_dir)
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
@@ -133,21 +132,21 @@ def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: Im
     for line in _printout(path, image, dets, elapsed, outputs):
         click.echo(line)
     save_image(draw_detections(image, dets, outputs.names, outputs.thresh), outputs.picture_name(path))
-    if outputs.flavor == "ab" and outputs.save_labels:
+    if outputs.flavor.alexeyab and outputs.save_labels:
         _save_labels(path, dets, outputs.thresh)
     return detection_to_json(dets, outputs.names, frame_id, path)
 
 
 def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: ImageOutputs) -> list[str]:
     _, im_h, im_w = image.shape
-    timing = f"{elapsed:f} seconds" if outputs.flavor == "pj" else f"{elapsed * 1000:f} milli-seconds"
+    timing = f"{elapsed * 1000:f} milli-seconds" if outputs.flavor.alexeyab else f"{elapsed:f} seconds"
     return [f"{path}: Predicted in {timing}.", *detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h,
                                                                  outputs.flavor, outputs.ext_output)]
 
 
 def _save_labels(image_path: str, dets: DetectionArrays, thresh: float) -> None:
     """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
-    target = label_path(image_path, "ab")
+    target = AB.label_path(image_path)
     text = "".join(line + "\n" for line in label_lines(dets, thresh))
     write_atomically(target, text.encode())
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CfgError
+from ..flavor import AB, FLAVORS, Flavor, flavor_of
 from .known_keys import LAYER_INERT, LAYER_WARNED, NET_INERT, NET_WARNED, report_unimplemented
-from .net import FLAVORS, NetOptions, parse_net
+from .net import NetOptions, parse_net
 from .reader import Section, read_sections
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class CfgModel:
     text: str
 
     @property
-    def flavor(self) -> str:
+    def flavor(self) -> Flavor:
         return self.net.flavor
 
     @property
@@ -37,12 +38,14 @@ class CfgModel:
         return Path(self.file).stem
 
 
-def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) -> CfgModel:
+def parse_cfg(path: str | Path, flavor: Flavor | str = AB, batch: int | None = None) -> CfgModel:
     """Read a `.cfg`. ``batch`` overrides `[net] batch` and `subdivisions` (inference uses 1, as Darknet)."""
     from ..layers.base import parse_common
 
-    if flavor not in FLAVORS:
-        raise CfgError(f"unknown flavor '{flavor}', expected one of {', '.join(FLAVORS)}")
+    try:
+        flavor = flavor_of(flavor)
+    except ValueError:
+        raise CfgError(f"unknown flavor '{flavor}', expected one of {', '.join(FLAVORS)}") from None
     sections = read_sections(path, CfgError)
     if not sections:
         raise CfgError("the cfg has no sections (empty file?)", file=str(path), hint="a cfg starts with [net]")
@@ -68,7 +71,7 @@ def parse_cfg(path: str | Path, flavor: str = "ab", batch: int | None = None) ->
     return CfgModel(str(path), net, tuple(layers), text)
 
 
-def _layer_kind(section: Section, flavor: str):
+def _layer_kind(section: Section, flavor: Flavor):
     """The layer kind of a section; checked for every section before any option is read, so a cfg of an
     unsupported family (RNN, classifier with [cost]/[crop]) is named as such rather than failing on [net]."""
     from ..layers import SECTION_KINDS, UNSUPPORTED_KINDS
@@ -81,7 +84,7 @@ def _layer_kind(section: Section, flavor: str):
                            line=section.line)
         hint = "section names are case-sensitive" if section.kind.lower() in SECTION_KINDS else None
         raise CfgError(f"unknown section [{section.kind}]", file=section.file, line=section.line, hint=hint)
-    if kind.ab_only and flavor == "pj":
+    if kind.ab_only and not flavor.ab_only_sections_allowed:
         raise CfgError(f"section [{section.kind}] exists only in AlexeyAB's Darknet (flavor ab)",
                        file=section.file, line=section.line)
     return kind

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DataFileError
+from ..flavor import AB, Flavor, flavor_of
 from .reader import Section, decode_text, read_sections
 
 EVAL_FORMATS = ("voc", "coco", "imagenet")
@@ -54,7 +55,7 @@ def resolve_path(value: str, data_file: str, line: Optional[int], key: str, must
     raise DataFileError(f"'{key}' file not found (tried {tried})", file=data_file, line=line, value=value)
 
 
-def parse_data(path: str | Path, flavor: str = "ab") -> DataConfig:
+def parse_data(path: str | Path, flavor: Flavor | str = AB) -> DataConfig:
     sections = read_sections(path, DataFileError, allow_headless=True)
     if len(sections) > 1:
         extra = sections[1]
@@ -65,7 +66,7 @@ def parse_data(path: str | Path, flavor: str = "ab") -> DataConfig:
     config = DataConfig(
         file=str(path),
         classes=_classes(s),
-        train=s.get_str("train", "data/train.txt" if flavor == "ab" else "data/train.list"),
+        train=s.get_str("train", flavor_of(flavor).train_list_default),
         valid=s.get_str("valid", "data/train.list"),
         names=s.get_str(names_key, "data/names.list"),
         backup=s.get_str("backup", "/backup/"),

@@ -5,6 +5,7 @@ changes. Keys darknet_py refuses (xnor, binary, ...) raise in their layer's pars
 every key of both forks with its status and is checked against the code by tests/test_cfg_keys.py."""
 from __future__ import annotations
 
+from ..flavor import AB, PJ
 from .reader import Section, warn
 
 _CLASSIFIER = "used by Darknet's classifier/RNN training only, not by a detector"
@@ -54,12 +55,12 @@ LAYER_INERT = {"stream": _GPU, "wait_stream": _GPU}
 
 # [convolutional] keys besides those implemented or refused by the layer's parser: (warned, inert) per fork
 _DOT = {"dot": "its only use, a GPU gradient term, is commented out in both forks"}
-CONV_KEYS = {
-    "ab": ({"cbn": "plain batch-norm statistics (no cross-iteration batch-norm)",
-            "grad_centr": "the weight gradients are not centralised"},
-           {**_DOT, **dict.fromkeys(("angle", "reverse", "bin_output"),
-                                    "read only with sway/rotate/stretch or xnor, which darknet_py refuses")}),
-    "pj": ({}, _DOT),
+CONV_KEYS = {    # keyed by Flavor.name
+    AB.name: ({"cbn": "plain batch-norm statistics (no cross-iteration batch-norm)",
+               "grad_centr": "the weight gradients are not centralised"},
+              {**_DOT, **dict.fromkeys(("angle", "reverse", "bin_output"),
+                                       "read only with sway/rotate/stretch or xnor, which darknet_py refuses")}),
+    PJ.name: ({}, _DOT),
 }
 
 # [region] (YOLOv2) training keys: darknet_py runs [region] detectors but does not train them

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..flavor import Flavor
 from .reader import Section, warn
 
-FLAVORS = ("ab", "pj")
 POLICIES = ("constant", "step", "steps", "exp", "poly", "sigmoid", "random", "sgdr")
 
 
@@ -50,7 +50,7 @@ class NetOptions:
     ema_alpha: float
     max_chart_loss: float
     weights_reject_freq: int
-    flavor: str
+    flavor: Flavor
 
     @property
     def images_per_update(self) -> int:
@@ -58,7 +58,7 @@ class NetOptions:
         return self.mini_batch * self.subdivisions
 
 
-def parse_net(section: Section, flavor: str) -> NetOptions:
+def parse_net(section: Section, flavor: Flavor) -> NetOptions:
     s = section
     batch = s.get_int("batch", 1)
     subdivisions = s.get_int("subdivisions", 1)
@@ -97,7 +97,7 @@ def parse_net(section: Section, flavor: str) -> NetOptions:
         gamma = s.get_float("gamma", 1.0)
     max_batches = s.get_int("max_batches", 0)
     adam = s.get_bool("adam", False)
-    default_eps = 1e-6 if flavor == "ab" else 1e-7
+    default_eps = flavor.adam_eps_default
     return NetOptions(
         batch=batch, subdivisions=subdivisions, mini_batch=mini,
         width=width, height=height, channels=channels,
@@ -128,8 +128,9 @@ def parse_net(section: Section, flavor: str) -> NetOptions:
         resize_step=s.get_int("resize_step", 32),
         loss_scale=s.get_float("loss_scale", 1.0),
         clip=s.get_float("clip", 0.0),
-        ema_alpha=s.get_float("ema_alpha", 0.0) if flavor == "ab" else 0.0,
-        max_chart_loss=s.get_float("max_chart_loss", 20.0) if flavor == "ab" else 20.0,
-        weights_reject_freq=s.get_int("weights_reject_freq", 0) if flavor == "ab" else 0,
+        # keys only AlexeyAB reads
+        ema_alpha=s.get_float("ema_alpha", 0.0) if flavor.alexeyab else 0.0,
+        max_chart_loss=s.get_float("max_chart_loss", 20.0) if flavor.alexeyab else 20.0,
+        weights_reject_freq=s.get_int("weights_reject_freq", 0) if flavor.alexeyab else 0,
         flavor=flavor,
     )

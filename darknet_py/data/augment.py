@@ -2,12 +2,12 @@
 
 Three pipelines, chosen by :class:`AugmentOptions` (``flavor`` and, for AlexeyAB, ``backend``):
 
-* ``flavor="pj"`` — pjreddie: 0.5 grey canvas, aspect jitter `new_ar`, bilinear `place_image`, float HSV,
+* flavor pj — pjreddie: 0.5 grey canvas, aspect jitter `new_ar`, bilinear `place_image`, float HSV,
   random flip (always on).
-* ``flavor="ab", backend="opencv"`` (DEFAULT for ab; what AlexeyAB users run) — jitter crop filled with the
+* flavor ab, ``backend="opencv"`` (DEFAULT for ab; what AlexeyAB users run) — jitter crop filled with the
   image's mean colour, `cv::resize(INTER_LINEAR)` stretch, `cv::flip`, 8-bit saturating HSV; `mosaic=1`
   (§11.3, :mod:`darknet_py.data.mosaic`) and `mixup=1` available.
-* ``flavor="ab", backend="darknet"`` — AlexeyAB built without OpenCV (e.g. the CPU oracle behind the
+* flavor ab, ``backend="darknet"`` — AlexeyAB built without OpenCV (e.g. the CPU oracle behind the
   fixtures): the same jitter crop with edge replication, Darknet `resize_image` stretch, float HSV; `mixup`
   available, `mosaic` is an error as in that build.
 
@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import CfgError
+from ..flavor import Flavor, flavor_of
 from .hsv import distort_image, distort_image_u8
 from .image import as_float, resize_image, unit_float
 from .labels import BoxTransform, TruthSpec, fill_truth_detection
@@ -43,7 +44,7 @@ SINGLE, MIXUP, MOSAIC = 0, 1, 3     # AB's `use_mixup` values for a chunk
 class AugmentOptions:
     """Everything the augmentation reads from the cfg (`[net]` keys and the last detection layer's
     `jitter`, `resize`, `max`, `classes`) plus the network size currently trained at."""
-    flavor: str
+    flavor: Flavor          # a name is accepted and turned into the Flavor
     backend: str            # ab only: "opencv" | "darknet"; pj ignores it
     width: int
     height: int
@@ -62,7 +63,8 @@ class AugmentOptions:
     mixup: bool = False
 
     def __post_init__(self):
-        if self.flavor == "pj":
+        object.__setattr__(self, "flavor", flavor_of(self.flavor))
+        if self.flavor.pjreddie:
             return
         if self.backend not in BACKENDS:
             raise CfgError(f"unknown augmentation backend '{self.backend}', expected one of {', '.join(BACKENDS)}")
@@ -81,12 +83,12 @@ class AugmentOptions:
     @property
     def decodes_u8(self) -> bool:
         """True when images are handed over as uint8 (H, W, C) RGB (the OpenCV pipeline)."""
-        return self.flavor != "pj" and self.backend == "opencv"
+        return self.flavor.alexeyab and self.backend == "opencv"
 
     @property
     def use_mixup(self) -> int:
         """AB's configured `use_mixup` (mosaic wins over mixup); pj has neither."""
-        if self.flavor == "pj":
+        if self.flavor.pjreddie:
             return SINGLE
         return MOSAIC if self.mosaic else MIXUP if self.mixup else SINGLE
 
@@ -97,15 +99,11 @@ class AugmentOptions:
 def augment_options(cfg, backend: str | None = None) -> AugmentOptions:
     """Options for training ``cfg`` (a CfgModel). `jitter`, `resize`, `max`, `classes` come from the last
     detection layer: AB scans for the last [yolo]/[region]; pj takes literally the last layer."""
-    layers = cfg.layers
-    if cfg.flavor == "pj":
-        last = layers[-1] if layers[-1].kind in ("yolo", "region") else None
-    else:
-        last = next((l for l in reversed(layers) if l.kind in ("yolo", "region")), None)
+    last = cfg.flavor.trainer_layer(cfg.layers)
     if last is None:
         raise CfgError("cannot train a detector: " + ("the last layer must be [yolo] or [region] (pjreddie "
-                       "takes jitter/classes/max from it)" if cfg.flavor == "pj" else "no [yolo] or [region] "
-                       "layer"), file=cfg.file)
+                       "takes jitter/classes/max from it)" if cfg.flavor.trainer_takes_last_layer
+                       else "no [yolo] or [region] layer"), file=cfg.file)
     o, net = last.options, cfg.net
     return AugmentOptions(
         flavor=cfg.flavor, backend=backend or "opencv", width=net.width, height=net.height,
@@ -132,7 +130,7 @@ class ImageSource(Protocol):
 # -- one batch slot -----------------------------------------------------------------------------------
 def chunk_mode(rng: np.random.Generator, opts: AugmentOptions) -> int:
     """The per-chunk (per loader thread) decision of AB: with probability 1/2 a chunk skips mixup/mosaic."""
-    if opts.flavor == "pj":
+    if opts.flavor.pjreddie:
         return SINGLE
     if opts.backend == "opencv":
         return SINGLE if rng.integers(2) == 0 else opts.use_mixup   # drawn even when nothing is configured
@@ -151,7 +149,7 @@ def load_slot(source: ImageSource, rng: np.random.Generator, opts: AugmentOption
               mode: int = SINGLE) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """:func:`load_data_detection` with the image left as uint8 when the pipeline produced 8-bit values
     (AB with OpenCV, except mixup blends): the loader hands those to the training device as they are."""
-    if opts.flavor == "pj":
+    if opts.flavor.pjreddie:
         sample = source.draw(rng)
         image, truth = augment_pj(sample, rng, opts)
         return image, truth, [sample.path]

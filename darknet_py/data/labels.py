@@ -23,22 +23,8 @@ import numpy as np
 from ..config.data import read_lines
 from ..config.reader import decode_text, warn
 from ..errors import DataFileError, LabelError
+from ..flavor import AB, Flavor, flavor_of
 
-# pjreddie: plain first-occurrence substring replacements, in this order.
-PJ_REPLACEMENTS = (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"),
-                   (".jpg", ".txt"), (".png", ".txt"), (".JPG", ".txt"), (".JPEG", ".txt"))
-# AlexeyAB: directory replacements (first occurrence each) ...
-AB_DIR_REPLACEMENTS = (
-    ("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
-    ("/JPEGImages/", "/labels/"),
-    ("\\images\\train2017\\", "\\labels\\train2017\\"), ("\\images\\val2017\\", "\\labels\\val2017\\"),
-    ("\\images\\train2014\\", "\\labels\\train2014\\"), ("\\images\\val2014\\", "\\labels\\val2014\\"),
-    ("/images/train2014/", "/labels/train2014/"), ("/images/val2014/", "/labels/val2014/"),
-    ("\\JPEGImages\\", "\\labels\\"),
-)
-# ... then the extension, only when the path ends with it.
-AB_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP", ".ppm", ".PPM",
-                 ".tiff", ".TIFF")
 INVALID = np.float32(999999)        # Darknet's marker for a box it refuses in correct_boxes
 TRACK_HASH_SLOTS = 4000             # AB read_boxes: track_id = index + (hash(path) % 4000) * 4000
 _INT = re.compile(r"[+-]?\d+")
@@ -91,38 +77,20 @@ def image_path_candidates(entry: str, list_file: str) -> list[str]:
 
 
 # -- label paths ------------------------------------------------------------------------------------
-def label_path(image_path: str, flavor: str = "ab") -> str:
+def label_path(image_path: str, flavor: Flavor | str = AB) -> str:
     """The label file Darknet derives from an image path (spec §1.5)."""
-    return _pj_label_path(image_path) if flavor == "pj" else _ab_label_path(image_path)
+    return flavor_of(flavor).label_path(image_path)
 
 
-def label_path_candidates(image_path: str, flavor: str = "ab") -> list[str]:
+def label_path_candidates(image_path: str, flavor: Flavor | str = AB) -> list[str]:
     """The flavour's label path (the only one read), then the other fork's when it differs."""
-    own = label_path(image_path, flavor)
-    other = label_path(image_path, "ab" if flavor == "pj" else "pj")
+    flavor = flavor_of(flavor)
+    own, other = flavor.label_path(image_path), flavor.other.label_path(image_path)
     return [own] if other == own else [own, other]
 
 
-def _pj_label_path(image_path: str) -> str:
-    path = image_path
-    for old, new in PJ_REPLACEMENTS:
-        path = path.replace(old, new, 1)
-    return path
-
-
-def _ab_label_path(image_path: str) -> str:
-    path = image_path
-    for old, new in AB_DIR_REPLACEMENTS:
-        path = path.replace(old, new, 1)
-    path = path.strip(" \t")
-    for ext in AB_EXTENSIONS:
-        if path.endswith(ext):
-            return path[:-len(ext)] + ".txt"
-    return path
-
-
 # -- label files ------------------------------------------------------------------------------------
-def read_labels(path: str, flavor: str = "ab") -> np.ndarray:
+def read_labels(path: str, flavor: Flavor | str = AB) -> np.ndarray:
     """Records of a label file as float32 ``(N, 5)``: ``[class, x, y, w, h]`` (file order).
 
     Each line holds whole `class x y w h` records. A line that does not parse, has a negative class or a
@@ -132,7 +100,7 @@ def read_labels(path: str, flavor: str = "ab") -> np.ndarray:
     a `.txt` (the image extension had no rule) is treated the same way."""
     raw, problem = _read_label_file(path)
     if problem is not None:
-        if flavor == "pj":
+        if flavor_of(flavor).missing_label_file_is_error:
             raise LabelError(f"label file {problem}", file=path,
                              hint="pjreddie's Darknet stops here too; use --flavor ab to train on images "
                                   "without label files")
@@ -184,15 +152,18 @@ def _parse_records(fields: list[str]) -> Optional[list[tuple[float, ...]]]:
 class TruthSpec:
     """What `fill_truth_detection` needs from the cfg: the last detection layer's `classes`/`max`, the
     current network size (AB's one-pixel filter) and the flavour (row width and filter rules)."""
-    flavor: str
+    flavor: Flavor
     classes: int
     max_boxes: int
     net_w: int
     net_h: int
 
+    def __post_init__(self):
+        object.__setattr__(self, "flavor", flavor_of(self.flavor))   # callers may name the fork
+
     @property
     def truth_size(self) -> int:
-        return 5 if self.flavor == "pj" else 6
+        return self.flavor.truth_size
 
 
 @dataclass(frozen=True)
@@ -233,14 +204,14 @@ def randomize_boxes(records: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return boxes
 
 
-def correct_boxes(xywh: np.ndarray, flavor: str, t: BoxTransform):
+def correct_boxes(xywh: np.ndarray, flavor: Flavor, t: BoxTransform):
     """Darknet's `correct_boxes` on float32 ``(N, 4)`` `x y w h`; returns the new x, y, w, h (each (N,)).
     Boxes Darknet marks invalid come back as 999999 in every field."""
     f = np.float32
     x, y, w, h = (xywh[:, k].astype(f) for k in range(4))
     half_w, half_h = w / f(2), h / f(2)
     invalid = (x == 0) & (y == 0)
-    if flavor != "pj":   # AB also refuses boxes lying wholly outside the original image
+    if flavor.alexeyab:   # AB also refuses boxes lying wholly outside the original image
         invalid |= (x + half_w < 0) | (y + half_h < 0) | (x - half_w > 1) | (y - half_h > 1)
     sx, sy, dx, dy = f(t.sx), f(t.sy), f(t.dx), f(t.dy)
     left, right = (x - half_w) * sx - dx, (x + half_w) * sx - dx
@@ -261,7 +232,7 @@ def _keep_mask(cls, x, y, w, h, spec: TruthSpec, label_file: str) -> np.ndarray:
         warn(f"{where}: wrong annotation: class_id = {int(cls[bad_class][0])}, but class_id should be from "
              f"0 to {spec.classes - 1}; box dropped")
     invalid = x == INVALID   # pj would train on these 999999 boxes; dropped here (spec §11.2)
-    if spec.flavor == "pj":
+    if spec.flavor.pjreddie:
         return ~bad_class & ~invalid & (w.astype(np.float64) >= 0.001) & (h.astype(np.float64) >= 0.001)
     tiny = (w < np.float32(1.0) / np.float32(spec.net_w)) | (h < np.float32(1.0) / np.float32(spec.net_h))
     outside = ~invalid & ((x <= 0) | (x > 1) | (y <= 0) | (y > 1))

@@ -123,7 +123,7 @@ class DetectionDataset(Dataset):
     def _decode(self, path: str) -> np.ndarray:
         """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
         (the values of :func:`~darknet_py.data.image.load_image`). pjreddie always loads 3 channels."""
-        grey = self.options.channels == 1 and self.options.flavor != "pj"
+        grey = self.options.channels == 1 and self.options.flavor.alexeyab   # pjreddie loads 3 channels
         data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
         if data is None:
             raise ImageError("image file not found", file=path)

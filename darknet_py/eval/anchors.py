@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..errors import DataFileError, UsageError
+from ..flavor import AB, Flavor
 from ..train.policy import GlibcRandom
 from ..data.labels import label_path, read_list
 from .images import read_truth
@@ -87,7 +88,7 @@ def do_kmeans(points: np.ndarray, k: int, rng: GlibcRandom) -> tuple[np.ndarray,
 
 
 def calc_anchors(data: DataConfig, num_of_clusters: int, width: int, height: int,
-                 seed: Optional[int] = None, flavor: str = "ab") -> AnchorsResult:
+                 seed: Optional[int] = None, flavor: Flavor | str = AB) -> AnchorsResult:
     """Cluster the (w·width, h·height) sizes of every label of the `train` list."""
     if width <= 0 or height <= 0:
         raise UsageError("calc_anchors needs -width and -height (the network input size)")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..data.image import image_from_bgr
 from ..errors import ImageError
+from ..flavor import Flavor
 from .detect import detect_arrays
 from .detections import DetectionArrays
 from .draw import draw_detections
@@ -164,7 +165,7 @@ def run_demo(network, capture: cv2.VideoCapture, settings: DemoSettings, out_fil
 
 
 def _print_frame(echo, frame_id: int, image: np.ndarray, dets: DetectionArrays, settings: DemoSettings,
-                 flavor: str) -> None:
+                 flavor: Flavor) -> None:
     _, im_h, im_w = image.shape
     echo(f"Frame {frame_id}:")
     for line in detection_lines(dets, settings.names, settings.thresh, im_w, im_h, flavor, ext_output=True):

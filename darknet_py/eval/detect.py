@@ -11,6 +11,7 @@ import torch
 
 from ..data.image import letterbox_image, resize_image
 from ..errors import CfgError, DataFileError
+from ..flavor import AB, Flavor
 from ..network import load_network
 from .boxes import correct_yolo_boxes
 from .detections import Detection, DetectionArrays
@@ -26,7 +27,7 @@ def detector_classes(network) -> int:
     return last.options.classes
 
 
-def open_network(cfg: str, weights: Optional[str], flavor: str = "ab", device: str = "cpu"):
+def open_network(cfg: str, weights: Optional[str], flavor: Flavor | str = AB, device: str = "cpu"):
     """The network for inference: loaded with batch 1 (weights that cover every detection layer, all
     finite), in eval mode, on ``device``."""
     network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
@@ -67,7 +68,7 @@ def uses_letter_box(network, letter_box: Optional[bool], command: str = "test") 
     unless `[net] letter_box=1` or, for `test` only, the `-letter_box` flag."""
     if command == "recall":
         return False
-    if network.net.flavor == "pj":
+    if network.net.flavor.letterbox_always:
         return True
     return bool(network.net.letter_box or (letter_box and command == "test"))
 
@@ -123,7 +124,7 @@ def nms_settings(network) -> tuple[str, float]:
     default NMS."""
     last = network.last_detection_layer()
     options = getattr(last, "options", None)
-    if network.net.flavor == "pj" or options is None:
+    if network.net.flavor.pjreddie or options is None:
         return "default", 0.6
     return getattr(options, "nms_kind", "default"), getattr(options, "beta_nms", 0.6)
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..config.data import DataConfig
 from ..data.labels import label_path, read_labels, read_list
 from ..errors import LabelError
+from ..flavor import AB, Flavor
 
 
 def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
@@ -20,7 +21,7 @@ def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     return read_list(data.resolve("valid"))
 
 
-def read_truth(image_path: str, classes: int, flavor: str = "ab") -> np.ndarray:
+def read_truth(image_path: str, classes: int, flavor: Flavor | str = AB) -> np.ndarray:
     """Ground truth `[class, x, y, w, h]` (relative) of an image, from its label file (§1.5 path rule).
     A class id outside the model's classes is an error: Darknet would count it out of bounds."""
     path = label_path(image_path, flavor)
@@ -32,7 +33,7 @@ def read_truth(image_path: str, classes: int, flavor: str = "ab") -> np.ndarray:
     return truth
 
 
-def read_difficult(paths: Optional[list[str]], index: int, classes: int, flavor: str = "ab") -> np.ndarray:
+def read_difficult(paths: Optional[list[str]], index: int, classes: int, flavor: Flavor | str = AB) -> np.ndarray:
     """The "difficult" boxes for image ``index`` (from the parallel `difficult` list), or none."""
     if paths is None:
         return np.zeros((0, 5), np.float32)

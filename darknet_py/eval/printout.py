@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..flavor import Flavor, flavor_of
 from .detections import DetectionArrays
 
 HIDDEN_PREFIX = "dont_show"   # AB never shows classes whose name starts with this
@@ -76,9 +77,9 @@ def pj_detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: fl
 
 
 def detection_lines(dets: DetectionArrays, names: tuple[str, ...], thresh: float, im_w: int, im_h: int,
-                    flavor: str, ext_output: bool = False) -> list[str]:
+                    flavor: Flavor | str, ext_output: bool = False) -> list[str]:
     """What `detector test` prints about one image's detections in the flavour's format."""
-    if flavor == "pj":
+    if flavor_of(flavor).pjreddie:
         return pj_detection_lines(dets, names, thresh)
     return ab_detection_lines(dets, names, thresh, im_w, im_h, ext_output)
 

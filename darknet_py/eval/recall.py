@@ -13,6 +13,7 @@ import numpy as np
 from ..config.data import DataConfig
 from ..data.labels import read_list
 from ..errors import DataFileError
+from ..flavor import Flavor, flavor_of
 from .boxes import box_iou_matrix
 from .detect import detector_classes, get_network_boxes
 from .images import read_truth, valid_list
@@ -47,8 +48,8 @@ def _c(value: float) -> str:
     return "-nan" if np.isnan(value) else f"{value:.2f}"
 
 
-def recall_paths(data: DataConfig, flavor: str) -> list[str]:
-    if flavor == "pj":
+def recall_paths(data: DataConfig, flavor: Flavor | str) -> list[str]:
+    if flavor_of(flavor).pjreddie:   # PJ's recall reads a hard-wired list
         if not Path(PJ_RECALL_LIST).is_file():
             raise DataFileError("pjreddie's `detector recall` always reads this list (it ignores the .data "
                                 "file), and it does not exist", file=PJ_RECALL_LIST,

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..atomic_write import write_atomically
+from ..flavor import Flavor, flavor_of
 from .coco import COCO_IDS, coco_bbox
 from .detect import detector_classes, uses_letter_box
 from .detections import DetectionArrays
@@ -22,7 +23,6 @@ from .images import valid_list
 from .inference import detect_images
 
 # (detection threshold, NMS threshold) of `validate_detector` per fork
-VALID_SETTINGS = {"ab": (.001, .6), "pj": (.005, .45)}
 DEFAULT_PREFIX = {"voc": "comp4_det_test_", "coco": "coco_results", "imagenet": "imagenet-detection"}
 _ATOI = re.compile(r"\s*([+-]?\d+)")
 
@@ -41,10 +41,10 @@ def basecfg(path: str) -> str:
     return name.split(".", 1)[0]
 
 
-def coco_image_id(path: str, flavor: str) -> int:
+def coco_image_id(path: str, flavor: Flavor | str) -> int:
     """PJ: the number after the last '_' (else after the last '/'), for `COCO_val2014_000000000042.jpg`;
     AB: `atoi` of the base name, for `000000000042.jpg`."""
-    if flavor == "pj":
+    if flavor_of(flavor).pjreddie:
         cut = path.rfind("_")
         return c_atoi(path[(cut if cut >= 0 else path.rfind("/")) + 1:])
     return c_atoi(basecfg(path))
@@ -69,11 +69,11 @@ def voc_lines(image_id: str, dets: DetectionArrays, im_w: int, im_h: int) -> dic
     return out
 
 
-def coco_lines(image_id: int, dets: DetectionArrays, im_w: int, im_h: int, flavor: str) -> list[str]:
+def coco_lines(image_id: int, dets: DetectionArrays, im_w: int, im_h: int, flavor: Flavor | str) -> list[str]:
     """`{"image_id":…, "category_id":coco_ids[class], "bbox":[x, y, w, h], "score":…},` lines (0-based,
     clipped); AB writes classes with prob > 0, PJ with prob != 0."""
     boxes = coco_bbox(dets.boxes, im_w, im_h)
-    chosen = dets.probs > 0 if flavor == "ab" else dets.probs != 0
+    chosen = dets.probs > 0 if flavor_of(flavor).alexeyab else dets.probs != 0
     lines = []
     for i, j in zip(*np.nonzero(chosen)):
         category = COCO_IDS[j] if j < len(COCO_IDS) else int(j)
@@ -108,11 +108,11 @@ class ValidOutput:
 
 
 def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile: Optional[str] = None,
-                      flavor: Optional[str] = None, batch: int = 1, workers: Optional[int] = 0) -> ValidOutput:
+                      flavor: Flavor | str | None = None, batch: int = 1, workers: Optional[int] = 0) -> ValidOutput:
     """Run `detector valid` and write its result file(s) under the `.data` file's `results` directory
     (``batch``, ``workers``: speed only, see :mod:`~darknet_py.eval.inference`)."""
-    flavor = flavor or network.net.flavor
-    thresh, nms = VALID_SETTINGS[flavor]
+    flavor = flavor_of(flavor or network.net.flavor)
+    thresh, nms = flavor.valid_thresh, flavor.valid_nms
     letter = uses_letter_box(network, False, "valid")
     classes = detector_classes(network)
     kind = data.eval

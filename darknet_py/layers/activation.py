@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -98,7 +99,7 @@ class ActivationOptions:
     activation: str
 
 
-def parse(section: Section, flavor: str) -> ActivationOptions:
+def parse(section: Section, flavor: Flavor) -> ActivationOptions:
     return ActivationOptions(get_activation(section, "linear"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer, Shape
 
 
@@ -12,7 +13,7 @@ class AvgpoolOptions:
     pass
 
 
-def parse(section: Section, flavor: str) -> AvgpoolOptions:
+def parse(section: Section, flavor: Flavor) -> AvgpoolOptions:
     return AvgpoolOptions()
 
 

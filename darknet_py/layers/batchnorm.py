@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 EPS = 1e-5
@@ -24,7 +25,7 @@ class BatchNorm(nn.BatchNorm2d):
     ``flavor`` picks the inference formula; ``train_mode`` ("cudnn", "ab_cpu", "pj_cpu") the training one.
     Works on (N, C, H, W) and (N, C) inputs."""
 
-    def __init__(self, channels: int, flavor: str):
+    def __init__(self, channels: int, flavor: Flavor):
         super().__init__(channels, eps=EPS, momentum=0.01)
         nn.init.zeros_(self.running_var)
         self.flavor = flavor
@@ -36,7 +37,7 @@ class BatchNorm(nn.BatchNorm2d):
                 return super().forward(x)
             from ..train.batchnorm import cpu_reference_batchnorm
             return cpu_reference_batchnorm(self, x)
-        if self.flavor == "pj":
+        if self.flavor.bn_eps_outside_sqrt:
             # (x - mean) / (sqrt(var) + 1e-6) is batch norm with variance (sqrt(var) + 1e-6)^2 and eps 0: one
             # fused pass instead of four
             var = (self.running_var.sqrt() + 1e-6).square()
@@ -53,7 +54,7 @@ class BatchNormOptions:
     pass
 
 
-def parse(section: Section, flavor: str) -> BatchNormOptions:
+def parse(section: Section, flavor: Flavor) -> BatchNormOptions:
     return BatchNormOptions()
 
 
@@ -72,4 +73,4 @@ class BatchNormLayer(DarknetLayer):
     def darknet_arrays(self):
         bn = self.bn
         arrays = [bn.weight, bn.running_mean, bn.running_var]
-        return arrays if self.flavor == "pj" else [bn.bias] + arrays
+        return [bn.bias] + arrays if self.flavor.batchnorm_layer_saves_biases else arrays

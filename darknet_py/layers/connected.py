@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer, Shape
 from .batchnorm import BatchNorm
@@ -26,7 +27,7 @@ class ConnectedOptions:
     batch_normalize: bool
 
 
-def parse(section: Section, flavor: str) -> ConnectedOptions:
+def parse(section: Section, flavor: Flavor) -> ConnectedOptions:
     output = section.get_int("output", 1)
     if output < 1:
         raise section.error("'output' must be at least 1", section.option("output"))

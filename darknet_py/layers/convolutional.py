@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config.known_keys import CONV_KEYS, report_unimplemented
 from ..config.reader import Section
+from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer, Shape
 from .batchnorm import BatchNorm
@@ -39,21 +40,21 @@ class ConvolutionalOptions:
     flipped: bool
 
 
-def parse(section: Section, flavor: str) -> ConvolutionalOptions:
+def parse(section: Section, flavor: Flavor) -> ConvolutionalOptions:
     for key in _UNSUPPORTED:
         if section.get_str(key, "0") != "0":
             raise section.error(f"'{key}' is not supported by darknet_py", section.option(key))
-    report_unimplemented(section, *CONV_KEYS[flavor])
+    report_unimplemented(section, *CONV_KEYS[flavor.name])
     filters = section.get_int("filters", 1)
     size = section.get_int("size", 1)
     stride = section.get_int("stride", 1)
-    stride_x = section.get_int("stride_x", -1) if flavor == "ab" else -1
-    stride_y = section.get_int("stride_y", -1) if flavor == "ab" else -1
+    stride_x = section.get_int("stride_x", -1) if flavor.alexeyab else -1
+    stride_y = section.get_int("stride_y", -1) if flavor.alexeyab else -1
     pad = section.get_int("pad", 0)
     padding = section.get_int("padding", 0)     # Darknet reads it always; pad=1 overrides it
     padding = size // 2 if pad else padding
     groups = max(section.get_int("groups", 1), 1)
-    dilation = section.get_int("dilation", 1) if flavor == "ab" else 1
+    dilation = section.get_int("dilation", 1) if flavor.alexeyab else 1
     if size == 1:
         dilation = 1
     for key, value in (("filters", filters), ("size", size), ("stride", stride), ("dilation", dilation)):
@@ -94,10 +95,10 @@ class ConvolutionalLayer(DarknetLayer):
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
         self._init_like_darknet(c // opts.groups, ctx.flavor)
 
-    def _init_like_darknet(self, c_per_group: int, flavor: str) -> None:
+    def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
         scale = (2.0 / (self.options.size ** 2 * c_per_group)) ** 0.5
         with torch.no_grad():
-            if flavor == "pj":
+            if flavor.pjreddie:
                 self.conv.weight.normal_(0.0, 1.0).mul_(scale)
             else:
                 self.conv.weight.uniform_(-1.0, 1.0).mul_(scale)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..config.known_keys import DROPOUT_INERT, report_unimplemented
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 
@@ -15,8 +16,8 @@ class DropoutOptions:
     probability: float
 
 
-def parse(section: Section, flavor: str) -> DropoutOptions:
-    p = section.get_float("probability", 0.5 if flavor == "pj" else 0.2)
+def parse(section: Section, flavor: Flavor) -> DropoutOptions:
+    p = section.get_float("probability", flavor.dropout_probability_default)
     if not 0.0 <= p < 1.0:
         raise section.error("'probability' must be in [0, 1)", section.option("probability"))
     if section.get_int("dropblock", 0):

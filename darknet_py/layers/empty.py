@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 
@@ -12,7 +13,7 @@ class EmptyOptions:
     pass
 
 
-def parse(section: Section, flavor: str) -> EmptyOptions:
+def parse(section: Section, flavor: Flavor) -> EmptyOptions:
     return EmptyOptions()
 
 

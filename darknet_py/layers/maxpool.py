@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer, Shape
 
 
@@ -21,10 +22,10 @@ class PoolOptions:
     out_channels: int
 
 
-def parse(section: Section, flavor: str) -> PoolOptions:
+def parse(section: Section, flavor: Flavor) -> PoolOptions:
     stride = section.get_int("stride", 1)
-    stride_x = section.get_int("stride_x", stride) if flavor == "ab" else stride
-    stride_y = section.get_int("stride_y", stride) if flavor == "ab" else stride
+    stride_x = section.get_int("stride_x", stride) if flavor.alexeyab else stride
+    stride_y = section.get_int("stride_y", stride) if flavor.alexeyab else stride
     size = section.get_int("size", stride)
     padding = section.get_int("padding", size - 1)
     for key, value in (("size", size), ("stride", min(stride_x, stride_y))):
@@ -33,11 +34,11 @@ def parse(section: Section, flavor: str) -> PoolOptions:
     if padding < 0:
         raise section.error("'padding' must not be negative", section.option("padding"))
     for key in ("antialiasing", "maxpool_zero_nonmax"):
-        if flavor == "ab" and section.get_int(key, 0):
+        if flavor.alexeyab and section.get_int(key, 0):
             raise section.error(f"'{key}' is not supported by darknet_py", section.option(key))
     return PoolOptions(size, stride_x, stride_y, padding,
-                       maxpool_depth=flavor == "ab" and section.get_bool("maxpool_depth", False),
-                       out_channels=section.get_int("out_channels", 1) if flavor == "ab" else 1)
+                       maxpool_depth=flavor.alexeyab and section.get_bool("maxpool_depth", False),
+                       out_channels=section.get_int("out_channels", 1) if flavor.alexeyab else 1)
 
 
 def pooled_shape(opts: PoolOptions, ctx: BuildContext) -> Shape:

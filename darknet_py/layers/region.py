@@ -7,6 +7,7 @@ import torch
 
 from ..config.known_keys import REGION_INERT, report_unimplemented
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 from .yolo import YoloDecoded, YoloDetections, parse_anchors
 
@@ -23,7 +24,7 @@ class RegionOptions:
     random: float
 
 
-def parse(section: Section, flavor: str) -> RegionOptions:
+def parse(section: Section, flavor: Flavor) -> RegionOptions:
     if section.has("tree"):
         raise section.error("'tree' (YOLO9000) is not supported by darknet_py", section.option("tree"))
     report_unimplemented(section, {}, REGION_INERT)
@@ -33,7 +34,7 @@ def parse(section: Section, flavor: str) -> RegionOptions:
     if num < 1 or classes < 1 or coords != 4:
         raise section.error("need num >= 1, classes >= 1 and coords = 4")
     return RegionOptions(classes, coords, num, parse_anchors(section, num, 0.5),
-                         section.get_bool("softmax", False), section.get_int("max", 30 if flavor == "pj" else 200),
+                         section.get_bool("softmax", False), section.get_int("max", flavor.region_max_default),
                          section.get_float("jitter", 0.2), section.get_float("random", 0.0))
 
 

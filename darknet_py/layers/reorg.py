@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer, Shape
 
 
@@ -12,7 +13,7 @@ class ReorgOptions:
     stride: int
 
 
-def parse(section: Section, flavor: str) -> ReorgOptions:
+def parse(section: Section, flavor: Flavor) -> ReorgOptions:
     stride = section.get_int("stride", 1)
     if stride < 1:
         raise section.error("'stride' must be at least 1", section.option("stride"))

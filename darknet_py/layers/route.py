@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer, Shape
 
 
@@ -16,12 +17,12 @@ class RouteOptions:
     group_id: int
 
 
-def parse(section: Section, flavor: str) -> RouteOptions:
+def parse(section: Section, flavor: Flavor) -> RouteOptions:
     if not section.has("layers"):
         raise section.error("'layers' is required")
     layers = section.get_ints("layers", ())
-    groups = section.get_int("groups", 1) if flavor == "ab" else 1
-    group_id = section.get_int("group_id", 0) if flavor == "ab" else 0
+    groups = section.get_int("groups", 1) if flavor.alexeyab else 1
+    group_id = section.get_int("group_id", 0) if flavor.alexeyab else 0
     if groups < 1 or not 0 <= group_id < groups:
         raise section.error("need groups >= 1 and 0 <= group_id < groups", section.option("group_id"))
     return RouteOptions(layers, groups, group_id)

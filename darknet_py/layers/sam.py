@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer
 
@@ -14,7 +15,7 @@ class SamOptions:
     activation: str
 
 
-def parse(section: Section, flavor: str) -> SamOptions:
+def parse(section: Section, flavor: Flavor) -> SamOptions:
     if not section.has("from"):
         raise section.error("'from' is required")
     return SamOptions(section.get_int("from", 0), get_activation(section, "linear"))

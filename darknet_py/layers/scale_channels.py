@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer
 
@@ -16,7 +17,7 @@ class ScaleChannelsOptions:
     activation: str
 
 
-def parse(section: Section, flavor: str) -> ScaleChannelsOptions:
+def parse(section: Section, flavor: Flavor) -> ScaleChannelsOptions:
     if not section.has("from"):
         raise section.error("'from' is required")
     return ScaleChannelsOptions(section.get_int("from", 0), section.get_bool("scale_wh", False),

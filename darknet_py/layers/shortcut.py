@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer
 
@@ -27,22 +28,22 @@ class ShortcutOptions:
     beta: float
 
 
-def parse(section: Section, flavor: str) -> ShortcutOptions:
+def parse(section: Section, flavor: Flavor) -> ShortcutOptions:
     if not section.has("from"):
         raise section.error("'from' is required")
     sources = section.get_ints("from", ())
-    if flavor == "pj" and len(sources) != 1:
+    if not flavor.shortcut_weighted_inputs and len(sources) != 1:
         raise section.error("pjreddie's [shortcut] takes exactly one 'from'", section.option("from"))
     weights_type, normalization = "none", "none"
-    if flavor == "ab":
+    if flavor.shortcut_weighted_inputs:
         weights_type = section.get_choice("weights_type", "none", WEIGHTS_TYPES)
         weights_type = "per_feature" if weights_type == "per_layer" else weights_type
         normalization = section.get_choice("weights_normalization", "none", NORMALIZATIONS)
         normalization = "relu" if normalization == "avg_relu" else normalization
     return ShortcutOptions(
         sources, get_activation(section, "linear"), weights_type, normalization,
-        alpha=section.get_float("alpha", 1.0) if flavor == "pj" else 1.0,
-        beta=section.get_float("beta", 1.0) if flavor == "pj" else 1.0)
+        alpha=1.0 if flavor.shortcut_weighted_inputs else section.get_float("alpha", 1.0),
+        beta=1.0 if flavor.shortcut_weighted_inputs else section.get_float("beta", 1.0))
 
 
 class ShortcutLayer(DarknetLayer):
@@ -98,7 +99,7 @@ class ShortcutLayer(DarknetLayer):
 
 def _integer_ratio(ctx: BuildContext, src, out) -> bool:
     """PJ allows a `from` whose size is an integer multiple/fraction of the previous layer's."""
-    if ctx.flavor != "pj":
+    if ctx.flavor.alexeyab:
         return False
     big, small = (src, out) if src.w >= out.w else (out, src)
     return small.w > 0 and small.h > 0 and big.w % small.w == 0 and big.w // small.w == big.h // small.h \

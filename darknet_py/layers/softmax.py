@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 
@@ -15,7 +16,7 @@ class SoftmaxOptions:
     temperature: float
 
 
-def parse(section: Section, flavor: str) -> SoftmaxOptions:
+def parse(section: Section, flavor: Flavor) -> SoftmaxOptions:
     if section.has("tree"):
         raise section.error("softmax 'tree' (hierarchical softmax) is not supported by darknet_py",
                             section.option("tree"))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from ..config.reader import Section
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer, Shape
 
 
@@ -15,7 +16,7 @@ class UpsampleOptions:
     scale: float
 
 
-def parse(section: Section, flavor: str) -> UpsampleOptions:
+def parse(section: Section, flavor: Flavor) -> UpsampleOptions:
     stride = section.get_int("stride", 2)
     if stride == 0:
         raise section.error("'stride' must not be 0", section.option("stride"))

@@ -10,6 +10,7 @@ import torch
 
 from ..config.known_keys import YOLO_INERT, YOLO_WARNED, report_unimplemented
 from ..config.reader import Section, warn
+from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 
 IOU_LOSSES = ("mse", "iou", "giou", "diou", "ciou")
@@ -85,8 +86,8 @@ def parse_num_and_mask(section: Section) -> tuple[int, tuple[int, ...]]:
     return num, mask
 
 
-def parse(section: Section, flavor: str) -> YoloOptions:
-    ab = flavor == "ab"
+def parse(section: Section, flavor: Flavor) -> YoloOptions:
+    ab = flavor.alexeyab
     classes = section.get_int("classes", 20)
     if classes < 1:
         raise section.error("'classes' must be at least 1", section.option("classes"))
@@ -97,7 +98,7 @@ def parse(section: Section, flavor: str) -> YoloOptions:
     if counters and len(counters) != classes:
         raise section.error(f"'counters_per_class' needs {classes} values, has {len(counters)}",
                             section.option("counters_per_class"))
-    max_boxes = section.get_int("max", 200 if ab else 90)
+    max_boxes = section.get_int("max", flavor.max_boxes_default)
     if max_boxes < 1:
         raise section.error("'max' must be at least 1", section.option("max"))
     f = section.get_float

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..flavor import AB, Flavor, flavor_of
+
 CIOU_EPS = 0.000001
 
 
@@ -35,11 +37,11 @@ def box_intersection(a: Box, b: Box) -> Tensor:
     return torch.where((w < 0) | (h < 0), 0.0, w * h)
 
 
-def box_iou(a: Box, b: Box, flavor: str = "ab") -> Tensor:
+def box_iou(a: Box, b: Box, flavor: Flavor | str = AB) -> Tensor:
     """IoU. AB returns 0 when the intersection or the union is 0; PJ divides unconditionally (0/0 = NaN)."""
     inter = box_intersection(a, b)
     union = a.w * a.h + b.w * b.h - inter
-    if flavor == "pj":
+    if not flavor_of(flavor).iou_zero_guard:
         return inter / union
     return torch.where((inter == 0) | (union == 0), 0.0, inter / union)
 

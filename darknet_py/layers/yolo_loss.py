@@ -27,13 +27,13 @@ import torch
 from torch import Tensor
 
 from ..errors import CfgError
+from ..flavor import Flavor, flavor_of
 from .yolo import YoloOptions
 from .yolo_iou import Box, box_giou, dx_box_iou, iou_of_stacked
 from .yolo_statistics import PendingDeltas, YoloDeltas
 from .yolo_targets import (SlotWrites, TruthRows, box_targets, class_multipliers, plan_writes, read_truths,
                            smoothed_labels, upload)
 
-FLAVORS = ("ab", "pj")
 CLASS_MATCH_PROB = 0.25     # AB ignores a prediction only if some class probability exceeds this
 FOCAL_ALPHA = 0.5
 
@@ -72,7 +72,7 @@ def _geometry(opts: YoloOptions, h: int, w: int, net_w: int, net_h: int, device,
 class _Layer(NamedTuple):
     """The layer's options and its output in Darknet's layout (N, A, 5+C, H·W)."""
     opts: YoloOptions
-    ab: bool
+    flavor: Flavor
     out: Tensor
     centre: Tensor             # (2, N, 1, A, H·W) decoded x, y relative to the network input
     size: Tensor               # (2, N, 1, A, H·W) decoded w, h
@@ -113,8 +113,8 @@ class _Writes(NamedTuple):
     iou: Tensor                # (M,) IoU of the slot's prediction with the truth
 
 
-def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int, flavor: str,
-                class_map: Optional[Sequence[int]] = None) -> YoloDeltas:
+def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int,
+                flavor: Flavor | str, class_map: Optional[Sequence[int]] = None) -> YoloDeltas:
     """Darknet's training deltas for one `[yolo]` layer and micro-batch.
 
     ``output``: the layer's activated output (N, A·(5+C), H, W). ``truth``: (N, max_boxes, 5 or 6) rows
@@ -126,20 +126,19 @@ def yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int,
 
 
 def pending_yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net_w: int, net_h: int,
-                        flavor: str, class_map: Optional[Sequence[int]] = None) -> PendingDeltas:
+                        flavor: Flavor | str, class_map: Optional[Sequence[int]] = None) -> PendingDeltas:
     """:func:`yolo_deltas` with the statistics left on the device (no wait for the device)."""
-    if flavor not in FLAVORS:
-        raise ValueError(f"unknown flavor {flavor!r}")
+    flavor = flavor_of(flavor)
     if options.map_file and class_map is None:
         raise CfgError(f"[yolo] map={options.map_file}: the class map must be read and passed as class_map")
     if truth.shape[0] != output.shape[0]:
         raise ValueError(f"truth has {truth.shape[0]} images, the output {output.shape[0]}")
-    layer = _prepare_layer(options, output.detach(), net_w, net_h, flavor == "ab")
-    rows = read_truths(options, truth, layer.ab, class_map)
+    layer = _prepare_layer(options, output.detach(), net_w, net_h, flavor)
+    rows = read_truths(options, truth, layer.flavor.alexeyab, class_map)
     cells = layer.out.shape[3]
-    plan = plan_writes(options, rows, layer.ab, layer.grid_w, cells // layer.grid_w, net_w, net_h)
+    plan = plan_writes(options, rows, layer.flavor.alexeyab, layer.grid_w, cells // layer.grid_w, net_w, net_h)
     sent = _send_truth_side(layer, rows, plan)
-    if layer.ab:
+    if layer.flavor.alexeyab:
         layer = _zero_nan_objectness(layer, sent.has_truth)
     anyobj = layer.out[:, :, 4].sum()
     # (N, T, A, H·W): every prediction against every truth of its image; padding rows never overlap
@@ -148,14 +147,14 @@ def pending_yolo_deltas(options: YoloOptions, output: Tensor, truth: Tensor, net
     thresh_bbox = _pass_a(layer, rows, delta, iou)
     writes = _writes(layer, sent, iou)
     rewritten = _pass_b(layer, writes, delta, fresh=thresh_bbox == 0)
-    if layer.ab and options.iou_thresh < 1:
+    if layer.flavor.alexeyab and options.iou_thresh < 1:
         _divide_box_by_classes(delta)
     return _summarise(layer, writes, delta, anyobj, thresh_bbox, rewritten, output.shape)
 
 
 # -- setup ------------------------------------------------------------------------------------------
 
-def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: bool) -> _Layer:
+def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, flavor: Flavor) -> _Layer:
     n, channels, h, w = o.shape
     a, e = len(opts.mask), opts.classes + 5
     if channels != a * e:
@@ -167,7 +166,7 @@ def _prepare_layer(opts: YoloOptions, o: Tensor, net_w: int, net_h: int, ab: boo
     size = by_axis[2:4].double()
     # exp(x)·anchor/net in double, stored as a float (Darknet's get_yolo_box)
     size = (((size * size * 4) if opts.new_coords else torch.exp(size)) * geo.slot_anchor).to(o.dtype)
-    return _Layer(opts, ab, out, centre, size, geo, w, net_w, net_h)
+    return _Layer(opts, flavor, out, centre, size, geo, w, net_w, net_h)
 
 
 def _zero_nan_objectness(layer: _Layer, has_truth: Tensor) -> _Layer:
@@ -196,7 +195,7 @@ def _pass_a(layer: _Layer, rows: TruthRows, delta: Tensor, iou: Tensor) -> int:
     opts, obj = layer.opts, layer.out[:, :, 4]
     best_iou, best_t = _best_truth(iou)
     d_obj = torch.mul(obj, -opts.obj_normalizer, out=delta[:, :, 4])   # written in place
-    if layer.ab:   # ignoring also needs some class probability above .25 (the truth's class is not consulted)
+    if layer.flavor.alexeyab:   # ignoring also needs a class probability above .25 (any class, not the truth's)
         best_match = torch.where((layer.out[:, :, 5:] > CLASS_MATCH_PROB).any(dim=2), best_iou, 0.0)
         if opts.objectness_smooth:
             kept = torch.maximum(d_obj, opts.obj_normalizer * (best_match - obj))
@@ -223,12 +222,12 @@ def _truth_thresh_rule(layer: _Layer, rows: TruthRows, delta: Tensor, best_iou: 
     cm = None if geo.class_mult is None else geo.class_mult[cls]
     q = (best_iou[image, slot, cell] ** 2)[:, None]
     new = delta[image, slot, :, cell]
-    if layer.ab:
+    if layer.flavor.alexeyab:
         new[:, 4:5] = opts.obj_normalizer * ((q if opts.objectness_smooth else 1) - out[:, 4:5])
     else:
         new[:, 4:5] = 1 - out[:, 4:5]
     new[:, 5:] = _full_class_rule(layer, new[:, 5:], out[:, 5:], cls[:, None])
-    if layer.ab and opts.objectness_smooth:
+    if layer.flavor.alexeyab and opts.objectness_smooth:
         smooth = (1 if cm is None else cm[:, None]) * (q - out[:, 5:].gather(1, cls[:, None]))
         new[:, 5:] = new[:, 5:].scatter(1, cls[:, None], smooth)
     target, scale = _targets_of_slots(layer, coords, slot, cell)
@@ -270,7 +269,7 @@ def _send_truth_side(layer: _Layer, rows: TruthRows, plan: SlotWrites) -> _Sent:
 
 def _writes(layer: _Layer, sent: _Sent, iou: Tensor) -> _Writes:
     iou = torch.take(iou, sent.in_iou)
-    if layer.ab:    # AB's box_iou answers 0 where PJ divides 0 by 0
+    if layer.flavor.iou_zero_guard:    # AB's box_iou answers 0 where PJ divides 0 by 0
         iou = iou.nan_to_num(nan=0.0)
     return _Writes(sent, torch.take(layer.out, sent.elements), torch.take(layer.out, sent.class_at), iou)
 
@@ -289,12 +288,12 @@ def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> Tenso
         return rewritten
     opts, out, sent = layer.opts, writes.out, writes.sent
     rows = (sent.target - out) * sent.factor       # each write into a slot nobody wrote before
-    if layer.ab and opts.iou_loss != "mse":
+    if layer.flavor.alexeyab and opts.iou_loss != "mse":
         cm = None if layer.geo.class_mult is None else layer.geo.class_mult[sent.cls]
         rows[:, :4] = _box_rule(layer, _written_pred(layer, writes), out, sent.coords, None, None, cm)
-    if layer.ab and opts.focal_loss:
+    if layer.flavor.alexeyab and opts.focal_loss:
         rows[:, 5:] *= _focal_factor(out[:, 5:], sent.cls[:, None])
-    elif layer.ab:   # AB keeps a class delta (here 0) whose new value is not finite
+    elif layer.flavor.alexeyab:   # AB keeps a class delta (here 0) whose new value is not finite
         rows[:, 5:].nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     if not sent.rounds and fresh:
         delta.view(-1).index_put_((sent.elements,), rows)
@@ -307,7 +306,7 @@ def _pass_b(layer: _Layer, writes: _Writes, delta: Tensor, fresh: bool) -> Tenso
             new_obj = new[:, 4:5]
             if opts.objectness_smooth:    # AB: only a slot whose objectness delta is still 0
                 new_obj = torch.where(current[:, 4:5] == 0, new_obj, current[:, 4:5])
-            new = torch.cat([current[:, :4] + new[:, :4] if layer.ab else new[:, :4],   # AB accumulates
+            new = torch.cat([current[:, :4] + new[:, :4] if layer.flavor.alexeyab else new[:, :4],   # AB accumulates
                              new_obj, _class_rule(layer, current[:, 5:], out[pick, 5:], sent.cls[pick, None])],
                             dim=1)
         delta.view(-1).index_put_((sent.elements[pick],), new)
@@ -322,7 +321,7 @@ def _box_rule(layer: _Layer, pred: Optional[Box], out: Tensor, truth: Tensor, ta
     IoU-family ascent direction; times iou_normalizer (1 in PJ) and the class multiplier."""
     opts = layer.opts
     mult = opts.iou_normalizer if cm is None else (opts.iou_normalizer * cm)[:, None]
-    if opts.iou_loss == "mse" or not layer.ab:
+    if opts.iou_loss == "mse" or not layer.flavor.alexeyab:
         return scale * (target - out[:, :4]) * mult
     safe = Box(pred.x, pred.y, torch.where(pred.w == 0, 1.0, pred.w), torch.where(pred.h == 0, 1.0, pred.h))
     d = dx_box_iou(safe, Box(*truth.unbind(1)), opts.iou_loss)      # AB avoids NaN for a zero w or h
@@ -341,7 +340,7 @@ def _class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor) -> T
     """Class deltas after one write of class ``col`` (M, 1). A slot already assigned (PJ: class-0 delta
     non-zero; AB: this class's delta non-zero) only gets the new class switched on: multi-label."""
     opts, class_mult = layer.opts, layer.geo.class_mult
-    if layer.ab:
+    if layer.flavor.alexeyab:
         now = current.gather(1, col)
         assigned = now != 0
         value = float(smoothed_labels(opts.label_smooth_eps)[0]) - probs.gather(1, col)
@@ -359,9 +358,9 @@ def _full_class_rule(layer: _Layer, current: Tensor, probs: Tensor, col: Tensor)
     torch counterpart of :func:`.yolo_targets.class_rows` for slots that already hold deltas. ``current``:
     the slot's class deltas, which AB keeps where the new value is not finite."""
     opts, class_mult = layer.opts, layer.geo.class_mult
-    if not layer.ab or opts.focal_loss:
+    if not layer.flavor.alexeyab or opts.focal_loss:
         onehot = torch.zeros_like(probs).scatter_(1, col, 1.0)
-        return onehot - probs if not layer.ab else (onehot - probs) * _focal_factor(probs, col)
+        return onehot - probs if not layer.flavor.alexeyab else (onehot - probs) * _focal_factor(probs, col)
     positive, negative = smoothed_labels(opts.label_smooth_eps)
     value = torch.full_like(probs, float(negative)).scatter_(1, col, float(positive)) - probs
     value = torch.where(torch.isfinite(value), value, current)
@@ -391,8 +390,8 @@ def _summarise(layer: _Layer, writes: _Writes, delta: Tensor, anyobj: Tensor, th
     iou = writes.iou
     sums = [anyobj.view(1), torch.stack([iou, writes.out[:, 4], writes.class_prob]).sum(dim=1),
             (iou > layer.geo.recall_at).sum(dim=1, dtype=iou.dtype), delta.square().sum(dim=(0, 1, 3))]
-    if layer.ab and opts.show_details and opts.iou_loss == "giou":
+    if layer.flavor.alexeyab and opts.show_details and opts.iou_loss == "giou":
         sums.append(box_giou(_written_pred(layer, writes), Box(*writes.sent.coords.unbind(1))).sum().view(1))
     sums.append(rewritten.to(iou.dtype).view(1))
-    return PendingDeltas(delta.view(shape), torch.cat(sums), opts, layer.ab, count=int(iou.numel()),
+    return PendingDeltas(delta.view(shape), torch.cat(sums), opts, layer.flavor, count=int(iou.numel()),
                          predictions=layer.out[:, :, 4].numel(), thresh_bbox=thresh_bbox)

@@ -13,6 +13,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from ..flavor import Flavor
 from .yolo import YoloOptions
 
 
@@ -23,7 +24,7 @@ class YoloDeltas:
     Sums are over the micro-batch; the ``avg_*`` properties divide them as Darknet's log does."""
     delta: Tensor            # same shape as the layer output; target − output
     cost: float              # what the layer adds to the network cost (§7.1, §9.5)
-    flavor: str
+    flavor: Flavor
     count: int               # truth-to-slot assignments made in pass B
     predictions: int         # W·H·A·B_mini
     iou_sum: float
@@ -46,7 +47,7 @@ class YoloDeltas:
 
     def _per_count(self, value: float) -> float:
         # AB forces count >= 1 before dividing; PJ divides by 0 and prints nan.
-        if self.flavor == "ab":
+        if self.flavor.alexeyab:
             return value / max(self.count, 1)
         return value / self.count if self.count else math.nan
 
@@ -77,7 +78,7 @@ class YoloDeltas:
     def log_line(self, layer_index: int, mini_batch: int) -> str:
         """Darknet's per-layer line (without the final newline): PJ `Region ...` (§9.3), AB `v3 (...)` (§9.5)."""
         f = _c_float
-        if self.flavor == "pj":
+        if self.flavor.pjreddie:
             return (f"Region {layer_index} Avg IOU: {f(self.avg_iou)}, Class: {f(self.avg_class)}, "
                     f"Obj: {f(self.avg_obj)}, No Obj: {f(self.avg_noobj)}, .5R: {f(self.recall_50)}, "
                     f".75R: {f(self.recall_75)},  count: {self.count}")
@@ -105,7 +106,7 @@ class PendingDeltas(NamedTuple):
     delta: Tensor
     stats: Tensor
     opts: YoloOptions
-    ab: bool
+    flavor: Flavor
     count: int                  # assignments made in pass B
     predictions: int
     thresh_bbox: int            # box deltas written by the truth_thresh rule
@@ -119,12 +120,12 @@ class PendingDeltas(NamedTuple):
         total, non_box = sum(per_entry), sum(per_entry[4:])
         class_loss = opts.obj_normalizer * non_box
         cost = total
-        if self.ab and opts.show_details and opts.iou_loss != "mse":
+        if self.flavor.alexeyab and opts.show_details and opts.iou_loss != "mse":
             # AB's IoU-loss cost: mean (1 − GIoU) or (1 − IoU; also for diou/ciou) plus the non-box part
             lost = count - (rest[0] if opts.iou_loss == "giou" else iou_sum)
             cost = opts.iou_normalizer * lost / max(count, 1) + class_loss
         return YoloDeltas(
-            delta=self.delta, cost=cost, flavor="ab" if self.ab else "pj", count=count,
+            delta=self.delta, cost=cost, flavor=self.flavor, count=count,
             predictions=self.predictions, iou_sum=iou_sum, class_sum=class_sum, obj_sum=obj_sum,
             anyobj_sum=anyobj_sum, recall50=round(r50), recall75=round(r75), total_loss=total,
             class_loss=class_loss, total_bbox=count + self.thresh_bbox, rewritten_bbox=round(rest[-1]),

@@ -24,17 +24,16 @@ import numpy as np
 
 from ..atomic_write import write_atomically
 from ..errors import TrainingError
+from ..flavor import Flavor, flavor_of
 from ..weights import WeightsHeader, weights_payload
 from ..weights_check import non_finite_layer
 
-AB_HEADER = (0, 2, 5)
-PJ_HEADER = (0, 2, 0)
 
 
 @dataclass(frozen=True)
 class BackupRule:
     """Where and how often one training run writes its weights."""
-    flavor: str
+    flavor: Flavor
     directory: Path
     base: str
     save_every: int      # AB `saveweights`
@@ -43,8 +42,7 @@ class BackupRule:
     @property
     def last_path(self) -> Path:
         """The rolling checkpoint a resume starts from (AB `_last.weights`, PJ `.backup`)."""
-        name = f"{self.base}.backup" if self.flavor == "pj" else f"{self.base}_last.weights"
-        return self.directory / name
+        return self.directory / self.flavor.backup_name(self.base)
 
     def numbered_path(self, iteration: int) -> Path:
         return self.directory / f"{self.base}_{iteration}.weights"
@@ -58,11 +56,11 @@ class BackupRule:
         return self.directory / f"{self.base}_best.weights"
 
 
-def make_backup_rule(flavor: str, directory: str | Path, base: str, max_batches: int,
+def make_backup_rule(flavor: Flavor | str, directory: str | Path, base: str, max_batches: int,
                      saveweights: Optional[int] = None, savelast: int = 100) -> BackupRule:
     """AB's defaults: `saveweights` 1000 below 10000 max_batches, else 10000; `savelast` 100."""
     save_every = saveweights or (1000 if max_batches < 10000 else 10000)
-    return BackupRule(flavor, Path(directory), base, save_every, savelast)
+    return BackupRule(flavor_of(flavor), Path(directory), base, save_every, savelast)
 
 
 @dataclass
@@ -76,7 +74,7 @@ class BackupCounters:
 def due_backups(rule: BackupRule, counters: BackupCounters, iteration: int) -> list[tuple[str, Path]]:
     """The periodic saves Darknet makes after ``iteration``, as ``(kind, path)`` with kind "numbered" or
     "last", in Darknet's order. Updates ``counters`` (AB) like Darknet does."""
-    if rule.flavor == "pj":
+    if rule.flavor.pjreddie:
         due = []
         if iteration % 100 == 0:
             due.append(("last", rule.last_path))
@@ -94,11 +92,12 @@ def due_backups(rule: BackupRule, counters: BackupCounters, iteration: int) -> l
     return due
 
 
-def weights_header(flavor: str, seen: int, iteration: int, images_per_update: int) -> WeightsHeader:
+def weights_header(flavor: Flavor | str, seen: int, iteration: int, images_per_update: int) -> WeightsHeader:
     """AB rewrites `seen` from its iteration counter when saving; PJ writes the live `seen`."""
-    if flavor == "pj":
-        return WeightsHeader(*PJ_HEADER, seen)
-    return WeightsHeader(*AB_HEADER, iteration * images_per_update)
+    flavor = flavor_of(flavor)
+    if flavor.saves_seen_from_iteration:
+        return WeightsHeader(*flavor.weights_version, iteration * images_per_update)
+    return WeightsHeader(*flavor.weights_version, seen)
 
 
 def save_backup(network, path: Path, header: WeightsHeader) -> str:

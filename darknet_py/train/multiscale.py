@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ..data.rand import rand_scale
+from ..flavor import Flavor, flavor_of
 
 F32 = np.float32
 PERIOD = 10                  # iterations between size picks
@@ -38,16 +39,19 @@ PJ_STEP, PJ_MAX = 32, 608
 
 @dataclass(frozen=True)
 class MultiscaleOptions:
-    flavor: str
+    flavor: Flavor           # a name is accepted and turned into the Flavor
     init_w: int
     init_h: int
     random: float            # the last detection layer's `random`
     max_batches: int
     resize_step: int = 32
 
+    def __post_init__(self):
+        object.__setattr__(self, "flavor", flavor_of(self.flavor))
+
     @property
     def enabled(self) -> bool:
-        return int(self.random) != 0 if self.flavor == "pj" else self.random != 0
+        return self.random != 0 if self.flavor.alexeyab else int(self.random) != 0   # PJ reads random with atoi
 
     @property
     def coef(self) -> np.float32:
@@ -55,11 +59,10 @@ class MultiscaleOptions:
 
 
 def multiscale_options(cfg) -> MultiscaleOptions:
-    """From a CfgModel: `random` of the last detection layer (AB: last [yolo]/[region]; pj: the last layer)."""
-    if cfg.flavor == "pj":
-        last = cfg.layers[-1]
-    else:
-        last = next((l for l in reversed(cfg.layers) if l.kind in ("yolo", "region")), cfg.layers[-1])
+    """From a CfgModel: `random` of the trainer's detection layer (:meth:`Flavor.trainer_layer`), else of the
+    last layer."""
+    last = cfg.flavor.trainer_layer(cfg.layers)
+    last = cfg.layers[-1] if last is None else last
     net = cfg.net
     return MultiscaleOptions(cfg.flavor, net.width, net.height, float(getattr(last.options, "random", 0.0)),
                              net.max_batches, net.resize_step)
@@ -85,7 +88,7 @@ class Multiscale:
         self.count += 1
         if not due:
             return None
-        return self._pick_pj(iteration) if self.options.flavor == "pj" else self._pick_ab(iteration, first)
+        return self._pick_ab(iteration, first) if self.options.flavor.alexeyab else self._pick_pj(iteration)
 
     def _pick_pj(self, iteration: int) -> tuple[int, int]:
         dim = (int(self.rng.integers(10)) + 10) * PJ_STEP

@@ -97,7 +97,7 @@ def get_current_rate(net: NetOptions, iteration: int, rng: Optional[UniformSourc
     if n < net.burn_in:
         return _f32(lr * _pow(_f32(_f32(n) / _f32(net.burn_in)), _f32(net.power)))
     policy = net.policy
-    if policy == "sgdr" and net.flavor == "pj":
+    if policy == "sgdr" and net.flavor.pjreddie:
         policy = "constant"                     # pjreddie has no sgdr: "Couldn't find policy", constant
     if policy == "constant":
         return lr
@@ -131,7 +131,7 @@ def _steps_rate(net: NetOptions, n: int, lr: float) -> float:
 
 def _sigmoid_rate(net: NetOptions, n: int, lr: float) -> float:
     distance = n - net.step
-    if net.flavor == "pj" and distance < 0:
+    if net.flavor.pjreddie and distance < 0:
         # pjreddie's batch number is a size_t: `n - step` wraps to ~1.8e19 before `step`, so exp() overflows
         # and the rate is exactly 0 (for gamma > 0) until iteration `step`.
         distance += _SIZE_T

@@ -18,6 +18,7 @@ from typing import Optional, TextIO
 from tqdm import tqdm
 
 from ..errors import TrainingError
+from ..flavor import Flavor, flavor_of
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ def smooth_hours(previous: float, current: float) -> float:
 class TrainingConsole:
     """Prints Darknet's lines on stdout and drives the progress bar; only rank 0 owns one."""
 
-    def __init__(self, flavor: str, max_batches: int, start_iteration: int, show_bar: Optional[bool] = None,
+    def __init__(self, flavor: Flavor | str, max_batches: int, start_iteration: int, show_bar: Optional[bool] = None,
                  out: Optional[TextIO] = None):
-        self.flavor = flavor
+        self.flavor = flavor_of(flavor)
         self.out = out or sys.stdout
         self.max_batches = max_batches
         enabled = sys.stderr.isatty() if show_bar is None else show_bar
@@ -64,12 +65,12 @@ class TrainingConsole:
 
     def loaded(self, load_seconds: float, avg_loss: float) -> None:
         line = f"Loaded: {load_seconds:.6f} seconds"
-        if self.flavor == "ab" and load_seconds > 0.1 and avg_loss > 0:
+        if self.flavor.alexeyab and load_seconds > 0.1 and avg_loss > 0:
             line += " - performance bottleneck on CPU or Disk HDD/SSD"
         self.print(line)
 
     def iteration(self, r: IterationReport) -> None:
-        if self.flavor == "pj":
+        if self.flavor.pjreddie:
             self.print(f"{r.iteration}: {r.loss:.6f}, {r.avg_loss:.6f} avg, {r.rate:.6f} rate, "
                        f"{r.seconds:.6f} seconds, {r.images} images")
         else:
@@ -99,7 +100,8 @@ class JsonLog:
         if self.file is None:
             return
         try:
-            self.file.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
+            line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_flavor_name)
+            self.file.write(line + "\n")
             self.file.flush()
         except OSError as exc:    # a full disk names the log, not just "No space left on device"
             raise TrainingError(f"cannot write the training log: {exc.strerror}", file=str(self.path)) from None
@@ -111,3 +113,10 @@ class JsonLog:
             except OSError:       # the failed write was already reported
                 pass
             self.file = None
+
+
+def _flavor_name(value):
+    """A Flavor in the log is its name, as the --flavor string was; anything else stays an error."""
+    if isinstance(value, Flavor):
+        return value.name
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

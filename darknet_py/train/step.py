@@ -96,7 +96,7 @@ def _forward_backward(model, x, truth, keep, yolo_indices, batch, keep_deltas):
         deltas = pending_yolo_deltas(layer.options, outputs[i].detach(), truth, layer.net_w, layer.net_h,
                                      model.net.flavor)
         delta = deltas.delta
-        if model.net.flavor == "ab" and layer.options.delta_normalizer != 1.0:
+        if model.net.flavor.alexeyab and layer.options.delta_normalizer != 1.0:
             delta = delta * layer.options.delta_normalizer   # AB GPU's yolo backward scales the delta
         z = outputs[i - 1]
         if z.requires_grad:
@@ -144,7 +144,7 @@ def _yolo_indices(model) -> list[int]:
 def _stop_layer(model, iteration: int) -> int:
     """The layer where Darknet's backward stops (it and everything before get no gradient), or -1.
     PJ: any `stopbackward`. AB: `stopbackward=1`, or `stopbackward=N` while the iteration is below N."""
-    ab = model.net.flavor == "ab"
+    ab = model.net.flavor.alexeyab
     for i in range(len(model.layers) - 1, -1, -1):
         stop = model.layers[i].common.stopbackward
         if (stop == 1 or stop > iteration) if ab else stop:

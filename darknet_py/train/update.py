@@ -21,6 +21,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..flavor import AB, Flavor, flavor_of
+
 # Parameter names (relative to their layer) that Darknet decays: conv/connected weights, AB shortcut weights.
 DECAYED_PARAMETERS = frozenset({"conv.weight", "linear.weight", "weights"})
 
@@ -31,7 +33,7 @@ class DarknetSGD(torch.optim.Optimizer):
 
     def __init__(self, groups: Iterable[dict], momentum: float, decay: float, images_per_update: int,
                  adam: bool = False, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 flavor: str = "ab"):
+                 flavor: Flavor | str = AB):
         defaults = dict(lr=0.0, lr_scale=1.0, weight_decay=0.0, momentum=momentum)
         super().__init__(list(groups), defaults)
         self.decay = decay
@@ -39,14 +41,15 @@ class DarknetSGD(torch.optim.Optimizer):
         self.adam = adam
         self.betas = betas
         self.eps = eps
-        self.flavor = flavor
+        self.flavor = flavor_of(flavor)
         self.adam_t = 0
 
     def set_rate(self, rate: float, iteration: int) -> None:
         """The rate of this update (already burn-in/policy adjusted) and the 1-based iteration it ends."""
         for group in self.param_groups:
             group["lr"] = rate * group["lr_scale"]
-        self.adam_t = iteration if self.flavor == "ab" else self.adam_t + 1
+        # AB counts Adam's t from the iteration (so it survives a resume), PJ per update of this process
+        self.adam_t = iteration if self.flavor.alexeyab else self.adam_t + 1
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -109,7 +112,7 @@ def trained_layers(network) -> list[int]:
     """Indices of the layers Darknet updates. AB marks every layer before the last `stopbackward=1` layer
     `train=0` and never updates it; PJ updates all layers (those behind `stopbackward` only decay)."""
     indices = range(len(network.layers))
-    if network.net.flavor != "ab":
+    if network.net.flavor.pjreddie:
         return list(indices)
     frozen = [i for i, layer in enumerate(network.layers) if layer.common.stopbackward == 1]
     first = frozen[-1] if frozen else 0

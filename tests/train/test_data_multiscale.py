@@ -100,5 +100,5 @@ def test_options_from_cfg(tmp_path):
                     "[convolutional]\nfilters=24\nsize=1\nactivation=linear\n"
                     "[yolo]\nmask=0,1,2\nanchors=1,1,2,2,3,3\nnum=3\nclasses=3\nrandom=1.3\n")
     o = multiscale_options(parse_cfg(str(path)))
-    assert (o.flavor, o.init_w, o.init_h, o.random, o.max_batches, o.resize_step) == ("ab", 320, 256, 1.3, 500, 64)
+    assert (o.flavor.name, o.init_w, o.init_h, o.random, o.max_batches, o.resize_step) == ("ab", 320, 256, 1.3, 500, 64)
     assert multiscale_options(parse_cfg(str(path), "pj")).enabled          # pj reads random=1.3 as 1
