@@ -9,10 +9,10 @@ from typing import Iterable, Optional
 import torch
 from torch import nn
 
-from .config.cfg import CfgModel, parse_cfg
-from .layers import SECTION_KINDS
+from .config.cfg import CfgModel, read_cfg
+from .layers import SECTION_KINDS, SECTIONS
 from .layers.base import BuildContext, DarknetLayer, Shape
-from .memory import check_memory
+from .memory import MemoryEstimate, estimate_memory, require_memory
 
 
 class Network(nn.Module):
@@ -93,6 +93,20 @@ class Network(nn.Module):
         for i, layer in enumerate(self.layers):
             lines.append(f"{i:5d} {layer.describe():<40s} {str(layer.in_shape):>18s}   ->  {layer.out_shape}")
         return "\n".join(lines)
+
+
+def check_memory(cfg: CfgModel, device: str, training: bool) -> MemoryEstimate:
+    """Refuse a cfg whose network cannot fit in ``device``'s free memory, before allocating it: the network
+    is built on the meta device (shapes, no storage) and estimated."""
+    with torch.device("meta"):
+        network = Network(cfg)
+    return require_memory(estimate_memory(network, training), cfg, device, training)
+
+
+def parse_cfg(path, flavor: str = "ab", batch: Optional[int] = None) -> CfgModel:
+    """Read a `.cfg` with every layer kind darknet_py implements. ``batch`` overrides `[net] batch` and
+    `subdivisions` (inference uses 1, as Darknet)."""
+    return read_cfg(path, SECTIONS, flavor=flavor, batch=batch)
 
 
 def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str = "ab",

@@ -15,7 +15,7 @@ import torch
 
 from cli_runner import run_cli
 from darknet_py import Network, save_pt
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 
 TINY3 = Path(__file__).parent / "fixtures" / "tiny3"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.config.data import parse_data
 from darknet_py.config.reader import DarknetWarning
 from darknet_py.errors import CfgError

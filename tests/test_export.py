@@ -16,7 +16,7 @@ import torch
 
 from cli_runner import run_cli
 from darknet_py.commands.export import at_size
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.data.image import load_image
 from darknet_py.eval.detect import detect_arrays, nms_settings, prepare_image, uses_letter_box
 from darknet_py.eval.detections import DetectionArrays

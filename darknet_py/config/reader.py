@@ -176,6 +176,11 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
                   allow_headless: bool = False) -> list[Section]:
     """Split a file into sections by Darknet's grammar. With ``allow_headless`` (``.data`` files) the
     options before any section go into a section of kind ``""``."""
+    return split_sections(read_file(path, error_type), str(path), error_type, allow_headless)
+
+
+def read_file(path: str | Path, error_type: type[DarknetError] = CfgError) -> bytes:
+    """A text input's bytes; a missing, unreadable or binary file is an ``error_type`` naming it."""
     path = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -188,6 +193,12 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
     if b"\x00" in raw:
         raise error_type("looks like a binary file, not a text file", file=path,
                          hint="check the argument order: DATA CFG WEIGHTS")
+    return raw
+
+
+def split_sections(raw: bytes, path: str, error_type: type[DarknetError] = CfgError,
+                   allow_headless: bool = False) -> list[Section]:
+    """:func:`read_sections` on bytes already read (a `.cfg` keeps them as its text too)."""
     text = decode_text(raw)
     sections: list[Section] = []
     current: Optional[Section] = Section("", path, 0, error_type=error_type) if allow_headless else None

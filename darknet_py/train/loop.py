@@ -26,12 +26,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..config.cfg import CfgModel, parse_cfg
+from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..errors import DataFileError, TrainingError, UsageError
 from ..faults import pause_point
-from ..memory import check_memory
-from ..network import Network
+from ..network import Network, check_memory, parse_cfg
 from ..data.labels import read_list
 from ..data.loader import detection_loader
 from ..weights import load_pt, load_weights
