@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from darknet_py.cli import cli
 from darknet_py.eval.anchors import sample_order
-from darknet_py.train.policy import GlibcRandom
+from darknet_py.data.rand import GlibcRandom
 
 
 def test_sample_order_is_darknets_fisher_yates_on_glibc_rand():

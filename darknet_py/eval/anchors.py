@@ -15,8 +15,8 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..errors import DataFileError, UsageError
-from ..train.policy import GlibcRandom
 from ..data.labels import label_path, read_list
+from ..data.rand import GlibcRandom
 from .images import read_truth
 
 MAX_ITERATIONS = 1000

@@ -33,6 +33,7 @@ from ..faults import pause_point
 from ..network import Network, check_memory, parse_cfg
 from ..data.labels import read_list
 from ..data.loader import detection_loader
+from ..data.rand import GlibcRandom
 from ..weights import load_pt, load_weights
 from ..weights_check import warn_non_finite, weights_suspicion
 from . import state as train_state
@@ -47,7 +48,6 @@ from .distributed import (DistributedContext, all_reduce_mean, any_rank, average
                           rank_net_options, shard_plan, shutdown)
 from .ema import ConvolutionEma, make_ema
 from .multiscale import Multiscale, multiscale_options
-from .policy import GlibcRandom
 from .reject_weights import reject_similar_weights, rejection_due
 from .progress import IterationReport, JsonLog, TrainingConsole, remaining_hours, smooth_hours
 from .step import train_network_step
