@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .config.cfg import CfgModel, read_cfg
+from .errors import warn
 from .layers import SECTION_KINDS, SECTIONS
 from .layers.base import BuildContext, DarknetLayer, Shape
 from .memory import MemoryEstimate, estimate_memory, require_memory
@@ -118,7 +119,6 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str 
     check_memory(cfg, "cpu", training=False)
     network = Network(cfg)
     if weights_path is not None:
-        from .config.reader import warn
         from .weights import load_any
         from .weights_check import check_for_inference
         report = load_any(network, weights_path, cutoff=cutoff)
@@ -126,5 +126,5 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str 
             check_for_inference(network, report, str(weights_path))
         if report is not None and report.partial:
             # a backbone (*.conv.N) file: fine to train from, but the other layers are random
-            warn(f"{weights_path}: {report.describe()}")
+            warn(report.describe(), weights_path)
     return network
