@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.reader import DarknetWarning
+from darknet_py.errors import DarknetWarning
 from darknet_py.data.augment import AugmentOptions
 from darknet_py.data.loader import DetectionDataset, DetectionLoader, chunk_of, detection_loader
 from darknet_py.errors import DataFileError, LabelError

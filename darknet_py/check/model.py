@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from ..config.cfg import CfgModel
-from ..config.reader import DarknetWarning
-from ..errors import CfgError, DarknetError, LabelError
+from ..errors import CfgError, DarknetError, DarknetWarning, LabelError
 from ..network import Network, parse_cfg
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..config.reader import warn
+from ..errors import warn
 from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
 from ..eval.detect import uses_letter_box
 from .evaluate import open_detector

@@ -7,8 +7,7 @@ from typing import Optional
 import click
 
 from ..config.cfg import CfgModel
-from ..config.reader import warn
-from ..errors import UsageError
+from ..errors import UsageError, warn
 from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
 from ..network import Network, parse_cfg
 from ..weights import load_any

@@ -13,9 +13,8 @@ from typing import Iterable, Iterator, Optional
 
 import click
 
-from ..config.reader import warn
 from ..data.labels import label_path
-from ..errors import ImageError
+from ..errors import ImageError, warn
 from ..eval.detect import uses_letter_box
 from ..eval.detections import DetectionArrays
 from ..eval.draw import draw_detections, save_image

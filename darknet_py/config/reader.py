@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from ..errors import CfgError, DarknetError, DarknetWarning, warn  # noqa: F401  (DarknetWarning: re-exported)
+from ..errors import CfgError, DarknetError, warn
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import read_lines
-from ..config.reader import decode_text, warn
-from ..errors import DataFileError, LabelError
+from ..config.reader import decode_text
+from ..errors import DataFileError, LabelError, warn
 
 # pjreddie: plain first-occurrence substring replacements, in this order.
 PJ_REPLACEMENTS = (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"),
