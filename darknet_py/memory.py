@@ -1,8 +1,7 @@
 """How much memory a network from a cfg needs, estimated from the network built on the meta device (shapes,
 no storage; :func:`darknet_py.network.check_memory` builds it), and a refusal before allocating when it
-cannot fit. Without it a cfg with
-width=height=100000 fails deep inside torch or OpenCV (MemoryError, cv2.error, or the kernel's OOM killer)
-instead of with one message.
+cannot fit. Without it a cfg with width=height=100000 fails deep inside torch or OpenCV (MemoryError,
+cv2.error, or the kernel's OOM killer) instead of with one message.
 
 The estimate is a lower bound, so a run that fits is never refused: parameters (4 bytes each) plus, for
 training, three float32 tensors per layer output and image of the mini-batch (output, batch-norm and

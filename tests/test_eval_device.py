@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cli_runner import run_cli
-from darknet_py.commands.options import resolve_device
+from darknet_py.device import resolve_device
 from darknet_py.errors import UsageError
 
 EVAL = Path(__file__).parent / "fixtures" / "eval"
