@@ -14,6 +14,8 @@ from .errors import warn
 from .layers import SECTION_KINDS, SECTIONS
 from .layers.base import BuildContext, DarknetLayer, Shape
 from .memory import MemoryEstimate, estimate_memory, require_memory
+from .weights import load_any
+from .weights_check import check_for_inference
 
 
 class Network(nn.Module):
@@ -119,12 +121,16 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: str 
     check_memory(cfg, "cpu", training=False)
     network = Network(cfg)
     if weights_path is not None:
-        from .weights import load_any
-        from .weights_check import check_for_inference
-        report = load_any(network, weights_path, cutoff=cutoff)
-        if for_inference:
-            check_for_inference(network, report, str(weights_path))
-        if report is not None and report.partial:
-            # a backbone (*.conv.N) file: fine to train from, but the other layers are random
-            warn(report.describe(), weights_path)
+        load_parameters(network, weights_path, cutoff=cutoff, for_inference=for_inference)
     return network
+
+
+def load_parameters(network: Network, weights_path, cutoff: Optional[int] = None,
+                    for_inference: bool = False) -> None:
+    """Load `.weights` or `.pt` parameters into ``network`` (``for_inference``: see :func:`load_network`)."""
+    report = load_any(network, weights_path, cutoff=cutoff)
+    if for_inference:
+        check_for_inference(network, report, str(weights_path))
+    if report is not None and report.partial:
+        # a backbone (*.conv.N) file: fine to train from, but the other layers are random
+        warn(report.describe(), weights_path)
