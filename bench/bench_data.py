@@ -42,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from darknet_py.config.cfg import parse_cfg  # noqa: E402
+from darknet_py.network import parse_cfg  # noqa: E402
 from darknet_py.data.augment import augment_options  # noqa: E402
 from darknet_py.data.loader import DetectionDataset, DetectionLoader  # noqa: E402
 

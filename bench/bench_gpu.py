@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "data"))
 
 from make_shapes import background, draw_shape, place_shapes, shape_colour  # noqa: E402
 
-from darknet_py.config.cfg import parse_cfg  # noqa: E402
+from darknet_py.network import parse_cfg  # noqa: E402
 from darknet_py.eval.map import validate_detector_map  # noqa: E402
 from darknet_py.network import Network  # noqa: E402
 from darknet_py.train.loop import TrainOptions, train_network  # noqa: E402

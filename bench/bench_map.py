@@ -135,7 +135,7 @@ def bench_yolov3_tiny(darknet: str, root: Path, repeat: int) -> None:
 
 def bench_gpu(repeat: int) -> None:
     """Images/s of `detect_images` (decode, letterbox, forward, decode boxes, NMS) on CUDA."""
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     from darknet_py.eval.inference import detect_images
     from darknet_py.network import Network
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from darknet_py.data.image import load_image, resize_image  # noqa: E402
 from darknet_py.layers.yolo_loss import yolo_deltas  # noqa: E402
 from darknet_py.network import Network  # noqa: E402
-from darknet_py.config.cfg import parse_cfg  # noqa: E402
+from darknet_py.network import parse_cfg  # noqa: E402
 from darknet_py.train.batchnorm import set_batchnorm_mode  # noqa: E402
 from darknet_py.train.step import train_network_step  # noqa: E402
 from darknet_py.train.update import make_optimizer  # noqa: E402

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from darknet_py import Network, load_weights, save_weights
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 
 DEBIAN_CFG = Path("/usr/share/darknet/cfg")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.layers.yolo_loss import yolo_deltas, yolo_surrogate
 from darknet_py.network import Network
 

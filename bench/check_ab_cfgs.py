@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import CfgError
 from darknet_py.network import Network
 

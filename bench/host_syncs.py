@@ -148,7 +148,7 @@ def counting_syncs(*host_inputs: torch.Tensor) -> Iterator[SyncCount]:
 def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool = False) -> SyncCount:
     """Syncs of one `train_network_step` of ``cfg`` at its own size on a synthetic batch of 2 boxes an
     image (``crowded``: the same box twice with different classes, so pass B needs a second round)."""
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     from darknet_py.network import Network
     from darknet_py.train.step import train_network_step
     from darknet_py.train.update import make_optimizer

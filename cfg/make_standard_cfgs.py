@@ -349,8 +349,7 @@ def layer_table(path, flavor: str) -> tuple:
     sources, and every typed option except route/shortcut references as written (relative vs absolute)."""
     import torch
 
-    from darknet_py.config.cfg import parse_cfg
-    from darknet_py.network import Network
+    from darknet_py.network import Network, parse_cfg
 
     model = parse_cfg(path, flavor=flavor, batch=1)
     with torch.device("meta"):       # shapes only: skip allocating and initialising the weights

@@ -22,10 +22,10 @@ from .stopping import report_stop, stop_on_signal
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.version_option(__version__, "--version", prog_name="darknet_py", message="%(prog)s %(version)s")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(debug: bool) -> None:
     """Darknet's detector commands, in PyTorch."""
-    ctx.obj = {"debug": debug}
+    # --debug is declared here for --help; main() reads it from argv, before click parses anything, so that
+    # it also covers errors raised while the command line itself is read
 
 
 cli.add_command(detector)

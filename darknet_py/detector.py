@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .config.data import parse_data, read_names
+from .device import resolve_device
 from .eval.detect import check_class_names, detector_classes, open_network, uses_letter_box
 from .eval.detections import DetectionArrays
 from .eval.inference import default_batch, detect_images
@@ -47,7 +48,6 @@ class Detector:
                  data: Optional[str] = None, flavor: Flavor | str = AB, device: str = "cpu", thresh: float = .25,
                  nms: float = .45, letterbox: Optional[bool] = None, batch: Optional[int] = None,
                  workers: int = 0):
-        from .commands.options import resolve_device   # the command line's --device rule
         flavor = flavor_of(flavor)
         device = resolve_device(device)
         self.network = open_network(cfg, weights, flavor, device)

@@ -1,10 +1,20 @@
-"""The project's error types: every bad input becomes one of these, carrying file, line and value.
+"""The project's error types: every bad input becomes one of these, carrying file, line and value; and its
+warnings, about input Darknet tolerates but a user probably did not mean.
 
 The CLI prints ``str(error)`` (one line, plus a hint) and exits non-zero; ``--debug`` shows the traceback.
+A warning is printed as ``warning: <message>`` and the command goes on.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
+
+
+def location(file: Optional[str], line: Optional[int] = None) -> str:
+    """``file:line: `` (or ``file: ``, or nothing): where an error or warning message starts."""
+    if file is None:
+        return ""
+    return str(file) + (f":{line}" if line is not None else "") + ": "
 
 
 class DarknetError(Exception):
@@ -24,10 +34,7 @@ class DarknetError(Exception):
         return type(self), (self.message, self.file, self.line, self.value, self.hint)
 
     def __str__(self) -> str:
-        where = ""
-        if self.file is not None:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = where + self.message
+        text = location(self.file, self.line) + self.message
         if self.value is not None:
             text += f" (value: {self.value!r})"
         if self.hint:
@@ -65,3 +72,13 @@ class TrainingError(DarknetError):
 
 class ExportError(DarknetError):
     """A network that cannot be exported (ONNX) as asked."""
+
+
+class DarknetWarning(UserWarning):
+    """Something Darknet tolerates but a user probably did not mean (unused key, inline comment...)."""
+
+
+def warn(message: str, file: Optional[str] = None, line: Optional[int] = None) -> None:
+    """Warn about a user's input, the message starting with ``file:line:`` when given."""
+    # stacklevel 3: the warning is attributed to the caller of the function that found the problem
+    warnings.warn(location(file, line) + message, DarknetWarning, stacklevel=3)

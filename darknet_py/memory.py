@@ -1,7 +1,7 @@
-"""How much memory a network from a cfg needs, estimated from the cfg alone (the network is built on the
-meta device: shapes, no storage), and a refusal before allocating when it cannot fit. Without it a cfg with
-width=height=100000 fails deep inside torch or OpenCV (MemoryError, cv2.error, or the kernel's OOM killer)
-instead of with one message.
+"""How much memory a network from a cfg needs, estimated from the network built on the meta device (shapes,
+no storage; :func:`darknet_py.network.check_memory` builds it), and a refusal before allocating when it
+cannot fit. Without it a cfg with width=height=100000 fails deep inside torch or OpenCV (MemoryError,
+cv2.error, or the kernel's OOM killer) instead of with one message.
 
 The estimate is a lower bound, so a run that fits is never refused: parameters (4 bytes each) plus, for
 training, three float32 tensors per layer output and image of the mini-batch (output, batch-norm and
@@ -33,10 +33,9 @@ class MemoryEstimate:
         return self.parameters + self.activations
 
 
-def estimate_memory(cfg, training: bool) -> MemoryEstimate:
-    from .network import Network
-    with torch.device("meta"):
-        network = Network(cfg)
+def estimate_memory(network, training: bool) -> MemoryEstimate:
+    """The estimate for a :class:`~darknet_py.network.Network` (built on the meta device: no storage)."""
+    cfg = network.cfg
     parameters = sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
     net = cfg.net
     sizes = sorted((shape.size for shape in network.shapes), reverse=True)
@@ -59,9 +58,8 @@ def available_memory(device: str) -> Optional[int]:
     return min(limits) if limits else None
 
 
-def check_memory(cfg, device: str, training: bool) -> MemoryEstimate:
+def require_memory(estimate: MemoryEstimate, cfg, device: str, training: bool) -> MemoryEstimate:
     """Refuse a cfg whose network cannot fit in ``device``'s free memory, with the estimate."""
-    estimate = estimate_memory(cfg, training)
     free = available_memory(device)
     if free is not None and estimate.total > free:
         net, purpose = cfg.net, "training" if training else "inference"

@@ -9,11 +9,14 @@ from typing import Iterable, Optional
 import torch
 from torch import nn
 
-from .config.cfg import CfgModel, parse_cfg
+from .config.cfg import CfgModel, read_cfg
+from .errors import warn
 from .flavor import AB, DETECTION_KINDS, Flavor, last_detection_layer
-from .layers import SECTION_KINDS
+from .layers import SECTION_KINDS, SECTIONS
 from .layers.base import BuildContext, DarknetLayer, Shape
-from .memory import check_memory
+from .memory import MemoryEstimate, estimate_memory, require_memory
+from .weights import load_any
+from .weights_check import check_for_inference
 
 
 class Network(nn.Module):
@@ -95,6 +98,20 @@ class Network(nn.Module):
         return "\n".join(lines)
 
 
+def check_memory(cfg: CfgModel, device: str, training: bool) -> MemoryEstimate:
+    """Refuse a cfg whose network cannot fit in ``device``'s free memory, before allocating it: the network
+    is built on the meta device (shapes, no storage) and estimated."""
+    with torch.device("meta"):
+        network = Network(cfg)
+    return require_memory(estimate_memory(network, training), cfg, device, training)
+
+
+def parse_cfg(path, flavor: Flavor | str = AB, batch: Optional[int] = None) -> CfgModel:
+    """Read a `.cfg` with every layer kind darknet_py implements. ``batch`` overrides `[net] batch` and
+    `subdivisions` (inference uses 1, as Darknet)."""
+    return read_cfg(path, SECTIONS, flavor=flavor, batch=batch)
+
+
 def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flavor | str = AB,
                  batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False) -> Network:
     """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it.
@@ -104,13 +121,16 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flav
     check_memory(cfg, "cpu", training=False)
     network = Network(cfg)
     if weights_path is not None:
-        from .config.reader import warn
-        from .weights import load_any
-        from .weights_check import check_for_inference
-        report = load_any(network, weights_path, cutoff=cutoff)
-        if for_inference:
-            check_for_inference(network, report, str(weights_path))
-        if report is not None and report.partial:
-            # a backbone (*.conv.N) file: fine to train from, but the other layers are random
-            warn(f"{weights_path}: {report.describe()}")
+        load_parameters(network, weights_path, cutoff=cutoff, for_inference=for_inference)
     return network
+
+
+def load_parameters(network: Network, weights_path, cutoff: Optional[int] = None,
+                    for_inference: bool = False) -> None:
+    """Load `.weights` or `.pt` parameters into ``network`` (``for_inference``: see :func:`load_network`)."""
+    report = load_any(network, weights_path, cutoff=cutoff)
+    if for_inference:
+        check_for_inference(network, report, str(weights_path))
+    if report is not None and report.partial:
+        # a backbone (*.conv.N) file: fine to train from, but the other layers are random
+        warn(report.describe(), weights_path)

@@ -9,11 +9,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config.cfg import CfgModel, parse_cfg
-from ..config.reader import DarknetWarning
-from ..errors import CfgError, DarknetError, LabelError
+from ..config.cfg import CfgModel
+from ..errors import CfgError, DarknetError, DarknetWarning, LabelError
 from ..flavor import DETECTION_KINDS, Flavor
-from ..network import Network
+from ..network import Network, parse_cfg
 from .labels import BoxTable
 from .report import ERROR, WARNING, CheckReport
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from ..network import Network
-from ..config.cfg import parse_cfg
+from ..network import Network, parse_cfg
 from ..weights import load_any, load_weights, new_header, save_pt, save_weights
 from .options import flavor_option
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..config.reader import warn
+from ..errors import warn
 from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
 from ..eval.detect import uses_letter_box
 from ..flavor import flavor_of
 from .evaluate import open_detector
-from .options import device_options, flavor_option, resolve_device
+from ..device import resolve_device
+from .options import device_options, flavor_option
 from .test import TEST_NMS
 
 

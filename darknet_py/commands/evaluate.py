@@ -3,19 +3,19 @@
 Flags are spelled as in Darknet (`-thresh .25`, `-ext_output`); each command is appended to COMMANDS."""
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import click
 
 from ..config.data import DataConfig, parse_data
-from ..errors import UsageError
+from ..errors import UsageError, warn
 from ..eval.detect import check_class_names, detector_classes, open_network
 from ..eval.inference import default_batch
 from ..flavor import Flavor
 from ..network import Network
 from ..atomic_write import write_atomically
-from .options import device_options, flavor_option, inference_options, resolve_device
+from ..device import resolve_device
+from .options import device_options, flavor_option, inference_options
 
 COMMANDS: list = []
 
@@ -26,8 +26,8 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     names = check_class_names(data.read_names(), str(data.resolve("names")), network)
     classes = detector_classes(network)
     if data.classes != classes:
-        warnings.warn(f"{data.file}: classes={data.classes}, but the cfg's last detection layer has classes="
-                      f"{classes}: the cfg's value is used")
+        warn(f"classes={data.classes}, but the cfg's last detection layer has classes={classes}: the cfg's "
+             f"value is used", data.file)
     return names
 
 

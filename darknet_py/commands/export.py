@@ -6,12 +6,10 @@ from typing import Optional
 
 import click
 
-from ..config.cfg import CfgModel, parse_cfg
-from ..config.reader import warn
+from ..config.cfg import CfgModel
 from ..errors import UsageError
 from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
-from ..network import Network
-from ..weights import load_any
+from ..network import Network, load_parameters, parse_cfg
 from .options import flavor_option
 
 
@@ -42,9 +40,7 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
         raise UsageError("give either --batch N or --dynamic-batch, not both")
     require_onnx()   # before the (possibly long) weights load
     network = Network(at_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height))
-    report = load_any(network, weights)
-    if report is not None and report.partial:
-        warn(f"{weights}: {report.describe()}")
+    load_parameters(network, weights)
     names = export_onnx(network.eval(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
                         opset=opset)
     n = "N" if dynamic_batch else str(batch or 1)

@@ -13,8 +13,7 @@ from typing import Iterable, Iterator, Optional
 
 import click
 
-from ..config.reader import warn
-from ..errors import ImageError
+from ..errors import ImageError, warn
 from ..eval.detect import uses_letter_box
 from ..eval.detections import DetectionArrays
 from ..eval.draw import draw_detections, save_image
@@ -24,7 +23,8 @@ from ..eval.printout import detection_lines, detection_to_json, json_document, l
 from ..atomic_write import write_atomically
 from ..flavor import AB, Flavor, flavor_of
 from .evaluate import open_detector
-from .options import device_options, flavor_option, inference_options, resolve_device
+from ..device import resolve_device
+from .options import device_options, flavor_option, inference_options
 
 TEST_NMS = .45
 

@@ -10,7 +10,8 @@ import click
 
 from ..errors import UsageError
 from ..stopping import exit_status
-from .options import device_options, flavor_option, resolve_device
+from ..device import resolve_device
+from .options import device_options, flavor_option
 
 COMMANDS: list = []
 

@@ -5,8 +5,9 @@ changes. Keys darknet_py refuses (xnor, binary, ...) raise in their layer's pars
 every key of both forks with its status and is checked against the code by tests/test_cfg_keys.py."""
 from __future__ import annotations
 
+from ..errors import warn
 from ..flavor import AB, PJ
-from .reader import Section, warn
+from .reader import Section
 
 _CLASSIFIER = "used by Darknet's classifier/RNN training only, not by a detector"
 _GPU = "a GPU speed/memory setting of Darknet's CUDA code; results are the same"
@@ -85,8 +86,8 @@ def report_unimplemented(section: Section, warned: dict[str, str], inert: dict[s
             continue
         opt.used = True
         if opt.key in warned and not _is_zero(opt.value):
-            warn(f"{section.file}:{opt.line}: '{opt.key}={opt.value}' is not implemented by darknet_py: "
-                 f"{warned[opt.key]}")
+            warn(f"'{opt.key}={opt.value}' is not implemented by darknet_py: {warned[opt.key]}", section.file,
+                 opt.line)
 
 
 def _is_zero(value: str) -> bool:

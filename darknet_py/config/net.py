@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import warn
 from ..flavor import Flavor
-from .reader import Section, warn
+from .reader import Section
 
 POLICIES = ("constant", "step", "steps", "exp", "poly", "sigmoid", "random", "sgdr")
 
@@ -69,9 +70,8 @@ def parse_net(section: Section, flavor: Flavor) -> NetOptions:
     mini = max(batch // subdivisions, 1)  # AB forces a mini-batch of at least 1
     if batch < subdivisions:
         where = s.option("batch") or s.option("subdivisions")
-        warn(f"{s.file}:{where.line if where else s.line}: batch={batch} is smaller than subdivisions="
-             f"{subdivisions}: each iteration trains {subdivisions} images (mini-batch 1, as Darknet does), "
-             f"not {batch}")
+        warn(f"batch={batch} is smaller than subdivisions={subdivisions}: each iteration trains {subdivisions} "
+             f"images (mini-batch 1, as Darknet does), not {batch}", s.file, where.line if where else s.line)
     width, height, channels = s.get_int("width", 0), s.get_int("height", 0), s.get_int("channels", 0)
     for key, value in (("width", width), ("height", height), ("channels", channels)):
         if value <= 0:

@@ -7,25 +7,16 @@ Every space, tab, CR and LF anywhere in a line is deleted; a line starting with 
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from ..errors import CfgError, DarknetError
+from ..errors import CfgError, DarknetError, warn
 
 T = TypeVar("T")
 
 _INT = re.compile(r"[+-]?\d+")
 _WHITESPACE = str.maketrans("", "", " \t\r\n")
-
-
-class DarknetWarning(UserWarning):
-    """Something Darknet tolerates but a user probably did not mean (unused key, inline comment...)."""
-
-
-def warn(message: str) -> None:
-    warnings.warn(message, DarknetWarning, stacklevel=3)
 
 
 @dataclass
@@ -93,7 +84,7 @@ class Section:
         except (ValueError, OverflowError):
             raise self.error(f"'{key}' must be an integer", opt) from None
         value = _atoi(text)
-        warn(f"{self.file}:{opt.line}: '{key}={text}' is not an integer; read as {value}, as Darknet's atoi does")
+        warn(f"'{key}={text}' is not an integer; read as {value}, as Darknet's atoi does", self.file, opt.line)
         return value
 
     def get_float(self, key: str, default: float) -> float:
@@ -131,7 +122,7 @@ class Section:
         for opt in self.options:
             if not opt.used:
                 where = f"[{self.kind}]" if self.kind else Path(self.file).name
-                warn(f"{self.file}:{opt.line}: unused field in {where}: '{opt.text}'")
+                warn(f"unused field in {where}: '{opt.text}'", self.file, opt.line)
 
 
 def _strip_inline_comment(opt: Option, section: Section) -> str:
@@ -139,8 +130,8 @@ def _strip_inline_comment(opt: Option, section: Section) -> str:
     for mark in ("#", ";"):
         if mark in value:
             value = value.split(mark, 1)[0]
-            warn(f"{section.file}:{opt.line}: inline comment after '{opt.key}' ignored "
-                 f"(Darknet has no inline comments; it reads the leading number only)")
+            warn(f"inline comment after '{opt.key}' ignored (Darknet has no inline comments; it reads the "
+                 f"leading number only)", section.file, opt.line)
     return value
 
 
@@ -176,6 +167,11 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
                   allow_headless: bool = False) -> list[Section]:
     """Split a file into sections by Darknet's grammar. With ``allow_headless`` (``.data`` files) the
     options before any section go into a section of kind ``""``."""
+    return split_sections(read_file(path, error_type), str(path), error_type, allow_headless)
+
+
+def read_file(path: str | Path, error_type: type[DarknetError] = CfgError) -> bytes:
+    """A text input's bytes; a missing, unreadable or binary file is an ``error_type`` naming it."""
     path = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -188,6 +184,12 @@ def read_sections(path: str | Path, error_type: type[DarknetError] = CfgError,
     if b"\x00" in raw:
         raise error_type("looks like a binary file, not a text file", file=path,
                          hint="check the argument order: DATA CFG WEIGHTS")
+    return raw
+
+
+def split_sections(raw: bytes, path: str, error_type: type[DarknetError] = CfgError,
+                   allow_headless: bool = False) -> list[Section]:
+    """:func:`read_sections` on bytes already read (a `.cfg` keeps them as its text too)."""
     text = decode_text(raw)
     sections: list[Section] = []
     current: Optional[Section] = Section("", path, 0, error_type=error_type) if allow_headless else None
@@ -223,23 +225,23 @@ def _warn_inner_spaces(physical: str, path: str, number: int) -> None:
     `mydata/train.txt`; darknet_py does the same, but says so."""
     key, _, value = physical.partition("=")
     if any(c in value.strip(" \t\r") for c in " \t") or any(c in key.strip(" \t\r") for c in " \t"):
-        warn(f"{path}:{number}: spaces inside '{physical.strip()}' are removed, as Darknet does: the value is "
-             f"'{physical.translate(_WHITESPACE).partition('=')[2]}'")
+        warn(f"spaces inside '{physical.strip()}' are removed, as Darknet does: the value is "
+             f"'{physical.translate(_WHITESPACE).partition('=')[2]}'", path, number)
 
 
 def _add_option(section: Section, line: str, number: int) -> None:
     key, eq, value = line.partition("=")
     if not eq:
-        warn(f"{section.file}:{number}: '{line}' has no '=': ignored (Darknet treats the key as absent)")
+        warn(f"'{line}' has no '=': ignored (Darknet treats the key as absent)", section.file, number)
         section.options.append(Option(key, None, number, line, used=True))
         return
     if value == "":
-        warn(f"{section.file}:{number}: '{line}' has an empty value: ignored")
+        warn(f"'{line}' has an empty value: ignored", section.file, number)
         return
     for opt in section.options:
         if opt.key == key and opt.value is not None:
-            warn(f"{section.file}:{number}: duplicate key '{key}' in [{section.kind}]: "
-                 f"the first value (line {opt.line}) is used, as in Darknet")
+            warn(f"duplicate key '{key}' in [{section.kind}]: the first value (line {opt.line}) is used, as in "
+                 f"Darknet", section.file, number)
             section.options.append(Option(key, value, number, line, used=True))
             return
     section.options.append(Option(key, value, number, line))

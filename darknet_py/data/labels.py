@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import read_lines
-from ..config.reader import decode_text, warn
-from ..errors import DataFileError, LabelError
+from ..config.reader import decode_text
+from ..errors import DataFileError, LabelError, warn
 from ..flavor import AB, Flavor, flavor_of
 
 INVALID = np.float32(999999)        # Darknet's marker for a box it refuses in correct_boxes

@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..config.reader import warn
-from ..errors import DataFileError, DarknetError, ImageError
+from ..errors import DataFileError, DarknetError, ImageError, warn
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import DetectionBatch, stack_images, stack_truth
 from .image import unit_float

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ..config.data import DataConfig
-from ..errors import DataFileError, UsageError
+from ..errors import DataFileError, UsageError, warn
 from ..flavor import AB, Flavor
-from ..train.policy import GlibcRandom
 from ..data.labels import label_path, read_list
+from ..data.rand import GlibcRandom
 from .images import read_truth
 
 MAX_ITERATIONS = 1000
@@ -128,5 +127,5 @@ def _warn_out_of_range(truth: np.ndarray, path: str) -> None:
     bad = np.flatnonzero(((coords <= 0) | (coords > 1)).any(axis=1))
     for j in bad[:5]:
         x, y, w, h = truth[j, 1:5]
-        warnings.warn(f"{path}: wrong label {j}: x = {x:f}, y = {y:f}, width = {w:f}, height = {h:f} "
-                      "(expected 0 < value <= 1)")
+        warn(f"wrong label {j}: x = {x:f}, y = {y:f}, width = {w:f}, height = {h:f} (expected 0 < value <= 1)",
+             path)

@@ -2,7 +2,6 @@
 resize or letterbox, `network_predict`, `get_network_boxes` (+ `correct_yolo_boxes`), NMS."""
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.image import letterbox_image, resize_image
-from ..errors import CfgError, DataFileError
+from ..errors import CfgError, DataFileError, warn
 from ..flavor import AB, Flavor
 from ..network import load_network
 from .boxes import correct_yolo_boxes
@@ -43,7 +42,7 @@ def check_class_names(names: tuple[str, ...], file: str, network) -> tuple[str, 
         raise DataFileError(f"has {len(names)} names but the cfg's last detection layer has classes={classes}",
                             file=file, hint="one class name per line")
     if len(names) > classes:
-        warnings.warn(f"{file}: {len(names)} names, classes={classes}; the extra names are ignored")
+        warn(f"{len(names)} names, classes={classes}; the extra names are ignored", file)
     return names
 
 

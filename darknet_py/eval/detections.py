@@ -51,11 +51,3 @@ class DetectionArrays:
     def to_list(self) -> list[Detection]:
         return [Detection(*map(float, box), float(obj), tuple(float(p) for p in probs))
                 for box, obj, probs in zip(self.boxes, self.objectness, self.probs)]
-
-    @staticmethod
-    def from_list(dets: list[Detection], classes: int) -> "DetectionArrays":
-        if not dets:
-            return DetectionArrays.empty(classes)
-        return DetectionArrays(np.array([[d.x, d.y, d.w, d.h] for d in dets], np.float32),
-                               np.array([d.objectness for d in dets], np.float32),
-                               np.array([d.probs for d in dets], np.float32))

@@ -9,9 +9,8 @@ from typing import Iterator
 
 import click
 
-from ..config.reader import warn
 from ..data.labels import read_list
-from ..errors import ImageError
+from ..errors import ImageError, warn
 
 # What a directory or a glob contributes (OpenCV decodes these); a file named explicitly is tried whatever
 # its name.

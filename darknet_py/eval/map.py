@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,8 +17,8 @@ import numpy as np
 
 from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
-from ..errors import DataFileError
 from ..atomic_write import write_atomically
+from ..errors import DataFileError, warn
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
 from .detect import at_cfg_size, detector_classes
@@ -199,8 +198,8 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
         raise DataFileError(f"has {len(names)} names but the cfg has classes={classes}; detector map needs "
                             "them equal", file=str(data.resolve("names")))
     if letter_box and not network.net.letter_box:
-        warnings.warn("detector map ignores -letter_box (as AlexeyAB's Darknet does); set letter_box=1 in "
-                      "[net] to letterbox")
+        warn("detector map ignores -letter_box (as AlexeyAB's Darknet does); set letter_box=1 in [net] to "
+             "letterbox")
     letter = bool(network.net.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
@@ -210,7 +209,7 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
         for found in detect_images(network, paths, MAP_DETECTION_THRESH, MAP_NMS, letter, batch=batch,
                                    workers=workers, skip_errors=skip_unreadable, desc="detector map"):
             if found.error is not None:
-                warnings.warn(f"{found.error}; left out of the mAP")
+                warn(f"{found.error}; left out of the mAP")
                 continue
             acc.add_image(found.detections, read_truth(found.source, classes, flavor),
                           read_difficult(difficult, found.index, classes, flavor), (found.width, found.height))

@@ -1,9 +1,10 @@
 """One module per cfg section kind. :data:`SECTION_KINDS` maps a section name (and its aliases) to the
-module's option parser and layer class."""
+module's option parser and layer class; :data:`SECTIONS` hands that table to the cfg reader."""
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+from ..config.cfg import SectionTable
 from . import (activation, avgpool, batchnorm, connected, convolutional, dropout, empty, local_avgpool,
                maxpool, region, reorg, route, sam, scale_channels, shortcut, softmax, upsample, yolo)
 from .base import BuildContext, DarknetLayer, Shape  # noqa: F401
@@ -46,3 +47,5 @@ SECTION_KINDS: dict[str, LayerKind] = {name: kind for names, kind in _KINDS for 
 UNSUPPORTED_KINDS = ("local", "rnn", "gru", "lstm", "crnn", "conv_lstm", "crop", "cost", "detection",
                      "normalization", "lrn", "deconvolutional", "deconv", "Gaussian_yolo", "history",
                      "contrastive", "implicit", "logistic", "l2norm", "iseg")
+
+SECTIONS = SectionTable(SECTION_KINDS, UNSUPPORTED_KINDS)

@@ -1,4 +1,4 @@
-"""What every layer module shares: shapes, the build context, per-section common keys, the base class."""
+"""What every layer module shares: shapes, the build context, the base class."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..config.net import NetOptions
-from ..config.reader import Section
 from ..errors import CfgError
 
 INT_MAX = 2 ** 31 - 1
@@ -27,26 +26,6 @@ class Shape:
 
     def __str__(self) -> str:
         return f"{self.w} x {self.h} x {self.c}"
-
-
-@dataclass(frozen=True)
-class CommonOptions:
-    """Keys any section may carry (spec §1.2)."""
-    stopbackward: int = 0
-    dontload: bool = False
-    dontloadscales: bool = False
-    dontsave: bool = False
-    learning_rate_scale: float = 1.0
-
-
-def parse_common(section: Section) -> CommonOptions:
-    return CommonOptions(
-        stopbackward=section.get_int("stopbackward", 0),
-        dontload=section.get_bool("dontload", False),
-        dontloadscales=section.get_bool("dontloadscales", False),
-        dontsave=section.get_bool("dontsave", False),
-        learning_rate_scale=section.get_float("learning_rate", 1.0),
-    )
 
 
 @dataclass(frozen=True)

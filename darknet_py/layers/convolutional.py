@@ -127,10 +127,6 @@ class ConvolutionalLayer(DarknetLayer):
         # without autograd nobody else holds z: the activation can overwrite it instead of allocating
         return activate(z, self.options.activation, in_place=not torch.is_grad_enabled())
 
-    def pre_activation(self, x):
-        z = self._convolve(x)
-        return self.bn(z) if self.bn is not None else z
-
     def darknet_arrays(self):
         arrays = [self.biases]
         if self.bn is not None:

@@ -9,7 +9,8 @@ from typing import Optional
 import torch
 
 from ..config.known_keys import YOLO_INERT, YOLO_WARNED, report_unimplemented
-from ..config.reader import Section, warn
+from ..config.reader import Section
+from ..errors import warn
 from ..flavor import Flavor
 from .base import BuildContext, DarknetLayer
 

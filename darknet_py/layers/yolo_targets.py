@@ -19,8 +19,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
-from ..config.reader import warn
-from ..errors import CfgError, LabelError
+from ..errors import CfgError, LabelError, warn
 from .yolo import YoloOptions
 from .yolo_iou import Box, box_iou_kind
 

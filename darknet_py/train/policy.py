@@ -17,59 +17,14 @@ import numpy as np
 from ..config.net import NetOptions
 from ..errors import CfgError
 
-RAND_MAX = 2147483647
 _SIZE_T = 2 ** 64
 
 
 class UniformSource(Protocol):
-    """Anything with ``random() -> float in [0, 1]``: :class:`GlibcRandom`, ``random.Random``, ..."""
+    """Anything with ``random() -> float in [0, 1]``: :class:`~darknet_py.data.rand.GlibcRandom`,
+    ``random.Random``, ..."""
 
     def random(self) -> float: ...
-
-
-class GlibcRandom:
-    """glibc's ``rand()`` (the TYPE_3 additive feedback generator, the default state size), so that
-    ``policy=random`` draws the same sequence as a Darknet binary after ``srand(seed)``."""
-
-    _DEGREE, _SEPARATION = 31, 3
-
-    def __init__(self, seed: int = 1):
-        word = seed & 0xFFFFFFFF or 1          # glibc maps seed 0 to 1
-        if word >= 2 ** 31:
-            word -= 2 ** 32
-        state = [word]
-        for _ in range(1, self._DEGREE):
-            # Schrage's method for 16807 * word mod (2^31 - 1) without overflow, as glibc computes it
-            hi = word // 127773 if word >= 0 else -(-word // 127773)   # C truncating division
-            lo = word - hi * 127773
-            word = 16807 * lo - 2836 * hi
-            if word < 0:
-                word += RAND_MAX
-            state.append(word)
-        self._state = [s & 0xFFFFFFFF for s in state]
-        self._front, self._rear = self._SEPARATION, 0
-        for _ in range(10 * self._DEGREE):     # glibc discards the first 310 outputs
-            self.rand()
-
-    def state_dict(self) -> dict:
-        """The generator's position: a resumed run draws the rest of the same sequence."""
-        return {"_state": list(self._state), "_front": self._front, "_rear": self._rear}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._state = [int(word) for word in state["_state"]]
-        self._front, self._rear = int(state["_front"]), int(state["_rear"])
-
-    def rand(self) -> int:
-        s = self._state
-        s[self._front] = (s[self._front] + s[self._rear]) & 0xFFFFFFFF
-        result = s[self._front] >> 1
-        self._front = (self._front + 1) % self._DEGREE
-        self._rear = (self._rear + 1) % self._DEGREE
-        return result
-
-    def random(self) -> float:
-        """Darknet's ``rand_uniform(0, 1)``: ``(float)rand() / RAND_MAX`` in float arithmetic."""
-        return _f32(_f32(self.rand()) / _f32(RAND_MAX))
 
 
 def _f32(x: float) -> float:
@@ -90,7 +45,7 @@ def _pow(base: float, exponent: float) -> float:
 def get_current_rate(net: NetOptions, iteration: int, rng: Optional[UniformSource] = None) -> float:
     """The learning rate Darknet uses for the update that ends iteration ``iteration`` (1 for the first
     update: ``iteration = seen / (batch*subdivisions)`` after the micro-batches). Burn-in first, then the
-    policy. ``rng`` feeds ``policy=random``: :class:`GlibcRandom` reproduces a Darknet binary's draws; the
+    policy. ``rng`` feeds ``policy=random``: :class:`~darknet_py.data.rand.GlibcRandom` reproduces a Darknet binary's draws; the
     default is Python's global generator (seeded and checkpointed by the training loop)."""
     n = iteration
     lr = _f32(net.learning_rate)

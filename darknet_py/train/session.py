@@ -14,13 +14,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config.cfg import CfgModel, parse_cfg
+from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
+from ..data.rand import GlibcRandom
 from ..errors import DataFileError, UsageError
 from ..flavor import flavor_of
-from ..memory import check_memory
-from ..network import Network
+from ..network import Network, check_memory, parse_cfg
 from ..weights import load_pt, load_weights
 from ..weights_check import warn_non_finite
 from . import state as train_state
@@ -30,7 +30,6 @@ from .distributed import (DistributedContext, darknet_gpus_net, darknet_gpus_pla
 from .ema import ConvolutionEma, make_ema
 from .lock import BackupLock
 from .multiscale import Multiscale, multiscale_options
-from .policy import GlibcRandom
 from .precision import set_precision, yolo_in_float32
 from .progress import JsonLog, TrainingConsole
 from .update import make_optimizer

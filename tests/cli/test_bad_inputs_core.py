@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from darknet_py import Network, save_pt
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from helpers.cli import run_cli
 from helpers.paths import FIXTURES
 

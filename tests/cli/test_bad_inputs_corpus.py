@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from darknet_py.check import ERROR, check_dataset
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import CfgError, DataFileError, ImageError, LabelError, TrainingError, UsageError, WeightsError
 from darknet_py.network import Network
 from darknet_py.weights import save_weights

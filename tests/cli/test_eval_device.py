@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from darknet_py.commands.options import resolve_device
+from darknet_py.device import resolve_device
 from darknet_py.errors import UsageError
 from helpers.cli import run_cli
 from helpers.datasets import write_data_file, write_list

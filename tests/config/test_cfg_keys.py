@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.config.known_keys import (CONV_KEYS, DROPOUT_INERT, LAYER_INERT, LAYER_WARNED, NET_INERT,
                                          NET_WARNED, REGION_INERT, YOLO_INERT, YOLO_WARNED)
 from darknet_py.errors import DarknetError

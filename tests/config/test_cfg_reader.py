@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.config.data import parse_data
-from darknet_py.config.reader import DarknetWarning
+from darknet_py.errors import DarknetWarning
 from darknet_py.errors import CfgError
 
 NET = "[net]\nwidth=32\nheight=32\nchannels=3\n"

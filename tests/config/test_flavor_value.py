@@ -82,7 +82,7 @@ def test_flavor_of_names_an_unknown_value(bad):
 
 
 def test_unknown_flavor_at_the_cfg_boundary_keeps_its_error(tmp_path):
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     from darknet_py.errors import CfgError
     with pytest.raises(CfgError, match="unknown flavor 'hk', expected one of ab, pj"):
         parse_cfg(tmp_path / "none.cfg", flavor="hk")

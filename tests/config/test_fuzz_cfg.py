@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import DarknetError
 from darknet_py.network import Network
 from helpers.paths import FIXTURES

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.config.data import parse_data, read_names
 from darknet_py.network import Network, load_network
 from helpers.paths import ROOT

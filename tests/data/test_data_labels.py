@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from darknet_py.config.reader import DarknetWarning
+from darknet_py.errors import DarknetWarning
 from darknet_py.data.labels import (BoxTransform, TruthSpec, fill_truth_detection, label_path,
                                     label_path_candidates, read_labels, read_list)
 from darknet_py.errors import DataFileError, LabelError

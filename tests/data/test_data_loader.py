@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.reader import DarknetWarning
+from darknet_py.errors import DarknetWarning
 from darknet_py.data.augment import AugmentOptions
 from darknet_py.data.loader import DetectionDataset, DetectionLoader, chunk_of, detection_loader
 from darknet_py.errors import DataFileError, LabelError
@@ -138,7 +138,7 @@ def test_missing_label_file_is_an_error_for_pj_even_from_a_worker(tmp_path, work
 
 
 def test_detection_loader_from_cfg(tmp_path):
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     paths = _tree(tmp_path)
     cfg_path = tmp_path / "t.cfg"
     cfg_path.write_text("[net]\nbatch=4\nsubdivisions=2\nwidth=64\nheight=64\nchannels=3\nflip=0\n"

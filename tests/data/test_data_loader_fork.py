@@ -24,7 +24,7 @@ network = load_network({str(EVAL / 'synth' / 'cfg' / 'tiny3.cfg')!r}, {str(EVAL 
                        batch=1).eval()
 paths = [{str(EVAL / 'synth' / 'JPEGImages' / 'valid')!r} + f"/0000{{i}}.jpg" for i in range(4)]
 found = list(detect_images(network, paths, .25, batch=1, workers=2))
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.data.loader import detection_loader
 cfg = parse_cfg({str(EVAL / 'synth' / 'cfg' / 'tiny3.cfg')!r})
 batch = detection_loader(cfg, paths, seed=1, batch=2, num_workers=2).next_batch()

@@ -18,7 +18,7 @@ import pytest
 
 from darknet_py.data.augment import AugmentOptions, Sample, augment_pj
 from darknet_py.data.labels import label_path, read_labels
-from darknet_py.train.policy import GlibcRandom
+from darknet_py.data.rand import GlibcRandom
 from helpers.datasets import add_picture
 
 LIBDARKNET = Path("/usr/lib/darknet/libdarknet.so")

@@ -9,7 +9,7 @@ import pytest
 
 from darknet_py.errors import DarknetError
 from darknet_py.eval.anchors import sample_order
-from darknet_py.train.policy import GlibcRandom
+from darknet_py.data.rand import GlibcRandom
 from helpers.cli import run_cli
 from helpers.datasets import add_picture, write_data_file, write_list
 

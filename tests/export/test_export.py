@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from darknet_py.commands.export import at_size
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.data.image import load_image
 from darknet_py.eval.detect import detect_arrays, nms_settings, prepare_image, uses_letter_box
 from darknet_py.eval.detections import DetectionArrays
@@ -112,6 +112,15 @@ def detections_table(dets: DetectionArrays, im_w: int, im_h: int) -> list[tuple]
     return rows
 
 
+def _as_arrays(dets, classes: int) -> DetectionArrays:
+    """onnx_detections' list of Detection as the arrays detect_arrays returns."""
+    if not dets:
+        return DetectionArrays.empty(classes)
+    return DetectionArrays(np.array([[d.x, d.y, d.w, d.h] for d in dets], np.float32),
+                           np.array([d.objectness for d in dets], np.float32),
+                           np.array([d.probs for d in dets], np.float32))
+
+
 def decoded_detections(onnxruntime, network, model: Path, images, originals) -> list[DetectionArrays]:
     boxes, scores = session(onnxruntime, model).run(None, {"images": images})
     kind, beta = nms_settings(network)
@@ -119,7 +128,7 @@ def decoded_detections(onnxruntime, network, model: Path, images, originals) -> 
     for im, b, s in zip(originals, boxes, scores):
         dets = onnx_detections(b, s, network.net.width, network.net.height, im.shape[2], im.shape[1], THRESH,
                                .45, uses_letter_box(network, False, "test"), kind, beta)
-        found.append(DetectionArrays.from_list(dets, s.shape[1]))
+        found.append(_as_arrays(dets, s.shape[1]))
     return found
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.network import Network
 
 

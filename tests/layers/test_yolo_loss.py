@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import CfgError, LabelError
 from darknet_py.layers.yolo_iou import (Box, box_ciou, box_diou, box_giou, box_iou, box_iou_kind, dx_box_iou,
                                         iou_of_stacked)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from darknet_py import Network, load_network, load_weights, save_weights
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from helpers.cli import run_cli
 from helpers.paths import FIXTURES
 

@@ -99,7 +99,7 @@ class _Payload:
 
 
 def test_a_booby_trapped_pt_is_refused_without_running_it(tmp_path):
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     from darknet_py.errors import WeightsError
     from darknet_py.network import Network
     from darknet_py.weights import load_pt

@@ -94,7 +94,7 @@ def test_state_resume_equals_uninterrupted_and_restart_is_darknet_like():
 
 
 def test_options_from_cfg(tmp_path):
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     path = tmp_path / "m.cfg"
     path.write_text("[net]\nwidth=320\nheight=256\nchannels=3\nmax_batches=500\nresize_step=64\n"
                     "[convolutional]\nfilters=24\nsize=1\nactivation=linear\n"

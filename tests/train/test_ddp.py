@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.network import Network
 from darknet_py.weights import load_weights
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data

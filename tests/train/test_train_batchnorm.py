@@ -8,7 +8,7 @@ import torch
 
 from darknet_py.layers.batchnorm import BatchNorm
 from darknet_py.network import Network
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.train.batchnorm import set_batchnorm_mode
 
 
@@ -117,7 +117,7 @@ def test_set_batchnorm_mode_and_beta_freeze(tmp_path):
 
 def test_sequential_mean_rounding_is_darknets():
     # Darknet sums a channel left to right in float: 2^24 + 1 + 1 + ... stays 2^24 in float32.
-    from darknet_py.train.batchnorm import _darknet_mean_variance
+    from darknet_py.layers.batchnorm import _darknet_mean_variance
     values = np.array([2.0 ** 24] + [1.0] * 7, dtype=np.float32)
     mean, _ = _darknet_mean_variance(torch.from_numpy(values).view(8, 1), 8)
     assert mean.item() == np.float32(2.0 ** 24 / 8)

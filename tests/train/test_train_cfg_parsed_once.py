@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import darknet_py.config.cfg as cfg_module
+import darknet_py.network as cfg_module
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 from helpers.train_runs import log_records, run_train_here
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.train.chart import MARGIN, SIZE, BLUE, TrainingChart, iteration_ticks
 from helpers.datasets import tiny_cfg
 

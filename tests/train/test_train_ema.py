@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.network import Network
 from darknet_py.train.ema import make_ema
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data

@@ -70,7 +70,7 @@ def test_headers_per_flavor(tmp_path):
 
 
 def test_save_backup_is_a_weights_file_with_digest(tmp_path):
-    from darknet_py.config.cfg import parse_cfg
+    from darknet_py.network import parse_cfg
     from darknet_py.network import Network
     cfg = tmp_path / "t.cfg"
     cfg.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=4\nsize=3\n"

@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import CfgError
-from darknet_py.train.policy import GlibcRandom, get_current_rate
+from darknet_py.data.rand import GlibcRandom
+from darknet_py.train.policy import get_current_rate
 
 POLICIES = ("constant", "constant_burnin", "exp", "poly", "random", "sgdr", "sigmoid", "step", "steps_burnin")
 

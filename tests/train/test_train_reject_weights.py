@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.network import Network
 from darknet_py.train.reject_weights import candidate_layers, reject_similar_weights, rejection_due
 from helpers.datasets import tiny_cfg

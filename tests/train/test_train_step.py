@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.errors import TrainingError
 from darknet_py.network import Network, load_network
 from darknet_py.train.batchnorm import set_batchnorm_mode

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.config.cfg import parse_cfg
+from darknet_py.network import parse_cfg
 from darknet_py.network import Network
 from darknet_py.train.update import make_optimizer
 
