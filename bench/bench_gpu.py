@@ -205,7 +205,7 @@ def train_premade(cfg: Path, device: torch.device, precision: str, warmup: int, 
     """(b): the step alone on a batch already on the device (the step ends with its one host read)."""
     network = _network(cfg, device, precision)
     optimizer = make_optimizer(network)
-    net = network.net
+    net = network.net_options
     images = torch.rand(net.images_per_update, net.channels, net.height, net.width, device=device)
     truth = synthetic_truth(net.images_per_update, network.layers[network.detection_indices[0]].options.classes)
     tf32 = precision == "tf32"
@@ -223,7 +223,7 @@ def forward_flops(cfg: Path, device: torch.device) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     network = _network(cfg, device, "fp32").eval()
-    net = network.net
+    net = network.net_options
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         network(torch.zeros(1, net.channels, net.height, net.width, device=device))
     return float(counter.get_total_flops())
@@ -265,7 +265,7 @@ def cuda_syncs_per_step(cfg: Path, device: torch.device) -> Optional[int]:
 
     network = _network(cfg, device, "fp32")
     optimizer = make_optimizer(network)
-    net = network.net
+    net = network.net_options
     images = torch.rand(net.images_per_update, net.channels, net.height, net.width).pin_memory()
     truth = synthetic_truth(net.images_per_update, network.layers[network.detection_indices[0]].options.classes)
     train_network_step(network, optimizer, images, truth, device=device)

@@ -97,9 +97,9 @@ def fixed_batch(net) -> tuple[torch.Tensor, torch.Tensor]:
 def ours(repeats: int) -> tuple[list[float], list[float], list[float]]:
     network = Network(parse_cfg(CFG))
     set_batchnorm_mode(network, "cudnn")
-    network.seen = 200 * network.net.images_per_update     # past burn-in: a real update
+    network.seen = 200 * network.net_options.images_per_update     # past burn-in: a real update
     optimizer = make_optimizer(network)
-    images, truth = fixed_batch(network.net)
+    images, truth = fixed_batch(network.net_options)
     steps, cpu, losses = [], [], []
     train_network_step(network, optimizer, images, truth)   # warm-up (allocations, kernels)
     for _ in range(repeats):
@@ -113,7 +113,7 @@ def ours(repeats: int) -> tuple[list[float], list[float], list[float]]:
 
 def loss_seconds(network, images, truth) -> float:
     """Time `yolo_deltas` alone on one iteration's micro-batches (outputs precomputed)."""
-    net = network.net
+    net = network.net_options
     yolo = [i for i, layer in enumerate(network.layers) if layer.kind == "yolo"]
     total = 0.0
     with torch.no_grad():

@@ -40,7 +40,7 @@ def main(cfg_path: Path) -> None:
     network.train()
     yolos = {i: network.layers[i] for i in network.detection_indices}
     mini = BATCH // SUBDIVISIONS
-    images = torch.rand(BATCH, 3, network.net.height, network.net.width, generator=generator)
+    images = torch.rand(BATCH, 3, network.net_options.height, network.net_options.width, generator=generator)
     truth = random_truth(BATCH, 200, generator)
     captured = {}
 

@@ -155,7 +155,7 @@ def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool
 
     torch.manual_seed(seed)
     network = Network(parse_cfg(cfg, flavor=flavor))
-    net = network.net
+    net = network.net_options
     batch = net.mini_batch * net.subdivisions
     images = torch.rand(batch, net.channels, net.height, net.width)
     rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ class Network(nn.Module):
     def __init__(self, cfg: CfgModel):
         super().__init__()
         self.cfg = cfg
-        self.net = cfg.net
+        self.net_options = cfg.net    # the [net] section's options (batch, size, flavor, lr ...)
         self.seen = 0                 # images trained on (Darknet `seen`)
         self.header = None            # WeightsHeader of the loaded .weights, kept for saving
         shapes: list[Shape] = []

@@ -129,7 +129,7 @@ def load_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None)
     try:
         with open(path, "rb") as f:
             file_size = os.fstat(f.fileno()).st_size
-            header = parse_header(f.read(20), path, network.net.flavor)
+            header = parse_header(f.read(20), path, network.net_options.flavor)
             payload_bytes = file_size - header.nbytes
             if payload_bytes % 4:
                 raise WeightsError(f"payload of {payload_bytes} bytes is not a whole number of float32 values",
@@ -227,7 +227,7 @@ def save_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None,
     loaded file (so load -> save is byte-identical); a network that was not loaded from a file gets its
     fork's header (AB 0.2.5, PJ 0.2.0). ``seen`` is the network's current `seen`."""
     if header is None:
-        header = (network.header or new_header(network.net.flavor, 0)).with_seen(network.seen)
+        header = (network.header or new_header(network.net_options.flavor, 0)).with_seen(network.seen)
     write_atomically(path, header.pack() + weights_payload(network, cutoff, header).tobytes())
 
 
@@ -236,7 +236,7 @@ def save_weights(network, path: str | os.PathLike, cutoff: Optional[int] = None,
 def save_pt(network, path: str | os.PathLike) -> None:
     """A `.pt` holds the state dict, the `.weights` header, `seen` and the cfg text; plain types only, so
     it loads with ``torch.load(weights_only=True)``."""
-    header = network.header or new_header(network.net.flavor, network.seen)
+    header = network.header or new_header(network.net_options.flavor, network.seen)
     payload = {
         "format": PT_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},

@@ -44,5 +44,5 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
     names = export_onnx(network.eval(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
                         opset=opset)
     n = "N" if dynamic_batch else str(batch or 1)
-    click.echo(f"{out}: input images ({n}, {network.net.channels}, {network.net.height}, {network.net.width}), "
+    click.echo(f"{out}: input images ({n}, {network.net_options.channels}, {network.net_options.height}, {network.net_options.width}), "
                f"outputs {', '.join(names)} (opset {opset})")

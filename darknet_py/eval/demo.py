@@ -132,7 +132,7 @@ class JsonFrames:
 
 def detect_frame(network, frame: np.ndarray, settings: DemoSettings) -> tuple[np.ndarray, DetectionArrays]:
     """(Darknet image, detections) of one BGR frame: the `detector test` path for the same picture."""
-    image = image_from_bgr(frame, network.net.channels)
+    image = image_from_bgr(frame, network.net_options.channels)
     return image, detect_arrays(network, image, settings.thresh, settings.nms, settings.letter_box)
 
 
@@ -155,7 +155,7 @@ def run_demo(network, capture: cv2.VideoCapture, settings: DemoSettings, out_fil
             frames, size = frames + 1, (frame.shape[1], frame.shape[0])
             image, dets = detect_frame(network, frame, settings)
             if settings.ext_output:
-                _print_frame(echo, frames, image, dets, settings, network.net.flavor)
+                _print_frame(echo, frames, image, dets, settings, network.net_options.flavor)
             if video is not None:
                 video.add(draw_detections(image, dets, settings.names, settings.thresh))
             if blocks is not None:

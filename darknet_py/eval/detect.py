@@ -51,7 +51,7 @@ def at_cfg_size(network) -> Iterator[None]:
     """Run at the cfg's `[net]` size. A network that multiscale training resized is put back to it for the
     duration (AB evaluates `-map` on a separate network built at the cfg size) and restored afterwards."""
     current = [(layer.net_w, layer.net_h) for layer in network.layers if hasattr(layer, "net_w")]
-    cfg_size = (network.net.width, network.net.height)
+    cfg_size = (network.net_options.width, network.net_options.height)
     resized = bool(current) and current[-1] != cfg_size
     if resized:
         network.resize(*cfg_size)
@@ -67,9 +67,9 @@ def uses_letter_box(network, letter_box: Optional[bool], command: str = "test") 
     unless `[net] letter_box=1` or, for `test` only, the `-letter_box` flag."""
     if command == "recall":
         return False
-    if network.net.flavor.letterbox_always:
+    if network.net_options.flavor.letterbox_always:
         return True
-    return bool(network.net.letter_box or (letter_box and command == "test"))
+    return bool(network.net_options.letter_box or (letter_box and command == "test"))
 
 
 def prepare_image(image: np.ndarray, net_w: int, net_h: int, letter_box: bool) -> np.ndarray:
@@ -106,7 +106,7 @@ def get_network_boxes(network, outputs: dict[int, torch.Tensor], im_w: int, im_h
         layer = network.layers[index]
         found = layer.detections(outputs[index][batch_index], thresh)
         boxes = found.boxes.detach().cpu().numpy().astype(np.float32)
-        boxes = correct_yolo_boxes(boxes, im_w, im_h, network.net.width, network.net.height, relative,
+        boxes = correct_yolo_boxes(boxes, im_w, im_h, network.net_options.width, network.net_options.height, relative,
                                    letter_box)
         parts.append(DetectionArrays(boxes, found.objectness.detach().cpu().numpy().astype(np.float32),
                                      found.probs.detach().cpu().numpy().astype(np.float32)))
@@ -123,7 +123,7 @@ def nms_settings(network) -> tuple[str, float]:
     default NMS."""
     last = network.last_detection_layer()
     options = getattr(last, "options", None)
-    if network.net.flavor.pjreddie or options is None:
+    if network.net_options.flavor.pjreddie or options is None:
         return "default", 0.6
     return getattr(options, "nms_kind", "default"), getattr(options, "beta_nms", 0.6)
 
@@ -132,7 +132,7 @@ def detect_arrays(network, image: np.ndarray, thresh: float, nms: float = .45, l
                   relative: bool = True) -> DetectionArrays:
     """:func:`detect` returning parallel arrays (what the evaluation commands consume)."""
     _, im_h, im_w = image.shape
-    sized = prepare_image(image, network.net.width, network.net.height, letter_box)
+    sized = prepare_image(image, network.net_options.width, network.net_options.height, letter_box)
     outputs = network_predict(network, sized)
     dets = get_network_boxes(network, outputs, im_w, im_h, thresh, relative, letter_box)
     kind, beta = nms_settings(network)

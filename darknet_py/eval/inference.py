@@ -35,7 +35,7 @@ def default_batch(device: Union[str, torch.device], network=None) -> int:
     if torch.device(device).type == "cuda":
         return CUDA_BATCH
     batch, largest = CPU_BATCH_SMALL_INPUT
-    small = network is not None and network.net.width * network.net.height <= largest
+    small = network is not None and network.net_options.width * network.net_options.height <= largest
     return batch if small else 1
 
 
@@ -110,7 +110,7 @@ def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch
     workers = default_workers() if workers is None else workers
     if len(sources) <= batch:
         workers = 0                     # nothing to overlap: a worker would only add its start-up
-    dataset = _Images(sources, network.net.channels, network.net.width, network.net.height, letter_box,
+    dataset = _Images(sources, network.net_options.channels, network.net_options.width, network.net_options.height, letter_box,
                       keep_images)
     extra = dict(worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch)) if workers else {}
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list, **extra)

@@ -190,17 +190,17 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     from forking) change the speed, not the result (see :mod:`~darknet_py.eval.inference`).
     ``skip_unreadable`` (training's `-map`): an image that cannot be decoded is warned about and left out
     instead of stopping."""
-    flavor = network.net.flavor
+    flavor = network.net_options.flavor
     data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
     classes = detector_classes(network)
     if len(names) != classes:
         raise DataFileError(f"has {len(names)} names but the cfg has classes={classes}; detector map needs "
                             "them equal", file=str(data.resolve("names")))
-    if letter_box and not network.net.letter_box:
+    if letter_box and not network.net_options.letter_box:
         warn("detector map ignores -letter_box (as AlexeyAB's Darknet does); set letter_box=1 in [net] to "
              "letterbox")
-    letter = bool(network.net.letter_box)
+    letter = bool(network.net_options.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
     acc = MapAccumulator(classes, thresh, iou_thresh, points)

@@ -61,11 +61,11 @@ def recall_paths(data: DataConfig, flavor: Flavor | str) -> list[str]:
 def validate_detector_recall(network, data: DataConfig, batch: int = 1,
                              workers: Optional[int] = 0) -> Iterator[RecallState]:
     """Yields the running totals after each image of the list (``batch``, ``workers``: speed only)."""
-    flavor = network.net.flavor
+    flavor = network.net_options.flavor
     classes = detector_classes(network)
     correct = total = proposals = 0
     iou_sum = np.float32(0)
-    net_w, net_h = network.net.width, network.net.height
+    net_w, net_h = network.net_options.width, network.net_options.height
     for item, outputs, slot in predicted(network, recall_paths(data, flavor), letter_box=False, batch=batch,
                                          workers=workers, desc="detector recall"):
         index = item.index

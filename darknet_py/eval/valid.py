@@ -111,7 +111,7 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
                       flavor: Flavor | str | None = None, batch: int = 1, workers: Optional[int] = 0) -> ValidOutput:
     """Run `detector valid` and write its result file(s) under the `.data` file's `results` directory
     (``batch``, ``workers``: speed only, see :mod:`~darknet_py.eval.inference`)."""
-    flavor = flavor_of(flavor or network.net.flavor)
+    flavor = flavor_of(flavor or network.net_options.flavor)
     thresh, nms = flavor.valid_thresh, flavor.valid_nms
     letter = uses_letter_box(network, False, "valid")
     classes = detector_classes(network)

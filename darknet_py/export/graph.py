@@ -40,7 +40,7 @@ class ExportGraph(nn.Module):
     def _decode_layer(self, index: int, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         decoded = self.network.layers[index].decode(output)
         # the layer's relative centre boxes, scaled to network pixels and turned into corners
-        size = torch.tensor([self.network.net.width, self.network.net.height], dtype=output.dtype,
+        size = torch.tensor([self.network.net_options.width, self.network.net_options.height], dtype=output.dtype,
                             device=output.device)
         centre, extent = decoded.boxes[..., :2] * size, decoded.boxes[..., 2:] * size
         corners = torch.cat([centre - extent / 2, centre + extent / 2], dim=-1)

@@ -68,7 +68,7 @@ def export_onnx(network, path: str, batch: int = 1, dynamic_batch: bool = False,
 
 def _example_input(network, batch: int) -> torch.Tensor:
     device = next((p.device for p in network.parameters()), torch.device("cpu"))
-    net = network.net
+    net = network.net_options
     # a traced batch of 1 could be folded into constants; dynamic batch is traced with 2
     return torch.full((batch, net.channels, net.height, net.width), 0.5, device=device)
 

@@ -154,7 +154,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     darknet_gpus = _darknet_gpus(opts, ctx)
     plan = (darknet_gpus_plan if darknet_gpus else shard_plan)(net.mini_batch, net.subdivisions, ctx)
     if ctx.enabled and not darknet_gpus:
-        network.net = rank_net_options(net, plan)      # this rank trains its share of each iteration
+        network.net_options = rank_net_options(net, plan)      # this rank trains its share of each iteration
     rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
                             data.savelast)
     log_path = Path(opts.log_file) if opts.log_file else rule.directory / f"{rule.base}_train.jsonl"

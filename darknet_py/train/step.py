@@ -44,7 +44,7 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
     ``iteration``: Darknet's iteration before this update (default ``network.seen // B``); the update uses
     ``rate(iteration + 1)``. ``device``: where to compute (default: where the network's parameters are);
     images and truth are moved there. ``rng`` feeds ``policy=random``. TF32 stays off unless ``tf32``."""
-    net = network.net
+    net = network.net_options
     mini, subdivisions = net.mini_batch, net.subdivisions
     batch = mini * subdivisions
     _check_batch(images, truth, batch)
@@ -94,9 +94,9 @@ def _forward_backward(model, x, truth, keep, yolo_indices, batch, keep_deltas):
     for i in yolo_indices:
         layer = model.layers[i]
         deltas = pending_yolo_deltas(layer.options, outputs[i].detach(), truth, layer.net_w, layer.net_h,
-                                     model.net.flavor)
+                                     model.net_options.flavor)
         delta = deltas.delta
-        if model.net.flavor.alexeyab and layer.options.delta_normalizer != 1.0:
+        if model.net_options.flavor.alexeyab and layer.options.delta_normalizer != 1.0:
             delta = delta * layer.options.delta_normalizer   # AB GPU's yolo backward scales the delta
         z = outputs[i - 1]
         if z.requires_grad:
@@ -144,7 +144,7 @@ def _yolo_indices(model) -> list[int]:
 def _stop_layer(model, iteration: int) -> int:
     """The layer where Darknet's backward stops (it and everything before get no gradient), or -1.
     PJ: any `stopbackward`. AB: `stopbackward=1`, or `stopbackward=N` while the iteration is below N."""
-    ab = model.net.flavor.alexeyab
+    ab = model.net_options.flavor.alexeyab
     for i in range(len(model.layers) - 1, -1, -1):
         stop = model.layers[i].common.stopbackward
         if (stop == 1 or stop > iteration) if ab else stop:

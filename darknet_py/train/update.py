@@ -112,7 +112,7 @@ def trained_layers(network) -> list[int]:
     """Indices of the layers Darknet updates. AB marks every layer before the last `stopbackward=1` layer
     `train=0` and never updates it; PJ updates all layers (those behind `stopbackward` only decay)."""
     indices = range(len(network.layers))
-    if network.net.flavor.pjreddie:
+    if network.net_options.flavor.pjreddie:
         return list(indices)
     frozen = [i for i, layer in enumerate(network.layers) if layer.common.stopbackward == 1]
     first = frozen[-1] if frozen else 0
@@ -121,7 +121,7 @@ def trained_layers(network) -> list[int]:
 
 def parameter_groups(network) -> list[dict]:
     """Group the parameters of the updated layers by (learning-rate multiplier, decayed or not)."""
-    decay = network.net.decay
+    decay = network.net_options.decay
     groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for index in trained_layers(network):
         layer = network.layers[index]
@@ -135,7 +135,7 @@ def parameter_groups(network) -> list[dict]:
 
 def make_optimizer(network) -> DarknetSGD:
     """The optimizer Darknet's `[net]` describes (momentum, decay, adam/B1/B2/eps) for ``network``."""
-    net = network.net
+    net = network.net_options
     return DarknetSGD(parameter_groups(network), momentum=net.momentum, decay=net.decay,
                       images_per_update=net.images_per_update, adam=net.adam, betas=(net.b1, net.b2),
                       eps=net.eps, flavor=net.flavor)

@@ -154,7 +154,7 @@ def test_yolov4_is_the_published_model():
     assert [h.scale_x_y for h in heads] == [1.2, 1.1, 1.05]
     assert {(h.iou_loss, h.iou_normalizer, h.iou_thresh, h.max_delta, h.nms_kind) for h in heads} == \
         {("ciou", 0.07, 0.213, 5.0, "greedynms")}
-    assert network.net.mosaic and (network.net.width, network.net.height) == (608, 608)
+    assert network.net_options.mosaic and (network.net_options.width, network.net_options.height) == (608, 608)
 
 
 def test_yolov4_tiny_is_the_published_model():
@@ -190,7 +190,7 @@ def test_v3_and_v4_cfgs_use_80_classes():
 @pytest.mark.parametrize("flavor", ["ab", "pj"])
 def test_shapes_tiny_builds_for_both_forks(flavor):
     network = build("shapes-tiny", flavor, device="cpu")
-    assert (network.net.width, network.net.height) == (128, 128)
+    assert (network.net_options.width, network.net_options.height) == (128, 128)
     names = read_names(ROOT / "data" / "shapes.names")
     assert {layer.options.classes for layer in network.detection_layers()} == {len(names)}
     assert yolo_heads(network) == [(16, 4, (3, 4, 5)), (23, 8, (0, 1, 2))]

@@ -53,7 +53,7 @@ def sized_images(network, names=IMAGES, share=Path("/usr/share/darknet")) -> tup
     """Debian's sample images as `detector test` feeds them to this network, and the decoded originals."""
     letter = uses_letter_box(network, False, "test")
     originals = [load_image(share / "data" / f"{name}.jpg") for name in names]
-    sized = [prepare_image(im, network.net.width, network.net.height, letter) for im in originals]
+    sized = [prepare_image(im, network.net_options.width, network.net_options.height, letter) for im in originals]
     return np.stack(sized).astype(np.float32), originals
 
 
@@ -97,7 +97,7 @@ def test_shipped_cfg_exports_with_dynamic_batch(onnxruntime, tmp_path, name, siz
     run = session(onnxruntime, out)
     rng = np.random.default_rng(1)
     for batch in (1, 3):
-        images = rng.random((batch, 3, network.net.height, network.net.width), dtype=np.float32)
+        images = rng.random((batch, 3, network.net_options.height, network.net_options.width), dtype=np.float32)
         for got, want in zip(run.run(None, {"images": images}), forward(network, images)):
             assert_close(got, want)
 
@@ -126,7 +126,7 @@ def decoded_detections(onnxruntime, network, model: Path, images, originals) -> 
     kind, beta = nms_settings(network)
     found = []
     for im, b, s in zip(originals, boxes, scores):
-        dets = onnx_detections(b, s, network.net.width, network.net.height, im.shape[2], im.shape[1], THRESH,
+        dets = onnx_detections(b, s, network.net_options.width, network.net_options.height, im.shape[2], im.shape[1], THRESH,
                                .45, uses_letter_box(network, False, "test"), kind, beta)
         found.append(_as_arrays(dets, s.shape[1]))
     return found

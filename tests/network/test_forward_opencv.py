@@ -54,7 +54,7 @@ def decode_like_opencv(layer, output: np.ndarray, net_w: int, net_h: int) -> np.
 @pytest.mark.parametrize("image", ["dog.jpg", "horses.jpg"])
 def test_yolo_outputs_equal_opencv(networks, debian_share, image):
     ours, theirs = networks
-    net_w, net_h = ours.net.width, ours.net.height
+    net_w, net_h = ours.net_options.width, ours.net_options.height
     blob = resize_image(load_image(debian_share / "data" / image), net_w, net_h)[None]
     theirs.setInput(blob)
     names = theirs.getUnconnectedOutLayersNames()

@@ -135,7 +135,7 @@ def our_detections(network, outputs, thresh: float, image_wh, letterbox: bool):
     boxes = torch.cat([p.boxes for p in parts]).numpy().astype(np.float64)
     objectness = torch.cat([p.objectness for p in parts]).numpy().astype(np.float64)
     probs = torch.cat([p.probs for p in parts]).numpy().astype(np.float64)
-    return correct_boxes(boxes, image_wh, (network.net.width, network.net.height), letterbox), objectness, probs
+    return correct_boxes(boxes, image_wh, (network.net_options.width, network.net_options.height), letterbox), objectness, probs
 
 
 def darknet_detections(index: dict, key: str):

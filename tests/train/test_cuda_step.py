@@ -24,7 +24,7 @@ def test_abpatch_step_on_cuda(fixtures_dir):
     info = json.loads((reference / "train.json").read_text())
     network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
     set_batchnorm_mode(network, bn_mode)      # AB CPU's batch norm, as the fixture; torch reductions on CUDA
-    network.seen = START_ITERATION * network.net.images_per_update
+    network.seen = START_ITERATION * network.net_options.images_per_update
     start = {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
     network.to("cuda")
     optimizer = make_optimizer(network)
@@ -46,7 +46,7 @@ def test_abpatch_step_on_cuda(fixtures_dir):
         for k, index in enumerate(result.yolo_indices):
             ref = np.fromfile(reference / f"it0_sub{s}_layer{index:03d}_yolo_delta.f32", dtype="<f4")
             assert np.abs(result.yolo[s][k].delta.cpu().numpy().ravel() - ref).max() <= 1e-4, (s, index)
-    B = network.net.images_per_update
+    B = network.net_options.images_per_update
     for index, arrays in _read_grads(reference / "it0_grads_before_update.f32", network).items():
         for name, ref in arrays.items():
             assert _rel(-B * grads[index][name].numpy(), ref) <= 1e-3, (index, name)

@@ -82,7 +82,7 @@ class Run:
         self.info = json.loads((folder / f"{fork}_burnin" / "train.json").read_text())
         network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
         set_batchnorm_mode(network, bn_mode)
-        network.seen = START_ITERATION * network.net.images_per_update
+        network.seen = START_ITERATION * network.net_options.images_per_update
         self.init = {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
         optimizer = make_optimizer(network)
         self.grads = {}
@@ -143,7 +143,7 @@ def test_yolo_deltas_of_every_subdivision(run):
 
 def test_accumulated_gradient_before_the_first_update(run):
     fork, r = run
-    B = r.network.net.images_per_update
+    B = r.network.net_options.images_per_update
     reference = _read_grads(r.folder / "it0_grads_before_update.f32", r.network)
     for index, arrays in reference.items():
         for name, ref in arrays.items():
@@ -232,7 +232,7 @@ def test_stopbackward_freezes_earlier_layers(fixtures_dir, tmp_path, flavor):
     optimizer = make_optimizer(network)
     images, truth = _small_batch(folder)
     result = train_network_step(network, optimizer, images, truth)
-    shrink = 1 - result.rate * network.net.decay      # first update, momentum buffer empty: decay only
+    shrink = 1 - result.rate * network.net_options.decay      # first update, momentum buffer empty: decay only
     for name, p in network.named_parameters():
         index = int(name.split(".")[1])
         now = p.detach()
