@@ -26,7 +26,6 @@ The file holds plain tensors, numbers, strings, lists and dicts only: it loads w
 from __future__ import annotations
 
 import random
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import save_with_torch
-from ..errors import TrainingError
+from ..errors import TrainingError, warn
 from .chart import TrainingChart
 from .checkpoints import BackupCounters
 
@@ -185,14 +184,14 @@ def load_training_state(path: str | Path, weights_sha256: str) -> Optional[dict]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for torn or foreign files
-        warnings.warn(f"{path}: unreadable training state ({type(exc).__name__}); resuming from the weights "
-                      "alone, as Darknet does")
+        warn(f"unreadable training state ({type(exc).__name__}); resuming from the weights alone, as Darknet does",
+             file=str(path))
         return None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        warnings.warn(f"{path}: not a darknet_py training state; resuming from the weights alone")
+        warn("not a darknet_py training state; resuming from the weights alone", file=str(path))
         return None
     if payload.get("weights_sha256") != weights_sha256:
-        warnings.warn(f"{path}: saved with other weights than the ones loaded (the process was probably "
-                      "stopped between the two writes); resuming from the weights alone, as Darknet does")
+        warn("saved with other weights than the ones loaded (the process was probably stopped between the two "
+             "writes); resuming from the weights alone, as Darknet does", file=str(path))
         return None
     return payload
