@@ -150,7 +150,9 @@ def train_run(command: list[str], cwd: Path) -> tuple[float, list[float]]:
     lines = out.stdout.splitlines()
     loaded = [float(m.group(1)) for m in map(LOADED.match, lines) if m]
     trained = [float(m.group(2)) for m in map(ITERATION.match, lines) if m]
-    if out.returncode != 0 or not trained:
+    # Debian darknet sometimes segfaults while freeing, after it saved its final weights: the run is complete
+    finished = out.returncode == 0 or (out.returncode == -11 and "_final.weights" in out.stdout)
+    if not finished or not trained:
         raise SystemExit(f"{command[0]} did not train ({out.returncode}):\n{out.stdout[-2000:]}\n"
                          f"{out.stderr[-2000:]}")
     return cpu, [load + train for load, train in zip(loaded, trained)]

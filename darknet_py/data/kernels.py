@@ -1,0 +1,106 @@
+"""Compiled kernels for pjreddie's per-image augmentation (the optional extra ``fast``: numba).
+
+The numpy pipeline (:func:`~darknet_py.data.augment.augment_pj`) walks each 416x416 image many times: the
+decoded uint8 pixels to float planes, the four-neighbour `place_image`, planar <-> interleaved copies around
+OpenCV's float HSV, the hue/saturation/exposure scaling, the clamp and the flip. These kernels do the same
+float32 operations in the same order in three passes (place, scale the HSV, clamp + flip into planes), so the
+values are the same bit for bit: no fastmath (which would let LLVM fuse multiply-adds or reassociate), and
+every intermediate is float32 as in numpy and Darknet's C. OpenCV's float RGB <-> HSV conversions stay
+OpenCV's (they are what the numpy path calls too).
+
+The kernels are compiled once and cached on disk (``cache=True``), so worker processes load them instead of
+compiling. Without numba :data:`AVAILABLE` is False and the numpy pipeline runs; tests compare the two.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:                                   # the optional extra `fast`
+    from numba import njit
+except ImportError:                    # pragma: no cover - depends on the installation
+    njit = None
+
+AVAILABLE = njit is not None
+F32 = np.float32
+
+
+def _compiled(function):
+    """``function`` compiled by numba (exact float semantics, cached on disk), or None without numba."""
+    return njit(cache=True, nogil=True, fastmath=False)(function) if AVAILABLE else None
+
+
+def _place_image_u8(rgb, w, h, dx, dy, canvas):
+    """`place_image` of uint8 (ih, iw, C) RGB pixels, each taken as float32(v) / 255 like `unit_float`, onto
+    an interleaved (H, W, C) float32 canvas. Neighbours beyond the last row/column are 0 (Darknet's
+    `get_pixel_extend`); Darknet's sum order ((w00·p00 + w01·p01) + w10·p10) + w11·p11."""
+    ih, iw, c = rgb.shape
+    height, width = canvas.shape[0], canvas.shape[1]
+    unit = np.empty(256, np.float32)
+    for v in range(256):
+        unit[v] = np.float32(v) / np.float32(255)
+    one = np.float32(1)
+    for y in range(max(0, -dy), min(h, height - dy)):
+        ry = (np.float32(y) / np.float32(h)) * np.float32(ih)
+        iy = int(np.floor(ry))
+        fy = ry - np.float32(iy)
+        gy = one - fy
+        below = iy + 1 < ih
+        for x in range(max(0, -dx), min(w, width - dx)):
+            rx = (np.float32(x) / np.float32(w)) * np.float32(iw)
+            ix = int(np.floor(rx))
+            fx = rx - np.float32(ix)
+            gx = one - fx
+            right = ix + 1 < iw
+            w00, w01, w10, w11 = gy * gx, fy * gx, gy * fx, fy * fx
+            for k in range(c):
+                p00 = unit[rgb[iy, ix, k]]
+                p01 = unit[rgb[iy + 1, ix, k]] if below else np.float32(0)
+                p10 = unit[rgb[iy, ix + 1, k]] if right else np.float32(0)
+                p11 = unit[rgb[iy + 1, ix + 1, k]] if below and right else np.float32(0)
+                value = w00 * p00
+                value = value + w01 * p01
+                value = value + w10 * p10
+                value = value + w11 * p11
+                canvas[y + dy, x + dx, k] = value
+
+
+def _shift_hsv(hsv, dhue, dsat, dexp):
+    """In place on OpenCV's float HSV (H in degrees): H/360 + dhue wrapped once into [0, 1] and back to
+    degrees, S·dsat, V·dexp (the float32 steps of :func:`~darknet_py.data.hsv.distort_image`)."""
+    one, degrees = np.float32(1), np.float32(360)
+    for y in range(hsv.shape[0]):
+        for x in range(hsv.shape[1]):
+            hue = hsv[y, x, 0] / degrees + dhue
+            if hue > one:
+                hue = hue - one
+            if hue < 0:
+                hue = hue + one
+            hsv[y, x, 0] = hue * degrees
+            hsv[y, x, 1] = hsv[y, x, 1] * dsat
+            hsv[y, x, 2] = hsv[y, x, 2] * dexp
+
+
+def _clamp_to_planes(rgb, hsv, flip, out):
+    """``out`` (3, H, W) = ``rgb`` (H, W, 3) clamped to [0, 1] (numpy's maximum/minimum, signed zeros
+    included), mirrored when ``flip``. Where the hue is exactly 360 degrees Darknet's last sector gives
+    (V, V·(1 − S), V) instead of OpenCV's wrap to red."""
+    height, width = rgb.shape[0], rgb.shape[1]
+    one, zero, degrees = np.float32(1), np.float32(0), np.float32(360)
+    for y in range(height):
+        for x in range(width):
+            ox = width - 1 - x if flip else x
+            if hsv[y, x, 0] == degrees:
+                v, s = hsv[y, x, 2], hsv[y, x, 1]
+                pixel = (v, v * (one - s), v)
+            else:
+                pixel = (rgb[y, x, 0], rgb[y, x, 1], rgb[y, x, 2])
+            for k in range(3):
+                value = pixel[k]
+                value = value if value > zero else zero          # np.maximum(value, 0)
+                value = value if value < one else one            # np.minimum(value, 1)
+                out[k, y, ox] = value
+
+
+place_image_u8 = _compiled(_place_image_u8)
+shift_hsv = _compiled(_shift_hsv)
+clamp_to_planes = _compiled(_clamp_to_planes)
