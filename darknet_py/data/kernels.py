@@ -38,30 +38,40 @@ def _place_image_u8(rgb, w, h, dx, dy, canvas):
     unit = np.empty(256, np.float32)
     for v in range(256):
         unit[v] = np.float32(v) / np.float32(255)
-    one = np.float32(1)
+    x0, x1 = max(0, -dx), min(w, width - dx)
+    if x1 <= x0:
+        return
+    # per output column (the same every row): its source column, fraction, right neighbour's column and
+    # whether that neighbour exists. A missing neighbour (Darknet's 0) gets weight 0 instead: w·p = +0 for
+    # any pixel p >= 0 and adding +0 leaves the sum as it is, so the values do not change and the loop has
+    # no branches
+    n = x1 - x0
+    columns, nexts = np.empty(n, np.int64), np.empty(n, np.int64)
+    fractions, rights = np.empty(n, np.float32), np.empty(n, np.float32)
+    one, zero = np.float32(1), np.float32(0)
+    for j in range(n):
+        rx = (np.float32(x0 + j) / np.float32(w)) * np.float32(iw)
+        columns[j] = int(np.floor(rx))
+        fractions[j] = rx - np.float32(columns[j])
+        nexts[j] = min(columns[j] + 1, iw - 1)
+        rights[j] = one if columns[j] + 1 < iw else zero
     for y in range(max(0, -dy), min(h, height - dy)):
         ry = (np.float32(y) / np.float32(h)) * np.float32(ih)
         iy = int(np.floor(ry))
         fy = ry - np.float32(iy)
         gy = one - fy
-        below = iy + 1 < ih
-        for x in range(max(0, -dx), min(w, width - dx)):
-            rx = (np.float32(x) / np.float32(w)) * np.float32(iw)
-            ix = int(np.floor(rx))
-            fx = rx - np.float32(ix)
+        below = one if iy + 1 < ih else zero
+        top, bottom, out = rgb[iy], rgb[min(iy + 1, ih - 1)], canvas[y + dy]
+        for j in range(n):
+            ix, nx, fx, right = columns[j], nexts[j], fractions[j], rights[j]
             gx = one - fx
-            right = ix + 1 < iw
-            w00, w01, w10, w11 = gy * gx, fy * gx, gy * fx, fy * fx
+            w00, w01, w10, w11 = gy * gx, (fy * gx) * below, (gy * fx) * right, (fy * fx) * (below * right)
             for k in range(c):
-                p00 = unit[rgb[iy, ix, k]]
-                p01 = unit[rgb[iy + 1, ix, k]] if below else np.float32(0)
-                p10 = unit[rgb[iy, ix + 1, k]] if right else np.float32(0)
-                p11 = unit[rgb[iy + 1, ix + 1, k]] if below and right else np.float32(0)
-                value = w00 * p00
-                value = value + w01 * p01
-                value = value + w10 * p10
-                value = value + w11 * p11
-                canvas[y + dy, x + dx, k] = value
+                value = w00 * unit[top[ix, k]]
+                value = value + w01 * unit[bottom[ix, k]]
+                value = value + w10 * unit[top[nx, k]]
+                value = value + w11 * unit[bottom[nx, k]]
+                out[x0 + j + dx, k] = value
 
 
 def _shift_hsv(hsv, dhue, dsat, dexp):
