@@ -17,7 +17,7 @@ exposure 1.5, flip; batch 64; network input 416 or 608.
     the first few; meaningful only on an idle machine.
 * Loader rates are reported the same two ways (CPU seconds of this process; wall seconds).
 
-    python bench/bench_data.py [--iterations 8] [--batches 3] [--quick]
+    python bench/bench_data.py [--iterations 3 15] [--batches 3] [--quick]     # --quick: ~2-3 min idle
 """
 from __future__ import annotations
 
@@ -202,19 +202,28 @@ def loader_rate(images: list[str], cfg_path: Path, flavor: str, mosaic: bool, ba
     return BATCH * batches / (time.process_time() - cpu), BATCH * batches / (time.perf_counter() - wall)
 
 
+def compiled_kernels() -> str:
+    """Which pj augmentation path runs: numba's compiled kernels (extra `fast`) or the numpy one."""
+    try:
+        from darknet_py.data import kernels
+    except ImportError:                     # a checkout from before the kernels
+        return "numpy augmentation"
+    return "numba kernels (extra 'fast')" if kernels.AVAILABLE else "numpy augmentation (no numba)"
+
+
 VARIANTS = (("pj", "pj", False), ("ab, OpenCV (default)", "ab", False), ("ab, OpenCV + mosaic", "ab", True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 9), metavar=("A", "B"),
+    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 15), metavar=("A", "B"),
                         help="detector train iterations of the short and the long run")
     parser.add_argument("--batches", type=int, default=3, help="loader batches of 64 per variant")
     parser.add_argument("--quick", action="store_true", help="640x480 and 416 only")
     parser.add_argument("--no-train", action="store_true", help="skip the detector train comparison")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"(1/5/15 min), {os.cpu_count()} CPUs, pinned to core {core()}")
+          f"(1/5/15 min), {os.cpu_count()} CPUs, pinned to core {core()}; {compiled_kernels()}")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
