@@ -151,7 +151,7 @@ def train_run(command: list[str], cwd: Path) -> tuple[float, list[float]]:
     loaded = [float(m.group(1)) for m in map(LOADED.match, lines) if m]
     trained = [float(m.group(2)) for m in map(ITERATION.match, lines) if m]
     # Debian darknet sometimes segfaults while freeing, after it saved its final weights: the run is complete
-    finished = out.returncode == 0 or (out.returncode == -11 and "_final.weights" in out.stdout)
+    finished = out.returncode == 0 or (out.returncode == -11 and "_final.weights" in out.stdout + out.stderr)
     if not finished or not trained:
         raise SystemExit(f"{command[0]} did not train ({out.returncode}):\n{out.stdout[-2000:]}\n"
                          f"{out.stderr[-2000:]}")
