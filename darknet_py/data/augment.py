@@ -91,6 +91,12 @@ class AugmentOptions:
         return self.decodes_u8 or self.flavor == "pj"
 
     @property
+    def runs_compiled_kernels(self) -> bool:
+        """True when the numba kernels of :mod:`darknet_py.data.kernels` make the images (pjreddie's pipeline,
+        numba installed)."""
+        return self.flavor == "pj" and kernels.AVAILABLE
+
+    @property
     def use_mixup(self) -> int:
         """AB's configured `use_mixup` (mosaic wins over mixup); pj has neither."""
         if self.flavor == "pj":

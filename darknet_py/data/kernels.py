@@ -8,8 +8,8 @@ values are the same bit for bit: no fastmath (which would let LLVM fuse multiply
 every intermediate is float32 as in numpy and Darknet's C. OpenCV's float RGB <-> HSV conversions stay
 OpenCV's (they are what the numpy path calls too).
 
-The kernels are compiled once and cached on disk (``cache=True``), so worker processes load them instead of
-compiling. Without numba :data:`AVAILABLE` is False and the numpy pipeline runs; tests compare the two.
+The kernels are compiled once and cached on disk (``cache=True``); the loader loads them (:func:`warm_up`)
+before it forks its workers, which inherit them. Without numba :data:`AVAILABLE` is False and the numpy pipeline runs; tests compare the two.
 """
 from __future__ import annotations
 
@@ -114,3 +114,14 @@ def _clamp_to_planes(rgb, hsv, flip, out):
 place_image_u8 = _compiled(_place_image_u8)
 shift_hsv = _compiled(_shift_hsv)
 clamp_to_planes = _compiled(_clamp_to_planes)
+
+
+def warm_up() -> None:
+    """Load (or, the first time, compile) every kernel for the argument types the pipeline passes. The loader
+    calls this before it forks its workers, so they inherit the machine code instead of each loading it."""
+    if not AVAILABLE:
+        return
+    canvas = np.zeros((2, 2, 3), np.float32)
+    place_image_u8(np.zeros((2, 2, 3), np.uint8), 2, 2, 0, 0, canvas)
+    shift_hsv(canvas, F32(0), F32(1), F32(1))
+    clamp_to_planes(canvas, canvas, False, np.zeros((3, 2, 2), np.float32))

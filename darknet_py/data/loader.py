@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config.reader import warn
 from ..errors import DataFileError, DarknetError, ImageError
+from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import DetectionBatch, stack_images, stack_truth
 from .heap import keep_freed_buffers
@@ -208,6 +209,8 @@ class DetectionLoader:
         self._batches = None
         if num_workers == 0:
             keep_freed_buffers()        # this process is the worker (see heap.py)
+        if dataset.options.runs_compiled_kernels:
+            kernels.warm_up()           # once here, not in every worker
 
     def set_size(self, width: int, height: int) -> None:
         if (width, height) != self.size:
