@@ -22,6 +22,7 @@ exposure 1.5, flip; batch 64; network input 416 or 608.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import os
 import re
@@ -141,11 +142,29 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def adopt_orphans() -> None:
+    """Make this process the subreaper of everything it starts (Linux `PR_SET_CHILD_SUBREAPER`): a loader
+    worker still running when its training process exits becomes our child, and its CPU time is counted once
+    we reap it (otherwise it would go to init, uncounted)."""
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+
+
+def reap_orphans() -> None:
+    """Wait for every adopted process (loader workers exit by themselves once their parent is gone)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def train_run(command: list[str], cwd: Path) -> tuple[float, list[float]]:
-    """(CPU seconds of the whole run, per-iteration wall periods "Loaded" + training seconds)."""
+    """(CPU seconds of the whole run, its loader workers included; per-iteration wall periods "Loaded" +
+    training seconds)."""
     before = children_cpu()
     out = subprocess.run(["taskset", "-c", core(), "stdbuf", "-oL"] + command, cwd=cwd, capture_output=True,
                          text=True)
+    reap_orphans()
     cpu = children_cpu() - before
     lines = out.stdout.splitlines()
     loaded = [float(m.group(1)) for m in map(LOADED.match, lines) if m]
@@ -177,6 +196,7 @@ def train_rate(command, data: Path, cfg: Path, short: int, long: int, skip: int)
 
 
 def train_rates(images: list[str], short: int, long: int) -> tuple[TrainRate, TrainRate]:
+    adopt_orphans()
     binary = shutil.which("darknet")
     if binary is None:
         raise SystemExit("the Debian 'darknet' package is not installed")
