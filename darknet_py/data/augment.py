@@ -14,8 +14,8 @@ Three pipelines, chosen by :class:`AugmentOptions` (``flavor`` and, for AlexeyAB
 Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ignores those keys).
 
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
-:class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend, float32
-(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
+:class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend and for pj
+(which also takes float32 planes), float32 (C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
 :func:`load_slot`'s output instead, which stays uint8 (C, h, w) where the OpenCV pipeline is 8-bit.
 """
 from __future__ import annotations
@@ -361,7 +361,7 @@ def augment_pj(sample: Sample, rng: np.random.Generator, opts: AugmentOptions) -
     flip = bool(rng.integers(2))
     place = (int(nw), int(nh), int(dx), int(dy))
     if eight_bit and kernels.AVAILABLE and im.ndim == 3 and im.shape[2] == 3:
-        image = _pj_image_compiled(im, place, opts, dhue, dsat, dexp, flip)
+        image = kernels.pj_image(im, place, opts.width, opts.height, dhue, dsat, dexp, flip)
     else:
         image = _pj_image(unit_float(im.transpose(2, 0, 1)) if eight_bit else im, place, opts, dhue, dsat,
                           dexp, flip)
@@ -370,23 +370,12 @@ def augment_pj(sample: Sample, rng: np.random.Generator, opts: AugmentOptions) -
 
 
 def _pj_image(im: np.ndarray, place: tuple, opts: AugmentOptions, dhue, dsat, dexp, flip: bool) -> np.ndarray:
-    """pjreddie's image steps in numpy: place on a 0.5 grey canvas, `distort_image`, flip."""
+    """pjreddie's image steps in numpy: place on a 0.5 grey canvas, `distort_image`, flip
+    (:func:`darknet_py.data.kernels.pj_image` computes the same values)."""
     canvas = np.full((im.shape[0], opts.height, opts.width), 0.5, F32)
     place_image(im, *place, canvas)
     image = distort_image(canvas, dhue, dsat, dexp)
     return image[:, :, ::-1] if flip else image     # a view: the batch copies the image anyway
-
-
-def _pj_image_compiled(rgb: np.ndarray, place: tuple, opts: AugmentOptions, dhue, dsat, dexp,
-                       flip: bool) -> np.ndarray:
-    """:func:`_pj_image` with the compiled kernels, straight from the decoded uint8 pixels: the same values."""
-    canvas = np.full((opts.height, opts.width, 3), 0.5, F32)
-    kernels.place_image_u8(rgb, *place, canvas)
-    hsv = cv2.cvtColor(canvas, cv2.COLOR_RGB2HSV)
-    kernels.shift_hsv(hsv, F32(dhue), F32(dsat), F32(dexp))
-    out = np.empty((3, opts.height, opts.width), F32)
-    kernels.clamp_to_planes(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), hsv, flip, out)
-    return out
 
 
 def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.ndarray) -> None:

@@ -9,10 +9,12 @@ every intermediate is float32 as in numpy and Darknet's C. OpenCV's float RGB <-
 OpenCV's (they are what the numpy path calls too).
 
 The kernels are compiled once and cached on disk (``cache=True``); the loader loads them (:func:`warm_up`)
-before it forks its workers, which inherit them. Without numba :data:`AVAILABLE` is False and the numpy pipeline runs; tests compare the two.
+before it forks its workers, which inherit them. Without numba :data:`AVAILABLE` is False and the numpy
+pipeline runs; tests compare the two.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 try:                                   # the optional extra `fast`
@@ -26,7 +28,12 @@ F32 = np.float32
 
 def _compiled(function):
     """``function`` compiled by numba (exact float semantics, cached on disk), or None without numba."""
-    return njit(cache=True, nogil=True, fastmath=False)(function) if AVAILABLE else None
+    if not AVAILABLE:
+        return None
+    try:
+        return njit(cache=True, nogil=True, fastmath=False)(function)
+    except RuntimeError:        # numba found no writable cache folder: compile in each process instead
+        return njit(cache=False, nogil=True, fastmath=False)(function)
 
 
 def _place_image_u8(rgb, w, h, dx, dy, canvas):
@@ -114,6 +121,19 @@ def _clamp_to_planes(rgb, hsv, flip, out):
 place_image_u8 = _compiled(_place_image_u8)
 shift_hsv = _compiled(_shift_hsv)
 clamp_to_planes = _compiled(_clamp_to_planes)
+
+
+def pj_image(rgb: np.ndarray, place: tuple, width: int, height: int, dhue, dsat, dexp, flip: bool) -> np.ndarray:
+    """pjreddie's image steps (:func:`~darknet_py.data.augment._pj_image`) with the kernels, straight from
+    decoded uint8 (H, W, 3) RGB: place (w, h, dx, dy) on a 0.5 grey canvas, HSV jitter, flip. Returns planar
+    float32 (3, height, width), the numpy path's values."""
+    canvas = np.full((height, width, 3), 0.5, F32)
+    place_image_u8(rgb, *place, canvas)
+    hsv = cv2.cvtColor(canvas, cv2.COLOR_RGB2HSV)
+    shift_hsv(hsv, F32(dhue), F32(dsat), F32(dexp))
+    out = np.empty((3, height, width), F32)
+    clamp_to_planes(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), hsv, flip, out)
+    return out
 
 
 def warm_up() -> None:
