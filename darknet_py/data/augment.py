@@ -15,8 +15,9 @@ Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ig
 
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
 :class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend and for pj
-(which also takes float32 planes), float32 (C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
-:func:`load_slot`'s output instead, which stays uint8 (C, h, w) where the OpenCV pipeline is 8-bit.
+(which also takes float32 planes), float32 (C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and
+truth ``(max_boxes, 5 | 6)``; the loader takes :func:`load_slot`'s output instead, which stays uint8
+(C, h, w) where the OpenCV pipeline is 8-bit.
 """
 from __future__ import annotations
 
