@@ -17,11 +17,12 @@ exposure 1.5, flip; batch 64; network input 416 or 608.
     the first few; meaningful only on an idle machine.
 * Loader rates are reported the same two ways (CPU seconds of this process; wall seconds).
 
-    python bench/bench_data.py [--iterations 8] [--batches 3] [--quick]
+    python bench/bench_data.py [--iterations 3 15] [--batches 3] [--quick]     # --quick: ~2-3 min idle
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import os
 import re
@@ -141,16 +142,36 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def adopt_orphans() -> None:
+    """Make this process the subreaper of everything it starts (Linux `PR_SET_CHILD_SUBREAPER`): a loader
+    worker still running when its training process exits becomes our child, and its CPU time is counted once
+    we reap it (otherwise it would go to init, uncounted)."""
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+
+
+def reap_orphans() -> None:
+    """Wait for every adopted process (loader workers exit by themselves once their parent is gone)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def train_run(command: list[str], cwd: Path) -> tuple[float, list[float]]:
-    """(CPU seconds of the whole run, per-iteration wall periods "Loaded" + training seconds)."""
+    """(CPU seconds of the whole run, its loader workers included; per-iteration wall periods "Loaded" +
+    training seconds)."""
     before = children_cpu()
     out = subprocess.run(["taskset", "-c", core(), "stdbuf", "-oL"] + command, cwd=cwd, capture_output=True,
                          text=True)
+    reap_orphans()
     cpu = children_cpu() - before
     lines = out.stdout.splitlines()
     loaded = [float(m.group(1)) for m in map(LOADED.match, lines) if m]
     trained = [float(m.group(2)) for m in map(ITERATION.match, lines) if m]
-    if out.returncode != 0 or not trained:
+    # Debian darknet sometimes segfaults while freeing, after it saved its final weights: the run is complete
+    finished = out.returncode == 0 or (out.returncode == -11 and "_final.weights" in out.stdout + out.stderr)
+    if not finished or not trained:
         raise SystemExit(f"{command[0]} did not train ({out.returncode}):\n{out.stdout[-2000:]}\n"
                          f"{out.stderr[-2000:]}")
     return cpu, [load + train for load, train in zip(loaded, trained)]
@@ -175,6 +196,7 @@ def train_rate(command, data: Path, cfg: Path, short: int, long: int, skip: int)
 
 
 def train_rates(images: list[str], short: int, long: int) -> tuple[TrainRate, TrainRate]:
+    adopt_orphans()
     binary = shutil.which("darknet")
     if binary is None:
         raise SystemExit("the Debian 'darknet' package is not installed")
@@ -200,19 +222,28 @@ def loader_rate(images: list[str], cfg_path: Path, flavor: str, mosaic: bool, ba
     return BATCH * batches / (time.process_time() - cpu), BATCH * batches / (time.perf_counter() - wall)
 
 
+def compiled_kernels() -> str:
+    """Which pj augmentation path runs: numba's compiled kernels (extra `fast`) or the numpy one."""
+    try:
+        from darknet_py.data import kernels
+    except ImportError:                     # a checkout from before the kernels
+        return "numpy augmentation"
+    return "numba kernels (extra 'fast')" if kernels.AVAILABLE else "numpy augmentation (no numba)"
+
+
 VARIANTS = (("pj", "pj", False), ("ab, OpenCV (default)", "ab", False), ("ab, OpenCV + mosaic", "ab", True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 9), metavar=("A", "B"),
+    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 15), metavar=("A", "B"),
                         help="detector train iterations of the short and the long run")
     parser.add_argument("--batches", type=int, default=3, help="loader batches of 64 per variant")
     parser.add_argument("--quick", action="store_true", help="640x480 and 416 only")
     parser.add_argument("--no-train", action="store_true", help="skip the detector train comparison")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"(1/5/15 min), {os.cpu_count()} CPUs, pinned to core {core()}")
+          f"(1/5/15 min), {os.cpu_count()} CPUs, pinned to core {core()}; {compiled_kernels()}")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:

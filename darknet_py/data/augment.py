@@ -14,9 +14,10 @@ Three pipelines, chosen by :class:`AugmentOptions` (``flavor`` and, for AlexeyAB
 Not implemented: AB's OpenCV-only `blur` and `gaussian_noise` (the cfg reader ignores those keys).
 
 Every random number comes from the ``numpy.random.Generator`` passed in. Images come in through an
-:class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend, float32
-(C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and truth ``(max_boxes, 5 | 6)``; the loader takes
-:func:`load_slot`'s output instead, which stays uint8 (C, h, w) where the OpenCV pipeline is 8-bit.
+:class:`ImageSource` (the loader's), already decoded: uint8 (H, W, C) RGB for the OpenCV backend and for pj
+(which also takes float32 planes), float32 (C, H, W) in [0, 1] otherwise. Output: float32 (C, h, w) and
+truth ``(max_boxes, 5 | 6)``; the loader takes :func:`load_slot`'s output instead, which stays uint8
+(C, h, w) where the OpenCV pipeline is 8-bit.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..errors import CfgError
 from ..flavor import Flavor, flavor_of
+from . import kernels
 from .hsv import distort_image, distort_image_u8
 from .image import as_float, resize_image, unit_float
 from .labels import BoxTransform, TruthSpec, fill_truth_detection
@@ -84,6 +86,18 @@ class AugmentOptions:
     def decodes_u8(self) -> bool:
         """True when images are handed over as uint8 (H, W, C) RGB (the OpenCV pipeline)."""
         return self.flavor.alexeyab and self.backend == "opencv"
+
+    @property
+    def takes_decoded_u8(self) -> bool:
+        """True when the loader hands images over as decoded, uint8 (H, W, C) RGB: the OpenCV pipeline, and
+        pjreddie's (whose first step, `place_image`, reads each pixel as float32(v) / 255 itself)."""
+        return self.decodes_u8 or self.flavor.pjreddie
+
+    @property
+    def runs_compiled_kernels(self) -> bool:
+        """True when the numba kernels of :mod:`darknet_py.data.kernels` make the images (pjreddie's pipeline,
+        numba installed)."""
+        return self.flavor.pjreddie and kernels.AVAILABLE
 
     @property
     def use_mixup(self) -> int:
@@ -331,24 +345,36 @@ def image_data_augmentation_darknet(im: np.ndarray, crop: Crop, opts: AugmentOpt
 
 # -- pjreddie -------------------------------------------------------------------------------------------
 def augment_pj(sample: Sample, rng: np.random.Generator, opts: AugmentOptions) -> tuple[np.ndarray, np.ndarray]:
-    """pjreddie `load_data_detection` for one image: aspect jitter, scale 1, random placement on grey."""
+    """pjreddie `load_data_detection` for one image: aspect jitter, scale 1, random placement on grey.
+    ``sample.pixels``: uint8 (H, W, 3) RGB as decoded (the loader's) or float32 (C, H, W) in [0, 1]."""
     im = sample.pixels
-    _, oh, ow = im.shape
+    eight_bit = im.dtype == np.uint8
+    oh, ow = im.shape[:2] if eight_bit else im.shape[1:3]
     w, h = F32(opts.width), F32(opts.height)
     dw, dh = F32(opts.jitter) * F32(ow), F32(opts.jitter) * F32(oh)
     new_ar = (F32(ow) + rand_uniform(rng, -dw, dw)) / (F32(oh) + rand_uniform(rng, -dh, dh))
     nw, nh = (h * new_ar, h) if new_ar < 1 else (w, w / new_ar)
     dx, dy = rand_uniform(rng, 0, w - nw), rand_uniform(rng, 0, h - nh)
-    canvas = np.full((im.shape[0], opts.height, opts.width), 0.5, F32)
-    place_image(im, int(nw), int(nh), int(dx), int(dy), canvas)
     dhue = rand_uniform(rng, -opts.hue, opts.hue)
     dsat, dexp = rand_scale(rng, opts.saturation), rand_scale(rng, opts.exposure)
-    image = distort_image(canvas, dhue, dsat, dexp)
     flip = bool(rng.integers(2))
-    if flip:
-        image = image[:, :, ::-1]           # a view: the batch copies the image anyway
+    place = (int(nw), int(nh), int(dx), int(dy))
+    if eight_bit and kernels.AVAILABLE and im.ndim == 3 and im.shape[2] == 3:
+        image = kernels.pj_image(im, place, opts.width, opts.height, dhue, dsat, dexp, flip)
+    else:
+        image = _pj_image(unit_float(im.transpose(2, 0, 1)) if eight_bit else im, place, opts, dhue, dsat,
+                          dexp, flip)
     transform = BoxTransform(dx=-dx / w, dy=-dy / h, sx=nw / w, sy=nh / h, flip=flip)
     return image, fill_truth_detection(sample.records, rng, opts.truth, transform, sample.label_file)
+
+
+def _pj_image(im: np.ndarray, place: tuple, opts: AugmentOptions, dhue, dsat, dexp, flip: bool) -> np.ndarray:
+    """pjreddie's image steps in numpy: place on a 0.5 grey canvas, `distort_image`, flip
+    (:func:`darknet_py.data.kernels.pj_image` computes the same values)."""
+    canvas = np.full((im.shape[0], opts.height, opts.width), 0.5, F32)
+    place_image(im, *place, canvas)
+    image = distort_image(canvas, dhue, dsat, dexp)
+    return image[:, :, ::-1] if flip else image     # a view: the batch copies the image anyway
 
 
 def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.ndarray) -> None:

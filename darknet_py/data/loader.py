@@ -35,8 +35,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataFileError, DarknetError, ImageError, warn
+from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import DetectionBatch, stack_images, stack_truth
+from .heap import keep_freed_buffers
 from .image import unit_float
 from .labels import label_path, read_labels
 
@@ -129,7 +131,7 @@ class DetectionDataset(Dataset):
         pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) if data.size else None
         if pixels is None:
             raise ImageError("cannot decode image (corrupt or not an image)", file=path)
-        if self.options.decodes_u8:
+        if self.options.takes_decoded_u8:
             return pixels
         return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))
 
@@ -164,6 +166,7 @@ def default_workers() -> int:
 
 
 def worker_init(_worker_id: int) -> None:
+    keep_freed_buffers()
     cv2.setNumThreads(1)        # workers are the parallelism; OpenCV's own threads would oversubscribe
     torch.set_num_threads(1)
     # Ctrl-C (and `kill -- -PGID`) reach the whole foreground process group: the training process finishes
@@ -203,6 +206,10 @@ class DetectionLoader:
         self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=num_workers,
                                   collate_fn=collate, pin_memory=pin_memory, **extra)
         self._batches = None
+        if num_workers == 0:
+            keep_freed_buffers()        # this process is the worker (see heap.py)
+        if dataset.options.runs_compiled_kernels:
+            kernels.warm_up()           # once here, not in every worker
 
     def set_size(self, width: int, height: int) -> None:
         if (width, height) != self.size:
