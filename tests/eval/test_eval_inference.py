@@ -99,7 +99,7 @@ def test_default_batch_per_device_and_input_size(network):
     from darknet_py.eval.inference import default_batch
     assert default_batch("cuda:1", network) == default_batch("cuda") == 32
     assert default_batch("cpu", network) == 4                       # tiny3, 128x128
-    assert default_batch("cpu", SimpleNamespace(net=SimpleNamespace(width=416, height=416))) == 1
+    assert default_batch("cpu", SimpleNamespace(net_options=SimpleNamespace(width=416, height=416))) == 1
     assert default_batch("cpu") == 1
 
 
