@@ -32,7 +32,7 @@ from ..errors import CfgError
 from ..flavor import Flavor, flavor_of
 from . import kernels
 from .hsv import distort_image, distort_image_u8
-from .image import as_float, resize_image, unit_float
+from .image import as_float, place_image, resize_image, unit_float
 from .labels import BoxTransform, TruthSpec, fill_truth_detection
 from .mosaic import blend_truth, mosaic_cut, mosaic_shifts, paste_mosaic_pass, blend_truth_mosaic
 from .rand import rand_scale, rand_uniform, random_float
@@ -375,31 +375,6 @@ def _pj_image(im: np.ndarray, place: tuple, opts: AugmentOptions, dhue, dsat, de
     place_image(im, *place, canvas)
     image = distort_image(canvas, dhue, dsat, dexp)
     return image[:, :, ::-1] if flip else image     # a view: the batch copies the image anyway
-
-
-def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.ndarray) -> None:
-    """pjreddie `place_image`: canvas[y + dy, x + dx] = bilinear sample of ``im`` at (x/w·iw, y/h·ih) for
-    x < w, y < h; source pixels outside the image count as 0 (darkening the last row/column)."""
-    c, ih, iw = im.shape
-    xs = np.arange(max(0, -dx), min(w, canvas.shape[2] - dx))
-    ys = np.arange(max(0, -dy), min(h, canvas.shape[1] - dy))
-    if xs.size == 0 or ys.size == 0:
-        return
-    padded = np.zeros((c, (ih + 1) * (iw + 1)), F32)   # the zero border Darknet's get_pixel_extend returns
-    padded.reshape(c, ih + 1, iw + 1)[:, :ih, :iw] = im
-    rx, ry = (xs.astype(F32) / F32(w)) * F32(iw), (ys.astype(F32) / F32(h)) * F32(ih)
-    ix, iy = np.floor(rx).astype(np.intp), np.floor(ry).astype(np.intp)
-    fx, fy = (rx - ix.astype(F32))[None, :], (ry - iy.astype(F32))[:, None]
-    gx, gy = F32(1) - fx, F32(1) - fy
-    at = iy[:, None] * (iw + 1) + ix[None, :]           # flat index of the top-left neighbour
-    # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
-    terms = ((gy * gx, at), (fy * gx, at + iw + 1), (gy * fx, at + 1), (fy * fx, at + iw + 2))
-    value = np.empty((c,) + at.shape, F32)
-    for plane, out in zip(padded, value):
-        np.multiply(terms[0][0], plane.take(terms[0][1]), out=out)
-        for weight, index in terms[1:]:
-            out += weight * plane.take(index)
-    canvas[:, ys[0] + dy:ys[-1] + dy + 1, xs[0] + dx:xs[-1] + dx + 1] = value
 
 
 def _size(pixels: np.ndarray, opts: AugmentOptions) -> tuple[int, int]:

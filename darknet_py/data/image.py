@@ -96,6 +96,32 @@ def resize_image(im: np.ndarray, width: int, height: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+def place_image(im: np.ndarray, w: int, h: int, dx: int, dy: int, canvas: np.ndarray) -> None:
+    """pjreddie `place_image`: canvas[y + dy, x + dx] = bilinear sample of ``im`` at (x/w·iw, y/h·ih) for
+    x < w, y < h; source pixels outside the image count as 0 (darkening the last row/column)."""
+    f32 = np.float32                                   # every step in C float, as Darknet
+    c, ih, iw = im.shape
+    xs = np.arange(max(0, -dx), min(w, canvas.shape[2] - dx))
+    ys = np.arange(max(0, -dy), min(h, canvas.shape[1] - dy))
+    if xs.size == 0 or ys.size == 0:
+        return
+    padded = np.zeros((c, (ih + 1) * (iw + 1)), f32)   # the zero border Darknet's get_pixel_extend returns
+    padded.reshape(c, ih + 1, iw + 1)[:, :ih, :iw] = im
+    rx, ry = (xs.astype(f32) / f32(w)) * f32(iw), (ys.astype(f32) / f32(h)) * f32(ih)
+    ix, iy = np.floor(rx).astype(np.intp), np.floor(ry).astype(np.intp)
+    fx, fy = (rx - ix.astype(f32))[None, :], (ry - iy.astype(f32))[:, None]
+    gx, gy = f32(1) - fx, f32(1) - fy
+    at = iy[:, None] * (iw + 1) + ix[None, :]           # flat index of the top-left neighbour
+    # Darknet's sum order: ((w00·p(x, y) + w01·p(x, y+1)) + w10·p(x+1, y)) + w11·p(x+1, y+1)
+    terms = ((gy * gx, at), (fy * gx, at + iw + 1), (gy * fx, at + 1), (fy * fx, at + iw + 2))
+    value = np.empty((c,) + at.shape, f32)
+    for plane, out in zip(padded, value):
+        np.multiply(terms[0][0], plane.take(terms[0][1]), out=out)
+        for weight, index in terms[1:]:
+            out += weight * plane.take(index)
+    canvas[:, ys[0] + dy:ys[-1] + dy + 1, xs[0] + dx:xs[-1] + dx + 1] = value
+
+
 def letterbox_size(iw: int, ih: int, width: int, height: int) -> tuple[int, int]:
     """`(new_w, new_h)` of Darknet's letterbox, integer arithmetic."""
     if width / iw < height / ih:

@@ -14,8 +14,9 @@ import pytest
 
 from darknet_py.data.augment import (MIXUP, MOSAIC, AugmentOptions, Crop, Sample, augment_ab,
                                      image_data_augmentation, image_data_augmentation_darknet,
-                                     load_data_detection, place_image)
+                                     load_data_detection)
 from darknet_py.data.hsv import distort_image, distort_image_u8
+from darknet_py.data.image import place_image
 from darknet_py.data.labels import BoxTransform, TruthSpec, fill_truth_detection
 from darknet_py.errors import CfgError
 
