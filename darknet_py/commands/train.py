@@ -83,7 +83,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
-        workers=default_workers() if workers is None else workers, progress=progress,
+        workers=default_workers(device) if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
         show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
     outcome = train_network(options, parsed)

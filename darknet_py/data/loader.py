@@ -159,10 +159,13 @@ class IterationSampler(Sampler):
             iteration += 1
 
 
-def default_workers() -> int:
+def default_workers(device: str = "cpu") -> int:
     """Training loader processes when not told: one per core this process may use (taskset/cgroups
-    respected): on a GPU the loader is the bottleneck."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    respected): on a GPU the loader is the bottleneck. Training on the CPU with a single core, none: a worker
+    process would only take turns with the training process on that core, and each batch would cross
+    between the two (on the one-core bench of issue #15 loading in the training process is ~1.3x faster)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores == 1 and str(device).startswith("cpu") else cores
 
 
 def worker_init(_worker_id: int) -> None:

@@ -192,3 +192,15 @@ def test_a_process_holding_a_loader_with_workers_still_exits(tmp_path):
         pytest.fail("a process holding a DetectionLoader with workers did not exit within 120 s")
     assert run.returncode == 0, run.stderr
     assert "label error" in run.stdout
+
+
+def test_default_workers_one_per_core_but_none_on_a_single_cpu_core(monkeypatch):
+    """One loader process per usable core; a CPU run with one core loads in the training process (a worker
+    would only take turns with it on that core), a GPU run with one core still overlaps loading with it."""
+    from darknet_py.data import loader
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert loader.default_workers("cpu") == 0
+    assert loader.default_workers("cuda:0") == 1
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert loader.default_workers("cpu") == 3
+    assert loader.default_workers("cuda") == 3
