@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import DataFileError, DarknetError, ImageError, warn
 from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
-from .batch import DetectionBatch, stack_images, stack_truth
+from .batch import BatchBuffers, DetectionBatch, stack_images, stack_truth
 from .heap import keep_freed_buffers
 from .image import unit_float
 from .labels import label_path, read_labels
@@ -136,12 +136,20 @@ class DetectionDataset(Dataset):
         return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))
 
 
-def collate(items):
-    failure = next((item for item in items if isinstance(item, _Failure)), None)
-    if failure is not None:
-        return failure
-    images, truth, paths, keys = zip(*items)
-    return DetectionBatch(stack_images(images), stack_truth(truth), list(paths), keys[0].iteration)
+class Collate:
+    """The DataLoader's collate_fn: the slots of one iteration -> a DetectionBatch (or the first failure).
+    Built in the training process, batch images go into reused buffers (:class:`BatchBuffers`)."""
+
+    def __init__(self):
+        self.buffers = BatchBuffers()
+
+    def __call__(self, items):
+        failure = next((item for item in items if isinstance(item, _Failure)), None)
+        if failure is not None:
+            return failure
+        images, truth, paths, keys = zip(*items)
+        return DetectionBatch(stack_images(images, self.buffers), stack_truth(truth), list(paths),
+                              keys[0].iteration)
 
 
 class IterationSampler(Sampler):
@@ -207,7 +215,7 @@ class DetectionLoader:
         extra = dict(persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=worker_init) \
             if num_workers > 0 else {}
         self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=num_workers,
-                                  collate_fn=collate, pin_memory=pin_memory, **extra)
+                                  collate_fn=Collate(), pin_memory=pin_memory, **extra)
         self._batches = None
         if num_workers == 0:
             keep_freed_buffers()        # this process is the worker (see heap.py)
