@@ -17,7 +17,7 @@ exposure 1.5, flip; batch 64; network input 416 or 608.
     the first few; meaningful only on an idle machine.
 * Loader rates are reported the same two ways (CPU seconds of this process; wall seconds).
 
-    python bench/bench_data.py [--iterations 3 15] [--batches 3] [--quick]     # --quick: ~2-3 min idle
+    python bench/bench_data.py [--iterations 5 40] [--batches 3] [--quick]     # --quick: ~2-3 min idle
 """
 from __future__ import annotations
 
@@ -236,7 +236,7 @@ VARIANTS = (("pj", "pj", False), ("ab, OpenCV (default)", "ab", False), ("ab, Op
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, nargs=2, default=(3, 15), metavar=("A", "B"),
+    parser.add_argument("--iterations", type=int, nargs=2, default=(5, 40), metavar=("A", "B"),
                         help="detector train iterations of the short and the long run")
     parser.add_argument("--batches", type=int, default=3, help="loader batches of 64 per variant")
     parser.add_argument("--quick", action="store_true", help="640x480 and 416 only")
