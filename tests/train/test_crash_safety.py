@@ -37,6 +37,7 @@ from darknet_py.network import load_network
 from darknet_py.weights import save_weights
 from helpers.cli import run_cli
 from helpers.datasets import add_picture, write_data_file, write_list, write_names
+from helpers.train_runs import train_env
 
 BATCH = 2
 ITERATION_LINE = re.compile(r"^\s*(\d+): [-+\w.]+, ", re.MULTILINE)
@@ -110,10 +111,6 @@ def train_command(data: Path, cfg: Path, *extra: str, max_batches: int = 100000)
     return [sys.executable, "-m", "darknet_py", *train_args(data, cfg, *extra, max_batches=max_batches)]
 
 
-def _env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-
-
 def _seen(weights: Path) -> int:
     major, minor, _ = struct.unpack_from("<3i", weights.read_bytes())
     assert major * 10 + minor >= 2
@@ -130,7 +127,7 @@ def _saving(backup: Path) -> bool:
 def start_paused(command: list[str], point: str, stdout) -> subprocess.Popen:
     """Start ``command`` so that it stops at ``point`` (``name[:text]``) until released."""
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            env=dict(_env(), **{PAUSE_VARIABLE: point}))
+                            env=dict(train_env(), **{PAUSE_VARIABLE: point}))
 
 
 def wait_for_pause(process: subprocess.Popen) -> str:
@@ -200,7 +197,7 @@ def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weight
         expected_first = network.seen // BATCH + 1
     # The last kill too: a final run resumes from it, finishes, and removes the killed writers' temp files.
     done = subprocess.run(train_command(data, cfg, str(last), max_batches=expected_first), capture_output=True,
-                          text=True, env=_env(), timeout=300)
+                          text=True, env=train_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [int(n) for n in ITERATION_LINE.findall(done.stdout)] == [expected_first]
     assert (backup / "tiny_final.weights").exists()
@@ -251,7 +248,7 @@ def test_before_the_startup_pause_nothing_slow_is_imported():
     line): neither may import torch or OpenCV first, or a Ctrl-C in that second would be a traceback."""
     probe = subprocess.run([sys.executable, "-c", "import sys, darknet_py, darknet_py.__main__; "
                             "print(sorted({'torch', 'cv2', 'numpy', 'click'} & set(sys.modules)))"],
-                           capture_output=True, text=True, env=_env(), timeout=120)
+                           capture_output=True, text=True, env=train_env(), timeout=120)
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr[-2000:]
 
 
@@ -304,7 +301,7 @@ def test_a_size_that_cannot_fit_is_refused_with_the_estimate_under_ulimit_v(tmp_
     corpus has it on the detector commands, with a cfg that gets as far as the estimate)."""
     data, cfg = make_training_setup(tmp_path)
     cfg.write_text(cfg.read_text().replace("width=32", f"width={size}").replace("height=32", f"height={size}"))
-    done = subprocess.run(train_command(data, cfg, max_batches=1), capture_output=True, text=True, env=_env(),
+    done = subprocess.run(train_command(data, cfg, max_batches=1), capture_output=True, text=True, env=train_env(),
                           timeout=300, preexec_fn=_limit_address_space)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stderr.count("darknet_py: error: ") == 1
