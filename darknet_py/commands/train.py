@@ -2,6 +2,7 @@
 `-gpus 0,1`, `-mAP_epochs`, `-thresh`, `-iou_thresh`) and darknet_py's own (`--device`, `--seed`, ...)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Optional
@@ -91,6 +92,13 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
                    f"resume from {outcome.weights}", err=True)
         sys.exit(exit_status(outcome.stopped_by))
+    if launched_by_torchrun():
+        # The run is complete and saved, and the process group is gone. A torchrun rank then sometimes
+        # aborted in gloo's C++ teardown while the interpreter finalised ("terminate called without an active
+        # exception", exit -6), and torchrun reported the whole run as failed: end the rank here instead.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:

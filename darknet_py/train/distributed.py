@@ -89,7 +89,14 @@ def init_distributed(device: torch.device) -> DistributedContext:
 
 
 def shutdown(ctx: DistributedContext) -> None:
+    """Leave the process group together: a rank that tore its group down and exited while another was still
+    saving sometimes aborted in gloo's teardown at interpreter exit ("terminate called without an active
+    exception", exit -6, after its work was done). A rank whose peer is already gone just tears down."""
     if ctx.enabled and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:        # a peer failed (torchrun is stopping the run): nothing left to wait for
+            pass
         dist.destroy_process_group()
 
 
