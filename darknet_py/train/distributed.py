@@ -88,15 +88,17 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def shutdown(ctx: DistributedContext) -> None:
-    """Leave the process group together: a rank that tore its group down and exited while another was still
-    saving sometimes aborted in gloo's teardown at interpreter exit ("terminate called without an active
-    exception", exit -6, after its work was done). A rank whose peer is already gone just tears down."""
+def leave_together(ctx: DistributedContext) -> None:
+    """After a complete (or jointly stopped) run: wait until every rank is done saving, so that no rank tears
+    its process group down while another still uses it (a rank that did sometimes aborted in gloo's teardown
+    at interpreter exit, "terminate called without an active exception"). Not on a failure: a rank that
+    raised must exit at once, so that torchrun stops the others instead of this rank waiting for them."""
     if ctx.enabled and dist.is_initialized():
-        try:
-            dist.barrier()
-        except RuntimeError:        # a peer failed (torchrun is stopping the run): nothing left to wait for
-            pass
+        dist.barrier()
+
+
+def shutdown(ctx: DistributedContext) -> None:
+    if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -30,7 +30,7 @@ from ..faults import pause_point
 from .backups import save, save_chart
 from .checkpoints import BackupCounters, due_backups
 from .chart import TrainingChart
-from .distributed import all_reduce_mean, any_rank, average_batchnorm_statistics
+from .distributed import all_reduce_mean, any_rank, average_batchnorm_statistics, leave_together
 from .map_pass import map_due, map_pass, next_map
 from .precision import amp_dtype
 from .progress import TrainingConsole, remaining_hours, smooth_hours
@@ -103,6 +103,7 @@ def train_network(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> TrainOu
                     stopped_by = stop.received or "SIGTERM"
                     break
             written = _finish(s, run, stopped_by)
+            leave_together(s.ctx)
         finally:
             close_session(s)
     return TrainOutcome(run.iteration, stopped_by, written, run.best_map)
