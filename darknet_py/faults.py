@@ -1,5 +1,6 @@
-"""Test-only pause points: a test parks a darknet_py process at a named moment (while a backup is being
-written, during start-up) and then signals or kills it there, with no race against a clock.
+"""Test-only pause points: a test parks a darknet_py process at a named moment (during start-up, while a
+backup is being written, at the end of a training iteration) and then signals or kills it there, with no race
+against a clock.
 
 ``DARKNET_PY_TEST_PAUSE=<point>[:<text>]`` makes the process, each time it reaches ``<point>`` (with
 ``<text>`` in the point's detail, e.g. the file being written), print ``darknet_py: test pause at <point>``

@@ -99,6 +99,7 @@ def train_network(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> TrainOu
                 saved = [save(s, run, path, kind) for kind, path in due_backups(s.rule, run.counters, run.iteration)]
                 if evaluate:
                     map_pass(s, run, saved)
+                pause_point("iteration", f"iteration={run.iteration};")  # tests: logged and saved, not stopped
                 if any_rank(stop.received is not None, s.ctx, s.device):
                     stopped_by = stop.received or "SIGTERM"
                     break

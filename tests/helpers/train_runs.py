@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
+from darknet_py.faults import PAUSE_MESSAGE, PAUSE_VARIABLE
 from darknet_py.weights import parse_header
 from helpers.cli import run_cli
 
@@ -44,11 +44,6 @@ def run_train_here(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, result.code, result.out, result.err)
 
 
-def start_train(cwd: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(train_command(*args), cwd=cwd, env=train_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def log_records(path: Path, event: Optional[str] = None) -> list[dict]:
     if not path.is_file():
         return []
@@ -56,21 +51,51 @@ def log_records(path: Path, event: Optional[str] = None) -> list[dict]:
     for line in path.read_text().splitlines():
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:      # the line being written while a test polls the log
+        except json.JSONDecodeError:      # a line cut short by a killed process
             break
     return [r for r in records if event is None or r["event"] == event]
 
 
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"training ended early ({process.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
-        if time.time() > deadline:
-            process.kill()
-            raise AssertionError("timed out waiting for the training run")
-        time.sleep(0.05)
+# -- parking a training process at a pause point (darknet_py/faults.py): no race against a clock -------------
+
+def start_paused(command: list[str], point: str, stdout, **popen) -> subprocess.Popen:
+    """Start ``command`` so that it stops at ``point`` (``name[:text]``) until released."""
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            env=dict(train_env(), **{PAUSE_VARIABLE: point}), **popen)
+
+
+def wait_for_pause(process: subprocess.Popen) -> str:
+    """Read the process's stderr up to its pause line (it is parked there now); the text read before it."""
+    lines = []
+    for line in process.stderr:
+        if line.startswith(PAUSE_MESSAGE):
+            return "".join(lines)
+        lines.append(line)
+    process.wait()
+    raise AssertionError(f"exited with {process.returncode} without reaching the pause point:\n"
+                         + "".join(lines)[-3000:])
+
+
+def release(process: subprocess.Popen) -> None:
+    """Let a parked process go on to its next pause."""
+    process.stdin.write("\n")
+    process.stdin.flush()
+
+
+def finish(process: subprocess.Popen) -> str:
+    """Release a parked process for good (no more pauses) and wait for it; the rest of its stderr."""
+    process.stdin.close()
+    err = process.stderr.read()
+    process.wait()
+    return err
+
+
+def park_after_iteration(cwd: Path, iteration: int, stdout, *args: str, **popen) -> subprocess.Popen:
+    """Start `detector train` and return once it is parked right after ``iteration`` (logged, its backups
+    written, before it looks for a stop signal)."""
+    process = start_paused(train_command(*args), f"iteration:iteration={iteration};", stdout, cwd=cwd, **popen)
+    wait_for_pause(process)
+    return process
 
 
 def weights_arrays(path: Path) -> tuple[object, np.ndarray]:

@@ -32,12 +32,11 @@ import numpy as np
 import pytest
 import torch
 
-from darknet_py.faults import PAUSE_MESSAGE, PAUSE_VARIABLE
 from darknet_py.network import load_network
 from darknet_py.weights import save_weights
 from helpers.cli import run_cli
 from helpers.datasets import add_picture, write_data_file, write_list, write_names
-from helpers.train_runs import train_env
+from helpers.train_runs import finish, release, start_paused, train_env, wait_for_pause
 
 BATCH = 2
 ITERATION_LINE = re.compile(r"^\s*(\d+): [-+\w.]+, ", re.MULTILINE)
@@ -120,40 +119,6 @@ def _seen(weights: Path) -> int:
 def _saving(backup: Path) -> bool:
     """A backup is being written: a writer's temp file exists."""
     return any(".tmp" in name for name in os.listdir(backup)) if backup.is_dir() else False
-
-
-# -- parking a training process at a pause point (darknet_py/faults.py): no race against a clock -------------
-
-def start_paused(command: list[str], point: str, stdout) -> subprocess.Popen:
-    """Start ``command`` so that it stops at ``point`` (``name[:text]``) until released."""
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            env=dict(train_env(), **{PAUSE_VARIABLE: point}))
-
-
-def wait_for_pause(process: subprocess.Popen) -> str:
-    """Read the process's stderr up to its pause line (it is parked there now); the text read before it."""
-    lines = []
-    for line in process.stderr:
-        if line.startswith(PAUSE_MESSAGE):
-            return "".join(lines)
-        lines.append(line)
-    process.wait()
-    raise AssertionError(f"exited with {process.returncode} without reaching the pause point:\n"
-                         + "".join(lines)[-3000:])
-
-
-def release(process: subprocess.Popen) -> None:
-    """Let a parked process go on to its next pause."""
-    process.stdin.write("\n")
-    process.stdin.flush()
-
-
-def finish(process: subprocess.Popen) -> str:
-    """Release a parked process for good (no more pauses) and wait for it; the rest of its stderr."""
-    process.stdin.close()
-    err = process.stderr.read()
-    process.wait()
-    return err
 
 
 def _kill(process: subprocess.Popen) -> None:

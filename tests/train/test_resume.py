@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.train_runs import (log_records, run_train, start_train, train_command, train_env, wait_for,
-                                weights_arrays)
+from helpers.train_runs import (finish, log_records, park_after_iteration, run_train, start_paused, train_command,
+                                wait_for_pause, weights_arrays)
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,9 @@ def reference(dataset, tmp_path_factory) -> bytes:
     return (root / "backup" / "tiny_final.weights").read_bytes()
 
 
-def _iterations_logged(root: Path) -> int:
-    records = log_records(root / "backup" / "tiny_train.jsonl", "iteration")
-    return records[-1]["iteration"] if records else 0
+def _kill(process) -> None:
+    process.kill()
+    finish(process)
 
 
 def _resume(root: Path, data: Path) -> bytes:
@@ -62,15 +62,15 @@ def _resume(root: Path, data: Path) -> bytes:
 def test_stop_signal_saves_last_and_resume_is_bit_identical(dataset, reference, tmp_path):
     sig, code = signal.SIGTERM, 143                # stopped, not finished: 128 + 15 (SIGINT: 130, see below)
     data = _setup(tmp_path, dataset)
-    process = start_train(tmp_path, data, "tiny.cfg", "--seed", "5")
-    wait_for(lambda: _iterations_logged(tmp_path) >= 13, process)
-    process.send_signal(sig)
-    out, err = process.communicate(timeout=120)
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        process = park_after_iteration(tmp_path, 13, stdout, data, "tiny.cfg", "--seed", "5")
+        process.send_signal(sig)
+        err = finish(process)
     assert process.returncode == code, err[-3000:]
-    assert f"{sig.name}: stopping after this iteration" in out
+    assert f"{sig.name}: stopping after this iteration" in (tmp_path / "stdout.txt").read_text()
     end = log_records(tmp_path / "backup" / "tiny_train.jsonl", "end")[-1]
     stopped = end["iteration"]
-    assert end["stopped_by"] == sig.name and 13 <= stopped < ITERATIONS
+    assert end["stopped_by"] == sig.name and stopped == 13
     assert weights_arrays(tmp_path / "backup" / "tiny_last.weights")[0].seen == stopped * 8
     assert (tmp_path / "backup" / "tiny_last.state.pt").is_file()
     assert not (tmp_path / "backup" / "tiny_final.weights").exists()
@@ -79,10 +79,7 @@ def test_stop_signal_saves_last_and_resume_is_bit_identical(dataset, reference, 
 
 def test_sigkill_between_saves_resumes_from_last_bit_identical(dataset, reference, tmp_path):
     data = _setup(tmp_path, dataset)
-    process = start_train(tmp_path, data, "tiny.cfg", "--seed", "5")
-    wait_for(lambda: _iterations_logged(tmp_path) >= 23, process)         # _last was saved at 20
-    process.kill()
-    process.communicate()
+    _kill(park_after_iteration(tmp_path, 23, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))  # _last: 20
     assert weights_arrays(tmp_path / "backup" / "tiny_last.weights")[0].seen == 20 * 8
     assert _resume(tmp_path, data) == reference
     starts = log_records(tmp_path / "backup" / "tiny_train.jsonl", "start")
@@ -91,10 +88,7 @@ def test_sigkill_between_saves_resumes_from_last_bit_identical(dataset, referenc
 
 def test_resume_from_plain_weights_is_close_but_restarts_momentum(dataset, reference, tmp_path):
     data = _setup(tmp_path, dataset)
-    process = start_train(tmp_path, data, "tiny.cfg", "--seed", "5")
-    wait_for(lambda: _iterations_logged(tmp_path) >= 21, process)
-    process.kill()
-    process.communicate()
+    _kill(park_after_iteration(tmp_path, 21, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))
     (tmp_path / "backup" / "tiny_last.state.pt").unlink()                 # what Darknet has: weights only
     start = np.frombuffer((tmp_path / "backup" / "tiny_last.weights").read_bytes(), "<f4", offset=20)
     resumed = _resume(tmp_path, data)
@@ -108,11 +102,10 @@ def test_resume_from_plain_weights_is_close_but_restarts_momentum(dataset, refer
 
 
 def _stop_at(root: Path, data: Path, iteration: int, *weights: str) -> list[dict]:
-    process = start_train(root, data, "tiny.cfg", *weights, "--seed", "5")
-    wait_for(lambda: _iterations_logged(root) >= iteration, process)
+    process = park_after_iteration(root, iteration, subprocess.DEVNULL, data, "tiny.cfg", *weights, "--seed", "5")
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM
+    err = finish(process)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
     return log_records(root / "backup" / "tiny_train.jsonl", "iteration")
 
 
@@ -140,12 +133,13 @@ def test_ctrl_c_to_the_process_group_with_loader_workers(dataset, tmp_path):
     data = _setup(tmp_path, dataset)
     command = train_command(data, "tiny.cfg", "--seed", "5")
     command[command.index("--workers") + 1] = "2"
-    process = subprocess.Popen(command, cwd=tmp_path, env=train_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    wait_for(lambda: _iterations_logged(tmp_path) >= 3, process)
+    process = start_paused(command, "iteration:iteration=3;", subprocess.DEVNULL, cwd=tmp_path,
+                           start_new_session=True)
+    wait_for_pause(process)
     os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    err = finish(process)
     assert process.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     stopped = log_records(tmp_path / "backup" / "tiny_train.jsonl", "end")[-1]["iteration"]
+    assert stopped == 3
     assert weights_arrays(tmp_path / "backup" / "tiny_last.weights")[0].seen == stopped * 8
