@@ -198,13 +198,9 @@ def bench_yolov3_tiny(darknet: str, root: Path, repeat: int) -> None:
     weights = coco_weights()
     cfg = DEBIAN / "cfg" / "yolov3-tiny.cfg"
     paths = [str(DEBIAN / "data" / f"{name}.jpg") for name in SAMPLES] * repeat
-    (root / "list.txt").write_text("".join(p + "\n" for p in paths))
-    (root / "res").mkdir()
-    (root / "coco.data").write_text(f"classes=80\nvalid={root}/list.txt\nnames={DEBIAN}/data/coco.names\n"
-                                    "results=res\n")
-    (root / "one.txt").write_text("".join(p + "\n" for p in paths[:4]))
-    (root / "one.data").write_text(f"classes=80\nvalid={root}/one.txt\nnames={DEBIAN}/data/coco.names\n"
-                                   "results=res\n")
+    write_data(root, "coco", paths, 80, DEBIAN / "data" / "coco.names")
+    write_data(root, "one", paths[:4], 80, DEBIAN / "data" / "coco.names")
+    (root / "results").mkdir()
     startup = run_timed([darknet, "detector", "valid", "one.data", str(cfg), str(weights)], root)
     total = run_timed([darknet, "detector", "valid", "coco.data", str(cfg), str(weights)], root)
     reference = (len(paths) - 4) / max(total - startup, 1e-9)

@@ -85,9 +85,20 @@ def release(process: subprocess.Popen) -> None:
 def finish(process: subprocess.Popen) -> str:
     """Release a parked process for good (no more pauses) and wait for it; the rest of its stderr."""
     process.stdin.close()
-    err = process.stderr.read()
+    with process.stderr:
+        err = process.stderr.read()
     process.wait()
     return err
+
+
+def kill(process: subprocess.Popen) -> None:
+    """Kill a started process if it still runs, wait for it and close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def park_after_iteration(cwd: Path, iteration: int, stdout, *args: str, **popen) -> subprocess.Popen:

@@ -36,7 +36,7 @@ from darknet_py.network import load_network
 from darknet_py.weights import save_weights
 from helpers.cli import run_cli
 from helpers.datasets import add_picture, write_data_file, write_list, write_names
-from helpers.train_runs import finish, release, start_paused, train_env, wait_for_pause
+from helpers.train_runs import finish, kill, release, start_paused, train_env, wait_for_pause
 
 BATCH = 2
 ITERATION_LINE = re.compile(r"^\s*(\d+): [-+\w.]+, ", re.MULTILINE)
@@ -121,12 +121,6 @@ def _saving(backup: Path) -> bool:
     return any(".tmp" in name for name in os.listdir(backup)) if backup.is_dir() else False
 
 
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 @pytest.mark.slow
 def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weights(tmp_path):
     """Each round parks the writer between writing a temp file and renaming it, after 0-2 earlier saves,
@@ -152,7 +146,7 @@ def test_sigkill_while_a_backup_is_written_always_leaves_a_resumable_last_weight
                 process.send_signal(signal.SIGKILL)
                 process.wait()
             finally:
-                _kill(process)
+                kill(process)
         assert process.returncode == -signal.SIGKILL
         first = [int(n) for n in ITERATION_LINE.findall(log.read_text())]
         assert first and first[0] == expected_first, (round_, first[:3], log.read_text()[-2000:])
@@ -180,7 +174,7 @@ def test_sigterm_during_training_saves_last_and_exits_143(tmp_path):
             process.send_signal(signal.SIGTERM)
             err = finish(process)
         finally:
-            _kill(process)
+            kill(process)
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Traceback" not in err
     last = tmp_path / "backup" / "tiny_last.weights"
@@ -201,7 +195,7 @@ def test_a_signal_during_start_up_ends_with_one_line(tmp_path, point, sig):
             process.send_signal(sig)
             err = finish(process)
         finally:
-            _kill(process)
+            kill(process)
     assert process.returncode == 128 + sig, err[-2000:]
     assert "Traceback" not in err and f"darknet_py: error: stopped by {sig.name}\n" in err, err[-2000:]
     backup = tmp_path / "backup"                       # at most the (empty) log of the run: no lock, no weights
@@ -233,7 +227,7 @@ def test_a_second_run_on_the_same_backup_folder_stops_before_touching_it(tmp_pat
             assert {p.name: p.read_bytes() for p in backup.iterdir()} == before     # nothing touched
             rest = finish(first)
         finally:
-            _kill(first)
+            kill(first)
     assert first.returncode == 0, rest[-2000:]
     assert sorted(p.name for p in backup.iterdir()) == ["tiny_final.weights", "tiny_last.state.pt",
                                                        "tiny_last.weights", "tiny_train.jsonl"]

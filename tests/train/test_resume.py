@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.train_runs import (finish, log_records, park_after_iteration, run_train, start_paused, train_command,
+from helpers.train_runs import (finish, kill, log_records, park_after_iteration, run_train, start_paused, train_command,
                                 wait_for_pause, weights_arrays)
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 
@@ -48,11 +48,6 @@ def reference(dataset, tmp_path_factory) -> bytes:
     return (root / "backup" / "tiny_final.weights").read_bytes()
 
 
-def _kill(process) -> None:
-    process.kill()
-    finish(process)
-
-
 def _resume(root: Path, data: Path) -> bytes:
     done = run_train(root, data, "tiny.cfg", "backup/tiny_last.weights", "--seed", "5")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -79,7 +74,7 @@ def test_stop_signal_saves_last_and_resume_is_bit_identical(dataset, reference, 
 
 def test_sigkill_between_saves_resumes_from_last_bit_identical(dataset, reference, tmp_path):
     data = _setup(tmp_path, dataset)
-    _kill(park_after_iteration(tmp_path, 23, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))  # _last: 20
+    kill(park_after_iteration(tmp_path, 23, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))  # _last: 20
     assert weights_arrays(tmp_path / "backup" / "tiny_last.weights")[0].seen == 20 * 8
     assert _resume(tmp_path, data) == reference
     starts = log_records(tmp_path / "backup" / "tiny_train.jsonl", "start")
@@ -88,7 +83,7 @@ def test_sigkill_between_saves_resumes_from_last_bit_identical(dataset, referenc
 
 def test_resume_from_plain_weights_is_close_but_restarts_momentum(dataset, reference, tmp_path):
     data = _setup(tmp_path, dataset)
-    _kill(park_after_iteration(tmp_path, 21, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))
+    kill(park_after_iteration(tmp_path, 21, subprocess.DEVNULL, data, "tiny.cfg", "--seed", "5"))
     (tmp_path / "backup" / "tiny_last.state.pt").unlink()                 # what Darknet has: weights only
     start = np.frombuffer((tmp_path / "backup" / "tiny_last.weights").read_bytes(), "<f4", offset=20)
     resumed = _resume(tmp_path, data)
