@@ -2,11 +2,11 @@
 inputs (cfg, weights, data, names, lists, images, video) and the files it will write to
 :func:`refuse_overwriting_inputs`, which refuses an output that is an input, with one message naming both.
 
-"Is" means the same file however it is spelled: the same resolved path (``./a``, ``dir/../a``, a symlink
-on either side) or, when both exist, the same file on disk (a hard link: same device and inode). A folder
-the command writes into (``detector test --save-dir DIR``) is checked through the files it would write
-there (``DIR/<image name>.jpg``): the caller lists them, or gives the folder and the names in
-``output_dirs``.
+"Is" means the same file however it is spelled: for files that exist, the same file on disk (device and
+inode: ``./a``, ``dir/../a``, a symlink on either side, a hard link); for files not there yet, the same
+resolved path. A folder the command writes into (``detector test --save-dir DIR``) is checked through the
+files it would write there (``DIR/<image name>.jpg``): the caller lists them, or gives the folder and the
+names in ``output_dirs``.
 
 The roles are what the message calls each file: ``{"weights file": "x.weights"}`` as input and
 ``{"output": "x.weights"}`` as output give ``export: output 'x.weights' is the input weights file
@@ -36,32 +36,32 @@ def refuse_overwriting_inputs(command: str, inputs: Mapping[str, Optional[Paths]
         written[role] = [Path(folder) / name for name in names]
     known = _identities(inputs)
     for role, path in _each(written):
-        for identity in file_identities(path):
-            if identity in known:
-                in_role, in_path = known[identity]
-                raise UsageError(f"{command}: {role} '{path}' is the input {in_role} '{in_path}'",
-                                 hint="write to another file name: the input would be overwritten")
+        identity = file_identity(path)
+        if identity in known:
+            in_role, in_path = known[identity]
+            raise UsageError(f"{command}: {role} '{path}' is the input {in_role} '{in_path}'",
+                             hint="write to another file name: the input would be overwritten")
 
 
-def file_identities(path: PathLike) -> tuple[object, ...]:
-    """What makes two spellings one file: its resolved path and, for an existing file, (device, inode)."""
-    try:
-        resolved: tuple[object, ...] = (str(Path(path).resolve()),)
-    except (OSError, RuntimeError):          # a symlink loop: the literal path is all there is
-        resolved = (os.path.abspath(path),)
+def file_identity(path: PathLike) -> object:
+    """What makes two spellings one file: (device, inode) of an existing file (a symlink is followed, a hard
+    link has the same), else the resolved path. An existing file and a missing one are never the same."""
     try:
         stat = os.stat(path)
+        return stat.st_dev, stat.st_ino
     except (OSError, ValueError):            # missing, unreadable folder, or a name with a NUL
-        return resolved
-    return resolved + ((stat.st_dev, stat.st_ino),)
+        pass
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):          # a symlink loop: the literal path is all there is
+        return os.path.abspath(path)
 
 
 def _identities(inputs: Mapping[str, Optional[Paths]]) -> dict[object, tuple[str, PathLike]]:
     """Each input's identities -> (role, path as given); the first role named wins."""
     known: dict[object, tuple[str, PathLike]] = {}
     for role, path in _each(inputs):
-        for identity in file_identities(path):
-            known.setdefault(identity, (role, path))
+        known.setdefault(file_identity(path), (role, path))
     return known
 
 
