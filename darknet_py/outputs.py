@@ -26,7 +26,8 @@ Paths = Union[PathLike, Iterable[PathLike]]
 def refuse_overwriting_inputs(command: str, inputs: Mapping[str, Optional[Paths]],
                               outputs: Mapping[str, Optional[Paths]],
                               output_dirs: Mapping[str, tuple[PathLike, Iterable[str]]] = {}) -> None:
-    """Raise :class:`~darknet_py.errors.UsageError` if an output is one of the inputs.
+    """Raise :class:`~darknet_py.errors.UsageError` if an output is one of the inputs (or two outputs of
+    different roles are one file: one would overwrite the other).
 
     ``inputs`` and ``outputs`` map a role ("weights file", "-out_filename") to a path, several paths, or
     None (no such file this run). ``output_dirs`` maps a role to (folder, names of the files written in
@@ -34,13 +35,17 @@ def refuse_overwriting_inputs(command: str, inputs: Mapping[str, Optional[Paths]
     written = dict(outputs)
     for role, (folder, names) in output_dirs.items():
         written[role] = [Path(folder) / name for name in names]
-    known = _identities(inputs)
+    known, outs = _identities(inputs), {}
     for role, path in _each(written):
         identity = file_identity(path)
         if identity in known:
             in_role, in_path = known[identity]
             raise UsageError(f"{command}: {role} '{path}' is the input {in_role} '{in_path}'",
                              hint="write to another file name: the input would be overwritten")
+        other_role, other = outs.setdefault(identity, (role, path))
+        if other_role != role:
+            raise UsageError(f"{command}: {role} '{path}' is also the {other_role} '{other}'",
+                             hint="give each output its own file name: one would overwrite the other")
 
 
 def file_identity(path: PathLike) -> object:
