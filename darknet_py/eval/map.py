@@ -15,15 +15,16 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import DataConfig, parse_data
-from ..data.labels import read_list
+from ..data.labels import label_path, read_list
 from ..atomic_write import write_atomically
 from ..errors import DataFileError, warn
 from ..json_text import json_dumps
+from ..outputs import refuse_overwriting_inputs
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
 from .detect import at_cfg_size, detector_classes
 from .detections import DetectionArrays
-from .images import read_difficult, read_truth, valid_list
+from .images import read_difficult, read_truth, valid_list, valid_list_file
 from .inference import detect_images
 
 MAP_DETECTION_THRESH = .005
@@ -203,6 +204,11 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     letter = bool(network.net_options.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
+    if coco_json:
+        refuse_overwriting_inputs("detector map", {
+            "image": paths, "valid list": valid_list_file(data, valid_default),
+            "label file": [label_path(path, flavor) for path in paths],
+            "difficult list": data.resolve("difficult") if difficult else None}, {"-coco_out": coco_json})
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     with at_cfg_size(network):
