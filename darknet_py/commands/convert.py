@@ -61,4 +61,7 @@ def partial(cfg: str, src: str, dst: str, layers: int, flavor: str) -> None:
     report = load_weights(network, src, cutoff=layers)
     # both forks write their own header with seen = 0 (pjreddie: 0.2.0, AlexeyAB: 0.2.5)
     save_weights(network, dst, cutoff=layers, header=new_header(flavor, 0))
-    click.echo(f"{src}: {report.describe()}; saved the first {layers} layers to {dst}")
+    kept = min(layers, len(network.layers))       # Darknet's save_weights_upto stops at the last layer too
+    more = f"; the cfg has {kept} layers, not {layers}" if layers > kept else ""
+    click.echo(f"{src}: {report.describe()}; saved the first {kept} layers ({report.layers_total} with "
+               f"parameters) to {dst}{more}")

@@ -345,3 +345,17 @@ def test_calc_anchors_outputs_over_inputs_are_refused(tmp_path, monkeypatch, out
     role = {"anchors.txt": "train list", "cloud.png": "image", "counters_per_class.txt": "label file"}[output]
     refused(["detector", "calc_anchors", "obj.data", "-num_of_clusters", "2", "-width", "64", "-height", "64",
              "-show"], Path(output), f"detector calc_anchors: output '{output}' is the input {role}")
+
+
+# -- what partial says it kept ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("asked,kept,with_parameters", [("999", 24, 13), ("3", 3, 2)])
+def test_partial_says_how_many_layers_it_kept(model, asked, kept, with_parameters):
+    """tiny3 has 24 layers, 13 with parameters; Darknet's save_weights_upto stops at the last layer."""
+    cfg, weights = model
+    result = run_cli("partial", cfg, weights, cfg.with_name("cut.weights"), asked)
+    assert result.code == 0, result.output
+    assert f"saved the first {kept} layers ({with_parameters} with parameters)" in result.out, result.out
+    assert ("the cfg has 24 layers, not 999" in result.out) == (asked == "999")
+    full, cut = weights.read_bytes(), cfg.with_name("cut.weights").read_bytes()
+    assert (cut[20:] == full[20:]) == (asked == "999")      # all 13 parameterised layers: the same payload
