@@ -148,7 +148,7 @@ ANCHOR_FILES = ("counters_per_class.txt", "anchors.txt")     # in the working di
 @click.option("-width", "width", type=int, default=-1, help="Network input width (required).")
 @click.option("-height", "height", type=int, default=-1, help="Network input height (required).")
 @click.option("-seed", "seed", type=int, default=None,
-              help="srand() seed for the initial centres (default: the time, as AB).")
+              help="srand() seed of the initial centres (default: the clock, as AlexeyAB: runs differ).")
 @click.option("-show", "show", is_flag=True,
               help="Also write cloud.png: the label boxes' sizes by cluster and the anchors (AB).")
 @flavor_option
