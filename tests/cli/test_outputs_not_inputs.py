@@ -359,3 +359,27 @@ def test_partial_says_how_many_layers_it_kept(model, asked, kept, with_parameter
     assert ("the cfg has 24 layers, not 999" in result.out) == (asked == "999")
     full, cut = weights.read_bytes(), cfg.with_name("cut.weights").read_bytes()
     assert (cut[20:] == full[20:]) == (asked == "999")      # all 13 parameterised layers: the same payload
+
+
+# -- detector train's log and charts ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("victim", ["cfg file", "train list", "names file", "image"])
+def test_train_log_or_chart_over_an_input_is_refused(tmp_path, monkeypatch, victim):
+    """--log would append JSON lines to it, the chart replace it; the backups (resuming from _last.weights
+    rewrites it, as Darknet) are not inputs in this sense."""
+    from helpers.datasets import make_dataset, tiny_cfg
+    data = make_dataset(tmp_path / "set", count=2, valid=1)
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(tiny_cfg(max_batches=1))
+    monkeypatch.chdir(tmp_path)
+    args = ["detector", "train", data, cfg, "--workers", "0", "--no-check"]
+    if victim == "image":                       # a training picture in the working directory named chart.png
+        shutil.copy(tmp_path / "set" / "JPEGImages" / "train" / "000.png", "chart.png")
+        shutil.copy(tmp_path / "set" / "labels" / "train" / "000.txt", "chart.txt")
+        (tmp_path / "set" / "train.txt").write_text(f"{tmp_path / 'chart.png'}\n")
+        refused(args, Path("chart.png"), "detector train: chart 'chart.png' is the input image")
+        return
+    target = {"cfg file": cfg, "train list": tmp_path / "set" / "train.txt",
+              "names file": tmp_path / "set" / "tiny.names"}[victim]
+    refused([*args, "--log", target], target, f"detector train: --log '{target}' is the input {victim}")
+    assert not (tmp_path / "set" / "backup").exists() or not any((tmp_path / "set" / "backup").iterdir())
