@@ -50,7 +50,7 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as dist
 
-from ..errors import UsageError
+from ..errors import TrainingError, UsageError
 
 DEFAULT_COLLECTIVE_TIMEOUT = 600.0     # seconds; NCCL's own default (gloo's is 30 min)
 MAP_PASS_TIMEOUT = 24 * 3600.0         # seconds the other ranks wait for rank 0's -map pass (a dead rank 0
@@ -114,12 +114,27 @@ def init_distributed(device: torch.device, collective_timeout: float = DEFAULT_C
     backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl":
         os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=collective_timeout))
-    patient = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=max(collective_timeout,
-                                                                                   MAP_PASS_TIMEOUT)))
+    try:
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=collective_timeout))
+        patient = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=max(collective_timeout,
+                                                                                       MAP_PASS_TIMEOUT)))
+    except RuntimeError as exc:
+        raise _join_error(exc) from None
     return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
                               patient)
+
+
+def _join_error(exc: RuntimeError) -> TrainingError:
+    """Joining the other processes failed. After a torchrun restart, the likely cause is torchrun's shared
+    rendezvous store still holding the failed attempt's addresses."""
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+    hint = None
+    if restarted and os.environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+        hint = ("torchrun's shared store keeps the addresses of the failed attempt: start torchrun with "
+                "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment")
+    return TrainingError(f"rank {os.environ.get('RANK')} could not join the other processes ({_first_line(exc)})",
+                         hint=hint)
 
 
 def leave_together(ctx: DistributedContext) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import torch
 from darknet_py.train.state import state_path
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
 from helpers.torchrun import Agents, c10d_agent, free_port, standalone
-from helpers.train_runs import weights_arrays
+from helpers.train_runs import train_command, train_env, weights_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +136,42 @@ def test_torchrun_restart_resumes_from_last_to_the_uninterrupted_final(dataset, 
     assert "torchrun restart 1: resuming from " in printed
     assert "tiny_last.weights (iteration 4, saved by this run)" in printed
     assert (root / "backup" / "tiny_final.weights").read_bytes() == uninterrupted
+
+
+def _as_torchrun_process(root: Path, restart: int, run_id: str, *args: str):
+    """One training process with the environment torchrun gives a run of one process (no process group)."""
+    env = dict(train_env(), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", TORCHELASTIC_RUN_ID=run_id,
+               TORCHELASTIC_RESTART_COUNT=str(restart))
+    return subprocess.run(train_command(*ARGS, *args), cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_restart_resumes_only_this_runs_last_with_the_same_number_of_processes(dataset, tmp_path):
+    root = tmp_path
+    write_tiny_data(root, dataset, savelast=2)
+    (root / "tiny.cfg").write_text(tiny_cfg(max_batches=4, burn_in=0))
+    first = _as_torchrun_process(root, 0, "job", "--max-batches", "4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _saved_iteration(root) == 4
+
+    resumed = _as_torchrun_process(root, 1, "job", "--max-batches", "6")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "torchrun restart 1: resuming from " in resumed.stdout
+    assert "tiny_last.weights (iteration 4, saved by this run)" in resumed.stdout
+    assert [line.split(":")[0].strip() for line in resumed.stdout.splitlines() if " avg loss, " in line] == ["5", "6"]
+
+    last = root / "backup" / "tiny_last.weights"
+    state = torch.load(state_path(last), weights_only=True)
+    assert state["launch"] == {"run_id": "job", "world_size": 1}
+    state["launch"]["world_size"] = 2
+    torch.save(state, state_path(last))
+    refused = _as_torchrun_process(root, 1, "job", "--max-batches", "8")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"darknet_py: error: {last}: torchrun restarted the run with 1 process(es) but "
+                                     "this file was saved by it with 2: "), refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    other = _as_torchrun_process(root, 1, "another-job", "--max-batches", "2")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert f"torchrun restart 1: {last} is not from this run" in other.stdout
+    assert " 1: " in other.stdout                                               # from the cfg's initialisation
