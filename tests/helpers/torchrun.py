@@ -48,11 +48,13 @@ def standalone(*train_args: str, nproc: int = 2) -> list[str]:
 
 
 class Agents:
-    """Start ``commands`` together in ``cwd`` (stdout to files there, stderr read by the test); with
-    ``pause``, every training process parks at that pause point (``name:text``) until released."""
+    """Start ``commands`` together in ``cwd`` (stdout to files there, stderr read by the test), with ``env``
+    added to the tests' training environment; with ``pause``, every training process parks at that pause
+    point (``name:text``) until released."""
 
-    def __init__(self, cwd: Path, commands: list[list[str]], pause: Optional[str] = None):
-        env = dict(train_env(), **FRESH_STORE, **({PAUSE_VARIABLE: pause} if pause else {}))
+    def __init__(self, cwd: Path, commands: list[list[str]], pause: Optional[str] = None,
+                 env: Optional[dict] = None):
+        env = dict(train_env(), **(env or {}), **({PAUSE_VARIABLE: pause} if pause else {}))
         self.stdout = [cwd / f"agent{k}.out" for k in range(len(commands))]
         self.err = ["" for _ in commands]
         self.processes = []

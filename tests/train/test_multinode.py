@@ -18,7 +18,7 @@ import torch
 
 from darknet_py.train.state import state_path
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
-from helpers.torchrun import Agents, c10d_agent, free_port, standalone
+from helpers.torchrun import FRESH_STORE, Agents, c10d_agent, free_port, standalone
 from helpers.train_runs import train_command, train_env, weights_arrays
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_torchrun_restart_resumes_from_last_to_the_uninterrupted_final(dataset, 
     root = _folder(tmp_path, dataset)
     port = free_port()
     commands = [c10d_agent(port, *ARGS, max_restarts=1), c10d_agent(port, *ARGS, max_restarts=1)]
-    with Agents(root, commands, pause="update:iteration=6;rank=1;") as agents:
+    with Agents(root, commands, pause="update:iteration=6;rank=1;", env=FRESH_STORE) as agents:
         _, pid = agents.wait_for_pause()
         os.kill(pid, signal.SIGKILL)
         status = agents.finish(timeout=300)
