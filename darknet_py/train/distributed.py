@@ -31,10 +31,16 @@ applies the single-process update to identical weights. The printed loss is aver
 Consequences for a Darknet user: with N GPUs an iteration is still B images (Darknet: N·B), `seen` grows by
 B per iteration and the learning rate is not multiplied by N, so a cfg trains the same on 1 or N GPUs.
 
-Batch-norm running statistics (not optimised) are averaged across ranks after each iteration so the copies
+Batch-norm running statistics (not optimised) are averaged across ranks with the gradients, so the copies
 stay identical; in one process they are a sequential EMA over the S micro-batches, so with BN they differ
 from the single-process values by that ordering (the learned weights do not depend on them). Only rank 0
-logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see :func:`torchrun_command`).
+logs and writes files. `-gpus 0,1` relaunches the command under torchrun (see :func:`torchrun_command`); on
+several machines, one torchrun per machine runs the same command (README, "Multi-node training").
+
+The ranks exchange data twice per iteration, each exchange bounded by the collective timeout: everything of
+the update (gradients, BN statistics, loss) before any of it is applied (:func:`synchronize_update`), and the
+stop check at its end (:func:`any_rank`). A failed exchange is a :class:`CollectiveError`, which
+:mod:`.lost_peer` turns into a saved `_last` and one line; :mod:`.elastic` resumes a torchrun restart.
 """
 from __future__ import annotations
 
