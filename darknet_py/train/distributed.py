@@ -63,14 +63,15 @@ MAP_PASS_TIMEOUT = 24 * 3600.0         # seconds the other ranks wait for rank 0
                                        # is still noticed at once: its connections close)
 
 
-class CollectiveError(Exception):
+class CollectiveError(TrainingError):
     """An exchange with the other ranks failed: a peer died (its connections closed) or hangs (the collective
-    timeout passed). :mod:`.lost_peer` turns it into one line and a saved ``_last``."""
+    timeout passed). In training :mod:`.lost_peer` turns it into one line and a saved ``_last``; before (the
+    restart check) it is the error itself."""
 
     def __init__(self, what: str, cause: BaseException):
-        super().__init__(what)
         self.what = what
         self.reason = _first_line(cause)
+        super().__init__(f"{what} with the other processes failed ({self.reason})")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -149,7 +150,10 @@ def leave_together(ctx: DistributedContext) -> None:
     at interpreter exit, "terminate called without an active exception"). Not on a failure: a rank that
     raised must exit at once, so that torchrun stops the others instead of this rank waiting for them."""
     if ctx.enabled and dist.is_initialized():
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError:       # a peer lost after the run was complete and saved: nothing is lost
+            pass
 
 
 def shutdown(ctx: DistributedContext) -> None:
@@ -238,6 +242,27 @@ def any_rank(flag: bool, ctx: DistributedContext, device: torch.device, patient:
     _all_reduce(tensor, dist.ReduceOp.MAX, "the end-of-iteration all-reduce",
                 group=ctx.patient_group if patient else None)
     return bool(tensor.item())
+
+
+def max_over_ranks(value: int, ctx: DistributedContext, what: str) -> int:
+    """The largest of the ranks' ``value`` (waiting as patiently as for a -map pass)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value])
+    _all_reduce(tensor, dist.ReduceOp.MAX, what, group=ctx.patient_group)
+    return int(tensor.item())
+
+
+def broadcast_from_main(value, ctx: DistributedContext, what: str):
+    """Rank 0's ``value`` (any picklable object; the others pass None) on every rank."""
+    if not ctx.enabled:
+        return value
+    shared = [value]
+    try:
+        dist.broadcast_object_list(shared, src=0, group=ctx.patient_group)
+    except RuntimeError as exc:
+        raise CollectiveError(what, exc) from exc
+    return shared[0]
 
 
 def _all_reduce(tensor: torch.Tensor, op, what: str, group=None) -> None:

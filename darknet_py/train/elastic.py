@@ -20,12 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional
 
-import torch
-import torch.distributed as dist
-
 from ..errors import UsageError
 from .checkpoints import BackupRule, file_digest
-from .distributed import DistributedContext
+from .distributed import DistributedContext, broadcast_from_main, max_over_ranks
 from .state import load_training_state, state_path
 
 RESTART_VARIABLE = "TORCHELASTIC_RESTART_COUNT"
@@ -46,11 +43,7 @@ def resumed_after_restart(opts, ctx: DistributedContext, rule: BackupRule, say=p
         yield opts
         return
     found = _resume_source(opts, ctx, rule, restart) if ctx.is_main else None
-    if ctx.enabled:
-        shared = [found]
-        dist.broadcast_object_list(shared, src=0, group=ctx.patient_group)
-        found = shared[0]
-    refusal, note, weights, state = found
+    refusal, note, weights, state = broadcast_from_main(found, ctx, "sending the backup to resume from")
     if refusal is not None:
         raise UsageError(refusal, file=str(rule.last_path),
                          hint="restart with the same number of processes, or resume by hand from this file")
@@ -69,12 +62,7 @@ def resumed_after_restart(opts, ctx: DistributedContext, rule: BackupRule, say=p
 
 def _restart_count(ctx: DistributedContext) -> int:
     """The highest restart count of the ranks (0 outside torchrun)."""
-    count = int(os.environ.get(RESTART_VARIABLE, "0") or 0)
-    if not ctx.enabled:
-        return count
-    tensor = torch.tensor([count])
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=ctx.patient_group)
-    return int(tensor.item())
+    return max_over_ranks(int(os.environ.get(RESTART_VARIABLE, "0") or 0), ctx, "the restart check")
 
 
 def _resume_source(opts, ctx: DistributedContext, rule: BackupRule, restart: int

@@ -80,13 +80,17 @@ class Agents:
                 if pipe is not None and not pipe.closed:
                     pipe.close()
 
-    def wait_for_pause(self) -> tuple[int, int]:
-        """Read the agents' stderr until a training process says it is parked: (agent index, its pid)."""
+    def wait_for_pause(self, timeout: float = 300) -> tuple[int, int]:
+        """Read the agents' stderr until a training process says it is parked: (agent index, its pid). Gives
+        up when the agents end, or write nothing for ``timeout`` seconds (a bound, not a measurement)."""
         with selectors.DefaultSelector() as selector:
             for k, process in enumerate(self.processes):
                 selector.register(process.stderr, selectors.EVENT_READ, k)
             while selector.get_map():
-                for key, _ in selector.select():
+                ready = selector.select(timeout)
+                if not ready:
+                    break
+                for key, _ in ready:
                     line = key.fileobj.readline()
                     if not line:
                         selector.unregister(key.fileobj)
