@@ -114,13 +114,16 @@ def init_distributed(device: torch.device, collective_timeout: float = DEFAULT_C
 
     ``collective_timeout`` (seconds) bounds every wait for the other processes, so a peer that hangs is
     noticed (a peer that dies is noticed at once: its connections close). NCCL raises a timeout in the
-    waiting thread only with ``TORCH_NCCL_BLOCKING_WAIT=1`` (otherwise its watchdog kills the process before
-    anything is saved), so it is set unless the user set it."""
+    waiting thread only with ``TORCH_NCCL_BLOCKING_WAIT=1``, and its watchdog must abort the communicator
+    without ending the process (``TORCH_NCCL_ASYNC_ERROR_HANDLING=2``; torchrun sets 1, which kills the
+    process before anything is saved): both are set unless the user chose otherwise. (Untested on GPUs.)"""
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return DistributedContext()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl":
         os.environ.setdefault("TORCH_NCCL_BLOCKING_WAIT", "1")
+        if os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1") == "1":
+            os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "2"
     try:
         if not dist.is_initialized():
             dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=collective_timeout))

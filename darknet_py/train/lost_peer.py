@@ -77,9 +77,10 @@ def stop_after_lost_peer(s: Session, run: RunState, start: Optional[IterationSta
         iteration = run.iteration
     if s.main:
         saved = _save(s, run)
+    elif run.counters.last_last > run.started_at:
+        saved = f"only rank 0 writes: its last backup is {s.rule.last_path} (iteration {run.counters.last_last})"
     else:
-        saved = f"only rank 0 writes: its last backup is {s.rule.last_path}" + (
-            f" (iteration {run.counters.last_last})" if run.counters.last_last > run.started_at else "")
+        saved = f"only rank 0 writes, and it wrote no {s.rule.last_path.name} in this run"
     return LostPeerError(f"rank {s.ctx.rank} of {s.ctx.world_size} lost {_peers(s)} in {failed.what} of "
                          f"iteration {iteration} ({failed.reason}); {saved}")
 
