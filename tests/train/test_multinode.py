@@ -181,3 +181,12 @@ def test_restart_resumes_only_this_runs_last_with_the_same_number_of_processes(d
     assert other.returncode == 0, other.stderr[-3000:]
     assert f"torchrun restart 1: {last} is not from this run" in other.stdout
     assert " 1: " in other.stdout                                               # from the cfg's initialisation
+
+
+def test_collective_timeout_flag_defaults_to_the_training_default():
+    """The command module cannot import torch (fast --help), so it repeats the number."""
+    from darknet_py.commands.train import train
+    from darknet_py.train.distributed import DEFAULT_COLLECTIVE_TIMEOUT
+
+    option = next(p for p in train.params if p.name == "collective_timeout")
+    assert option.default == DEFAULT_COLLECTIVE_TIMEOUT
