@@ -176,6 +176,9 @@ def test_restart_resumes_only_this_runs_last_with_the_same_number_of_processes(d
     assert refused.stderr.startswith(f"darknet_py: error: {last}: torchrun restarted the run with 1 process(es) but "
                                      "this file was saved by it with 2: "), refused.stderr
     assert "Traceback" not in refused.stderr
+    shared = _as_torchrun_process(root, 1, "job", "--max-batches", "8", "--global-batch")  # no -gpus semantics
+    assert shared.returncode == 0, shared.stderr[-3000:]
+    assert "tiny_last.weights (iteration 6, saved by this run)" in shared.stdout
 
     other = _as_torchrun_process(root, 1, "another-job", "--max-batches", "2")
     assert other.returncode == 0, other.stderr[-3000:]
