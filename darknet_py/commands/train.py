@@ -30,6 +30,10 @@ COMMANDS: list = []
 @click.option("--global-batch", "global_batch", is_flag=True,
               help="With several processes: share one batch of B images per iteration between them (the "
                    "single-process update) instead of Darknet's -gpus semantics.")
+@click.option("--collective-timeout", "collective_timeout", type=click.FloatRange(min=1), default=600,
+              show_default=True, metavar="SECONDS",
+              help="With several processes (torchrun, -gpus): how long a process waits for the others before "
+                   "it stops as having lost one (rank 0 then saves _last.weights).")
 @click.option("-mAP_epochs", "map_epochs", type=int, default=4, show_default=True,
               help="-map period in epochs of the train list (at least 100 iterations).")
 @click.option("-thresh", "thresh", type=float, default=0.25, show_default=True, help="-map detection threshold.")
@@ -57,13 +61,15 @@ COMMANDS: list = []
 @click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
 def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
           gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
-          chart_path: Optional[str], show_imgs: bool, global_batch: bool, device: Optional[str],
+          chart_path: Optional[str], show_imgs: bool, global_batch: bool, collective_timeout: float,
+          device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..data.loader import default_workers
     from ..train.loop import train_network
+    from ..train.lost_peer import LostPeerError
     from ..train.session import TrainOptions
     from .check import fast_check_before_training
 
@@ -86,8 +92,13 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
         workers=default_workers(device) if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
-        show_imgs_dir="." if show_imgs else None, global_batch=global_batch)
-    outcome = train_network(options, parsed)
+        show_imgs_dir="." if show_imgs else None, global_batch=global_batch, collective_timeout=collective_timeout)
+    try:
+        outcome = train_network(options, parsed)
+    except LostPeerError as exc:
+        # the process group is broken: tearing it down at interpreter exit may abort or wait on the lost
+        # peer, so the error is printed here and the process ends at once
+        _exit_now(f"darknet_py: error: {exc}", 1)
     if outcome.stopped_by is not None:      # not finished: exit 128 + signal, so `&&` and schedulers see it
         click.echo(f"darknet_py: stopped by {outcome.stopped_by} at iteration {outcome.iteration}; "
                    f"resume from {outcome.weights}", err=True)
@@ -96,9 +107,15 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         # The run is complete and saved, and the process group is gone. A torchrun rank then sometimes
         # aborted in gloo's C++ teardown while the interpreter finalised ("terminate called without an active
         # exception", exit -6), and torchrun reported the whole run as failed: end the rank here instead.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_now(None, 0)
+
+
+def _exit_now(message: Optional[str], status: int) -> None:
+    if message is not None:
+        print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _argv_without_gpus(argv: list[str]) -> list[str]:

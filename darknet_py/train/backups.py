@@ -9,6 +9,7 @@ import cv2
 
 from . import state as train_state
 from .checkpoints import save_backup, weights_header
+from .elastic import launch_record
 from .session import Session
 from .state import RunState
 
@@ -30,7 +31,7 @@ def save(s: Session, run: RunState, path: Path, kind: str) -> Path:
 def save_state(s: Session, run: RunState, weights: Path) -> None:
     """The side file of the rolling checkpoint ``weights``, bound to the digest of its last write."""
     if s.main:
-        state = train_state.training_state_dict(s.resumable_parts(run))
+        state = dict(train_state.training_state_dict(s.resumable_parts(run)), launch=launch_record(s.ctx))
         train_state.save_training_state(train_state.state_path(weights), state, s.last_digest)
 
 

@@ -30,7 +30,8 @@ from ..faults import pause_point
 from .backups import save, save_chart
 from .checkpoints import BackupCounters, due_backups
 from .chart import TrainingChart
-from .distributed import all_reduce_mean, any_rank, average_batchnorm_statistics, leave_together
+from .distributed import CollectiveError, any_rank, leave_together, synchronize_update
+from .lost_peer import IterationStart, stop_after_lost_peer
 from .map_pass import map_due, map_pass, next_map
 from .precision import amp_dtype
 from .progress import TrainingConsole, remaining_hours, smooth_hours
@@ -60,54 +61,68 @@ def train_network(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> TrainOu
     net = s.cfg.net
     run = _started_or_closed(s)
     stopped_by = None
+    start = None
     with StopSignals() as stop:
         try:
-            while run.iteration < net.max_batches:
-                size = s.multiscale.next_size(run.iteration) if s.multiscale is not None else None
-                if size is not None:
-                    resize(s, run, *size)
-                    say_resized(s, *size)
-                started = time.time()
-                batch = s.loader.next_batch()
-                load_seconds = time.time() - started
-                if s.main:
-                    s.console.loaded(load_seconds, run.avg_loss)
-                    show_imgs(s, run, batch)
-                started = time.time()
-                seen = run.seen
-                result = _train_step(s, run, batch)
-                loss, layer_costs = _reduced_loss(s, result)
-                check_finite(s, loss, layer_costs, run.iteration + 1, batch, run.started_at)
-                average_batchnorm_statistics(s.network, s.ctx)
-                run.iteration += s.iterations_per_update
-                _after_update(s, run)
-                # Darknet's seen counts every image of the update, whichever process trained it
-                run.seen = seen + net.images_per_update * s.iterations_per_update
-                run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
-                run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
-                seconds = time.time() - started
-                if s.main:
-                    report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run))
-                run.avg_time = smooth_hours(run.avg_time, remaining_hours(net.max_batches, run.iteration, seconds,
-                                                                        load_seconds))
-                run.chart.add_loss(run.iteration, run.avg_loss)
-                if s.main and run.iteration % 100 == 0:
-                    save_chart(s, run)
-                evaluate = map_due(s, run)
-                if evaluate:
-                    run.last_map_iteration = run.iteration    # the backups below already know the mAP is done
-                saved = [save(s, run, path, kind) for kind, path in due_backups(s.rule, run.counters, run.iteration)]
-                if evaluate:
-                    map_pass(s, run, saved)
-                pause_point("iteration", f"iteration={run.iteration};")  # tests: logged and saved, not stopped
-                if any_rank(stop.received is not None, s.ctx, s.device):
-                    stopped_by = stop.received or "SIGTERM"
-                    break
+            try:
+                while run.iteration < net.max_batches:
+                    start = IterationStart.capture(s, run)
+                    stopped_by = _iteration(s, run, stop)
+                    if stopped_by is not None:
+                        break
+            except CollectiveError as failed:
+                raise stop_after_lost_peer(s, run, start, failed) from None
             written = _finish(s, run, stopped_by)
             leave_together(s.ctx)
         finally:
             close_session(s)
     return TrainOutcome(run.iteration, stopped_by, written, run.best_map)
+
+
+def _iteration(s: Session, run: RunState, stop: StopSignals) -> Optional[str]:
+    """One iteration of Darknet's loop; the signal that stops the run after it, if any."""
+    net = s.cfg.net
+    size = s.multiscale.next_size(run.iteration) if s.multiscale is not None else None
+    if size is not None:
+        resize(s, run, *size)
+        say_resized(s, *size)
+    started = time.time()
+    batch = s.loader.next_batch()
+    load_seconds = time.time() - started
+    if s.main:
+        s.console.loaded(load_seconds, run.avg_loss)
+        show_imgs(s, run, batch)
+    started = time.time()
+    seen = run.seen
+    pause_point("update", f"iteration={run.iteration + s.iterations_per_update};rank={s.ctx.rank};")  # tests
+    result = _train_step(s, run, batch)
+    loss, layer_costs = result.loss, [sum(costs) for costs in zip(*result.layer_costs)]   # the ranks' mean
+    check_finite(s, loss, layer_costs, run.iteration + 1, batch, run.started_at)
+    run.iteration += s.iterations_per_update
+    _after_update(s, run)
+    # Darknet's seen counts every image of the update, whichever process trained it
+    run.seen = seen + net.images_per_update * s.iterations_per_update
+    run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
+    run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
+    seconds = time.time() - started
+    if s.main:
+        report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run))
+    run.avg_time = smooth_hours(run.avg_time, remaining_hours(net.max_batches, run.iteration, seconds,
+                                                            load_seconds))
+    run.chart.add_loss(run.iteration, run.avg_loss)
+    if s.main and run.iteration % 100 == 0:
+        save_chart(s, run)
+    evaluate = map_due(s, run)
+    if evaluate:
+        run.last_map_iteration = run.iteration    # the backups below already know the mAP is done
+    saved = [save(s, run, path, kind) for kind, path in due_backups(s.rule, run.counters, run.iteration)]
+    if evaluate:
+        map_pass(s, run, saved)
+    # tests: logged and saved, not stopped
+    pause_point("iteration", f"iteration={run.iteration};rank={s.ctx.rank};")
+    if any_rank(stop.received is not None, s.ctx, s.device, patient=evaluate):
+        return stop.received or "SIGTERM"
+    return None
 
 
 def _started_or_closed(s: Session) -> RunState:
@@ -163,14 +178,9 @@ def _finish(s: Session, run: RunState, stopped_by: Optional[str]) -> Path:
 def _train_step(s: Session, run: RunState, batch):
     with torch.autocast(s.device.type, dtype=amp_dtype(s.device), enabled=s.opts.amp):
         return train_network_step(s.network, s.optimizer, batch.images, batch.truth, iteration=run.iteration,
-                                  device=s.device, rng=s.rate_rng, tf32=s.opts.tf32)
-
-
-def _reduced_loss(s: Session, result) -> tuple[float, list[float]]:
-    """The iteration's loss and each yolo layer's summed cost, averaged over the ranks."""
-    per_layer = [sum(costs) for costs in zip(*result.layer_costs)]
-    values = all_reduce_mean([result.loss, *per_layer], s.ctx, s.device)
-    return values[0], values[1:]
+                                  device=s.device, rng=s.rate_rng, tf32=s.opts.tf32,
+                                  synchronize=lambda result: synchronize_update(s.network, result, s.ctx,
+                                                                                s.device))
 
 
 def _after_update(s: Session, run: RunState) -> None:

@@ -26,8 +26,9 @@ from ..weights import load_pt, load_weights
 from ..weights_check import warn_non_finite
 from . import state as train_state
 from .checkpoints import BackupRule, file_digest, make_backup_rule
-from .distributed import (DistributedContext, darknet_gpus_net, darknet_gpus_plan, init_distributed,
-                          install_gradient_all_reduce, rank_net_options, shard_plan, shutdown)
+from .distributed import (DEFAULT_COLLECTIVE_TIMEOUT, DistributedContext, darknet_gpus_net, darknet_gpus_plan,
+                          init_distributed, rank_net_options, shard_plan, shutdown)
+from .elastic import resumed_after_restart
 from .ema import ConvolutionEma, make_ema
 from .lock import BackupLock
 from .multiscale import Multiscale, multiscale_options
@@ -61,6 +62,7 @@ class TrainOptions:
     chart_background: Optional[str] = None # AB -chart PATH: draw on the chart picture of an earlier run
     show_imgs_dir: Optional[str] = None    # AB -show_imgs: save the augmented pictures (aug_*.jpg) here
     global_batch: bool = False             # several processes share one batch instead of Darknet's -gpus
+    collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT   # seconds the ranks wait for each other
 
 
 @dataclass
@@ -136,7 +138,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     pre-training check's), else it is parsed here."""
     device = torch.device(opts.device)
     set_precision(opts.tf32)
-    ctx = init_distributed(device)
+    ctx = init_distributed(device, opts.collective_timeout)
     data = parse_data(opts.data_file, flavor=opts.flavor)
     cfg = training_cfg(cfg if cfg is not None else parse_cfg(opts.cfg_file, flavor=opts.flavor), opts, ctx)
     net = cfg.net
@@ -148,16 +150,17 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     network = Network(cfg).to(device)
     if opts.amp:
         yolo_in_float32(network)
-    saved = load_start_weights(network, opts, say=print if ctx.is_main else silent)
+    rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
+                            data.savelast)
+    say = print if ctx.is_main else silent
+    with resumed_after_restart(opts, ctx, rule, say) as opts:       # torchrun --max-restarts: from our _last
+        saved = load_start_weights(network, opts, say=say)
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
-    install_gradient_all_reduce(optimizer, ctx)
     darknet_gpus = _darknet_gpus(opts, ctx)
     plan = (darknet_gpus_plan if darknet_gpus else shard_plan)(net.mini_batch, net.subdivisions, ctx)
     if ctx.enabled and not darknet_gpus:
         network.net_options = rank_net_options(net, plan)      # this rank trains its share of each iteration
-    rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
-                            data.savelast)
     log_path = Path(opts.log_file) if opts.log_file else rule.directory / f"{rule.base}_train.jsonl"
     sizes = multiscale_options(cfg)
     multiscale = Multiscale(sizes, np.random.default_rng([opts.seed, MULTISCALE_STREAM])) if sizes.enabled else None

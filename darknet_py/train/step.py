@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
 import torch
 
@@ -37,13 +37,16 @@ class StepResult:
 def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Tensor,
                        iteration: Optional[int] = None, device: Union[str, torch.device, None] = None,
                        rng: Optional[UniformSource] = None, keep_deltas: bool = False,
-                       tf32: bool = False) -> StepResult:
+                       tf32: bool = False,
+                       synchronize: Optional[Callable[[StepResult], StepResult]] = None) -> StepResult:
     """Train ``network`` on one iteration: ``images`` (B, C, H, W) RGB in [0, 1] and ``truth``
     (B, max_boxes, 5|6) with B = batch·subdivisions images as Darknet consumes them.
 
     ``iteration``: Darknet's iteration before this update (default ``network.seen // B``); the update uses
     ``rate(iteration + 1)``. ``device``: where to compute (default: where the network's parameters are);
-    images and truth are moved there. ``rng`` feeds ``policy=random``. TF32 stays off unless ``tf32``."""
+    images and truth are moved there. ``rng`` feeds ``policy=random``. TF32 stays off unless ``tf32``.
+    ``synchronize``: called with the iteration's result after the backward passes and before the update
+    (several processes exchange gradients and losses there); the result it returns is returned."""
     net = network.net_options
     mini, subdivisions = net.mini_batch, net.subdivisions
     batch = mini * subdivisions
@@ -72,9 +75,12 @@ def train_network_step(network, optimizer, images: torch.Tensor, truth: torch.Te
                                                keep_deltas))
 
     rate = get_current_rate(net, iteration + 1, rng)
+    result = _result(_read_statistics(per_batch), rate, iteration + 1, batch, mini, yolo_indices)
+    if synchronize is not None:
+        result = synchronize(result)
     optimizer.set_rate(rate, iteration + 1)
     optimizer.step()
-    return _result(_read_statistics(per_batch), rate, iteration + 1, batch, mini, yolo_indices)
+    return result
 
 
 def _read_statistics(per_batch):
