@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 import cv2
@@ -39,7 +38,7 @@ from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import BatchBuffers, DetectionBatch, stack_images, stack_truth
 from .heap import keep_freed_buffers
-from .image import unit_float
+from .image import read_image_file, unit_float
 from .labels import label_path, read_labels
 
 MAX_DRAWS = 1000            # consecutive unreadable draws before giving up on the train list
@@ -125,12 +124,7 @@ class DetectionDataset(Dataset):
         """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
         (the values of :func:`~darknet_py.data.image.load_image`). pjreddie always loads 3 channels."""
         grey = self.options.channels == 1 and self.options.flavor.alexeyab   # pjreddie loads 3 channels
-        data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-        if data is None:
-            raise ImageError("image file not found", file=path)
-        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) if data.size else None
-        if pixels is None:
-            raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+        pixels = read_image_file(path, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB)
         if self.options.takes_decoded_u8:
             return pixels
         return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))
