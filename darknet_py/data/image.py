@@ -33,7 +33,11 @@ def decode_image_file(path: str | Path, flag: int = cv2.IMREAD_COLOR) -> tuple[n
     pixels = cv2.imread(path, flag)
     if pixels is None:
         raise ImageError("cannot decode image (corrupt or not an image)", file=path)
-    if truncated_jpeg(path):
+    try:
+        truncated = truncated_jpeg(path)
+    except OSError as exc:     # removed or replaced since cv2.imread read it
+        raise ImageError(f"cannot read image: {exc.strerror or exc}", file=path) from None
+    if truncated:
         return pixels, ("JPEG data ends before the image does (libjpeg: Premature end of JPEG file); decoded "
                         "as Darknet decodes it, the missing part filled by libjpeg")
     return pixels, None

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import DataFileError, DarknetError, ImageError, warn
+from ..errors import DataFileError, DarknetError, ImageError, LabelError, warn
 from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import BatchBuffers, DetectionBatch, stack_images, stack_truth
@@ -108,14 +108,18 @@ class DetectionDataset(Dataset):
             path = self.paths[int(rng.integers(len(self.paths)))]
             if path in self._bad:
                 continue
+            labels = label_path(path, self.options.flavor)
             try:
                 pixels = self._decode(path)
-            except ImageError as exc:
-                warn(f"{exc}; skipped during training, another image is drawn instead")
+                records = read_labels(labels, self.options.flavor)
+            except (ImageError, LabelError) as exc:
+                # a file deleted or spoiled while the run trains (the pre-training check saw it whole): the
+                # run goes on without it; pjreddie aborts on a missing label file and loses the progress
+                warn(f"{exc.message}; skipped during training, another image is drawn instead", file=exc.file,
+                     line=exc.line)
                 self._bad.add(path)
                 continue
-            labels = label_path(path, self.options.flavor)
-            return Sample(path, pixels, read_labels(labels, self.options.flavor), labels)
+            return Sample(path, pixels, records, labels)
         raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
                             f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})",
                             file=self.source)

@@ -31,7 +31,8 @@ def save_state(s: Session, run: RunState, weights: Path) -> None:
     """The side file of the rolling checkpoint ``weights``, bound to the digest of its last write."""
     if s.main:
         state = train_state.training_state_dict(s.resumable_parts(run))
-        train_state.save_training_state(train_state.state_path(weights), state, s.last_digest)
+        train_state.save_training_state(train_state.state_path(weights), state, s.last_digest,
+                                        train_state.run_record(s.cfg, s.flavor))
 
 
 def save_chart(s: Session, run: RunState) -> None:

@@ -18,7 +18,7 @@ from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
 from ..data.rand import GlibcRandom
-from ..errors import DataFileError, UsageError
+from ..errors import DataFileError, UsageError, WeightsError
 from ..flavor import flavor_of
 from ..network import Network, check_memory, parse_cfg
 from ..weights import load_pt, load_weights
@@ -147,7 +147,8 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     network = Network(cfg).to(device)
     if opts.amp:
         yolo_in_float32(network)
-    saved = load_start_weights(network, opts, say=print if ctx.is_main else silent)
+    saved = load_start_weights(network, opts, train_state.run_record(cfg, flavor_of(opts.flavor)),
+                               say=print if ctx.is_main else silent)
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     install_gradient_all_reduce(optimizer, ctx)
@@ -239,16 +240,20 @@ def _check_map_inputs(data: DataConfig, cfg: CfgModel) -> None:
                             file=str(data.resolve("names")))
 
 
-def load_start_weights(network: Network, opts: TrainOptions, say=print) -> Optional[dict]:
+def load_start_weights(network: Network, opts: TrainOptions, record: dict, say=print) -> Optional[dict]:
     """Load WEIGHTS (a full model, a backbone prefix, or a .pt) and return the full-state side file that was
-    saved with exactly these weights, if any. `-clear` starts from iteration 0 with fresh state."""
+    saved with exactly these weights by a run ``record`` (:func:`.state.run_record`) can continue, if any.
+    `-clear` starts from iteration 0 with fresh state."""
     if opts.weights is None:
         return None
     say(f"Loading weights from {opts.weights}...", flush=True)
     if str(opts.weights).endswith(".pt"):
         load_pt(network, opts.weights)
     else:
-        report = load_weights(network, opts.weights)
+        try:
+            report = load_weights(network, opts.weights)
+        except WeightsError as exc:
+            raise train_state.explain_weights_mismatch(exc, opts.weights, record) from None
         if report.partial:
             say(f" loaded {report.layers_loaded} of {report.layers_total} layers with parameters "
                 "(a backbone: the others keep their random initialisation)")
@@ -257,4 +262,5 @@ def load_start_weights(network: Network, opts: TrainOptions, say=print) -> Optio
     if opts.clear:
         network.seen = 0
         return None
-    return train_state.load_training_state(train_state.state_path(opts.weights), file_digest(opts.weights))
+    return train_state.load_training_state(train_state.state_path(opts.weights), file_digest(opts.weights),
+                                           record, say)
