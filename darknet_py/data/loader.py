@@ -87,7 +87,7 @@ class DetectionDataset(Dataset):
         self.options = options
         self.seed, self.rank, self.batch = int(seed), int(rank), int(batch)
         self.loader_threads = loader_threads or (6 if options.decodes_u8 else 64)
-        self._bad: set[str] = set()
+        self._bad: dict[str, str] = {}       # image path -> why it was left out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -117,11 +117,11 @@ class DetectionDataset(Dataset):
                 # run goes on without it; pjreddie aborts on a missing label file and loses the progress
                 warn(f"{exc.message}; skipped during training, another image is drawn instead", file=exc.file,
                      line=exc.line)
-                self._bad.add(path)
+                self._bad[path] = str(exc).split("\n")[0]
                 continue
             return Sample(path, pixels, records, labels)
         raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
-                            f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})",
+                            f"({len(self._bad)} unreadable images seen, e.g. {next(iter(self._bad.values()), '')})",
                             file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:

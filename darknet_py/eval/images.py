@@ -2,6 +2,7 @@
 decoded ahead of the network by :mod:`~darknet_py.eval.inference`)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import Optional
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..data.labels import label_path, read_labels, read_list
-from ..errors import LabelError
+from ..errors import LabelError, warn
 from ..flavor import AB, Flavor
 
 
@@ -18,7 +19,12 @@ def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     recall use `data/train.txt`; training `-map` passes the `train` value)."""
     if "valid" not in data.lines:
         data = replace(data, valid=default)
-    return read_list(data.resolve("valid"))
+    paths = read_list(data.resolve("valid"))
+    repeated = [path for path, count in Counter(paths).items() if count > 1]
+    if repeated:
+        warn(f"{len(repeated)} image(s) listed more than once (first: {repeated[0]}): each entry is detected "
+             "and its boxes counted again, as in Darknet", file=str(data.resolve("valid")))
+    return paths
 
 
 def read_truth(image_path: str, classes: int, flavor: Flavor | str = AB) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..atomic_write import write_atomically
+from ..errors import DataFileError
 from ..flavor import Flavor, flavor_of
 from .coco import COCO_IDS, coco_bbox
 from .detect import detector_classes, uses_letter_box
@@ -117,8 +118,7 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     classes = detector_classes(network)
     kind = data.eval
     prefix = outfile or DEFAULT_PREFIX[kind]
-    results = Path(data.results)
-    results.mkdir(parents=True, exist_ok=True)   # Darknet would crash on a missing directory
+    results = results_folder(data)
     per_class: dict[int, list[str]] = {c: [] for c in range(classes)}
     lines: list[str] = []
     start = time.time()
@@ -140,6 +140,21 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     else:
         written = [_write(results / f"{prefix}.txt", "".join(lines))]
     return ValidOutput(tuple(written), len(paths), time.time() - start)
+
+
+def results_folder(data: DataConfig) -> Path:
+    """The `.data` file's `results` folder, made if missing (Darknet would crash on a missing one); one
+    error naming the `.data` line before any work when it cannot be (a file in the way, no permission)."""
+    results = Path(data.results)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataFileError(f"results={data.results}: a file is in the way: detector valid writes its result "
+                            "files into this folder", file=data.file, line=data.lines.get("results")) from None
+    except OSError as exc:
+        raise DataFileError(f"results={data.results}: the folder cannot be made ({exc.strerror or exc})",
+                            file=data.file, line=data.lines.get("results")) from None
+    return results
 
 
 def _write(path: Path, text: str) -> str:
