@@ -87,7 +87,7 @@ class DetectionDataset(Dataset):
         self.options = options
         self.seed, self.rank, self.batch = int(seed), int(rank), int(batch)
         self.loader_threads = loader_threads or (6 if options.decodes_u8 else 64)
-        self._bad: dict[str, str] = {}       # image path -> why it was left out
+        self._bad: dict[str, DarknetError] = {}     # image path -> why it was left out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -117,12 +117,20 @@ class DetectionDataset(Dataset):
                 # run goes on without it; pjreddie aborts on a missing label file and loses the progress
                 warn(f"{exc.message}; skipped during training, another image is drawn instead", file=exc.file,
                      line=exc.line)
-                self._bad[path] = str(exc).split("\n")[0]
+                self._bad[path] = exc
                 continue
             return Sample(path, pixels, records, labels)
-        raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
-                            f"({len(self._bad)} unreadable images seen, e.g. {next(iter(self._bad.values()), '')})",
-                            file=self.source)
+        raise self._nothing_readable()
+
+    def _nothing_readable(self) -> DarknetError:
+        """The error when no draw found a readable image: the label files' own error when they are the only
+        problem (pjreddie without label files: the label file and its hint), else one naming the list."""
+        problems = list(self._bad.values())
+        if problems and all(isinstance(p, LabelError) for p in problems):
+            return problems[-1]
+        return DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list ({len(self._bad)} "
+                             f"unreadable images seen, e.g. {str(problems[0]).splitlines()[0] if problems else ''})",
+                             file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:
         """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
