@@ -86,7 +86,7 @@ class RunState:
         self.network.seen = value
 
     def state_dict(self) -> dict:
-        # the key names are the side file's since its first version, so older state files still resume
+        # the key names are the side file's since its first version
         return {"iteration": self.iteration, "seen": self.seen, "width": self.width, "height": self.height,
                 "avg_loss": self.avg_loss, "avg_time": self.avg_time,
                 "mean_average_precision": self.mean_average_precision, "best_map": self.best_map,
@@ -242,8 +242,8 @@ def explain_weights_mismatch(error: DarknetError, weights_path: str | Path, reco
     except Exception:  # no side file, or not one of ours: nothing to add
         return error
     if changes:
-        error.hint = (f"the run that saved these weights trained another cfg: {', '.join(changes)}; "
-                      "train the cfg they were saved with, or cut a backbone with `darknet_py partial` and start from it")
+        error.hint = (f"the run that saved these weights trained another cfg: {', '.join(changes)}; train the "
+                      "cfg they were saved with, or cut a backbone with `darknet_py partial` and start from it")
     return error
 
 

@@ -69,6 +69,10 @@ def test_headers_per_flavor(tmp_path):
     assert (h.major, h.minor, h.revision, h.seen) == (0, 2, 0, 1234)
 
 
+RECORD = {"flavor": "ab", "batch": 8, "width": 64, "height": 64, "classes": [2], "subdivisions": 2,
+          "max_batches": 100}
+
+
 def test_save_backup_is_a_weights_file_with_digest(tmp_path):
     from darknet_py.network import parse_cfg
     from darknet_py.network import Network
@@ -104,10 +108,6 @@ def test_state_round_trip_loads_with_weights_only(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     extra = from_plain(loaded["extra"])
     assert extra["a"].dtype == np.uint32 and extra["a"].tolist() == [0, 1, 2] and extra["b"] == [1, 2.5]
-
-
-RECORD = {"flavor": "ab", "batch": 8, "width": 64, "height": 64, "classes": [2], "subdivisions": 2,
-          "max_batches": 100}
 
 
 def test_state_with_other_weights_or_torn_is_ignored(tmp_path):
