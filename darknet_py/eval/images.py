@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -16,15 +17,22 @@ from ..flavor import AB, Flavor
 
 def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     """Image paths of the `.data` file's `valid` list (``default`` when the key is absent: AB's map and
-    recall use `data/train.txt`; training `-map` passes the `train` value)."""
-    if "valid" not in data.lines:
-        data = replace(data, valid=default)
-    paths = read_list(data.resolve("valid"))
+    recall use `data/train.txt`; training `-map` passes the `train` value). An entry listed twice is warned
+    about and kept: Darknet detects it and counts its boxes again."""
+    list_file = valid_list_file(data, default)
+    paths = read_list(list_file)
     repeated = [path for path, count in Counter(paths).items() if count > 1]
     if repeated:
         warn(f"{len(repeated)} image(s) listed more than once (first: {repeated[0]}): each entry is detected "
-             "and its boxes counted again, as in Darknet", file=str(data.resolve("valid")))
+             "and its boxes counted again, as in Darknet", file=str(list_file))
     return paths
+
+
+def valid_list_file(data: DataConfig, default: str = "data/train.list") -> Path:
+    """The list file :func:`valid_list` reads."""
+    if "valid" not in data.lines:
+        data = replace(data, valid=default)
+    return data.resolve("valid")
 
 
 def read_truth(image_path: str, classes: int, flavor: Flavor | str = AB) -> np.ndarray:
