@@ -5,12 +5,14 @@ the same order and with the same probability, its box as corners in pixels of th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from .config.data import parse_data, read_names
+from .data.image import check_bgr_image
 from .device import resolve_device
 from .eval.detect import check_class_names, detector_classes, open_network, uses_letter_box
 from .eval.detections import DetectionArrays
@@ -70,9 +72,12 @@ class Detector:
 
     def predict(self, x: Union[Image, Sequence[Image]]) -> Union[list[Detection], list[list[Detection]]]:
         """Detections of one image (a path, or a BGR uint8 (H, W, 3) array as `cv2.imread` returns), or a
-        list of detection lists for a list of images. A wrong array layout raises ValueError; an unreadable
-        file raises darknet_py.errors.ImageError naming it."""
+        list of detection lists for a list (any iterable) of images. Anything else (None, a number, ...) raises
+        TypeError saying what is accepted, a wrong array layout ValueError; an unreadable file raises
+        darknet_py.errors.ImageError naming it. A path gives what its `cv2.imread` array gives."""
         single = isinstance(x, (str, os.PathLike, np.ndarray))
+        if not single and not isinstance(x, Iterable):
+            check_bgr_image(x)           # None (cv2.imread's answer for an unreadable file), a number...: TypeError
         sources = [x] if single else list(x)
         found = [self._detections(item.detections, item.width, item.height)
                  for item in detect_images(self.network, sources, self.thresh, self.nms, self.letter_box,

@@ -18,6 +18,7 @@ import numpy as np
 from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import label_path, label_path_candidates, list_entries
+from ..data.image import decode_image_file
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
 from ..flavor import AB, Flavor, flavor_of
 from .labels import BoxTable, check_dropped, check_label_file, read_label_bytes
@@ -144,20 +145,21 @@ def _existing_images(entries: list[tuple[int, str]], list_file: str, report: Che
 
 def _check_decoding(images: list[str], report: CheckReport) -> None:
     with ThreadPoolExecutor(max_workers=DECODERS) as pool:
-        for image, problem in zip(images, pool.map(_decode_problem, images)):
+        for image, (severity, problem) in zip(images, pool.map(_decode_problem, images)):
             if problem:
-                report.add("image-unreadable", ERROR, problem, ImageError, file=image)
+                report.add("image-unreadable", severity, problem, ImageError, file=image)
 
 
-def _decode_problem(path: str) -> Optional[str]:
+def _decode_problem(path: str) -> tuple[str, Optional[str]]:
+    """(severity, problem) of decoding ``path`` as training does (:func:`decode_image_file`)."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        # a reduced decode still parses the whole stream but skips most of the pixel work
+        _, complaint = decode_image_file(path, cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    except ImageError as exc:
+        return ERROR, exc.message
     except OSError as exc:
-        return f"cannot read image: {exc.strerror or exc}"
-    # A reduced decode still parses the whole stream but skips most of the pixel work.
-    if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_4) is None:
-        return "cannot decode image (corrupt or not an image)"
-    return None
+        return ERROR, f"cannot read image: {exc.strerror or exc}"
+    return WARNING, complaint     # a truncated JPEG: Darknet and training decode what is there
 
 
 def _find_label(image: str, flavor: Flavor, report: CheckReport) -> Optional[str]:

@@ -3,26 +3,59 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import ImageError, warn
+
+JPEG_START, JPEG_SCAN, JPEG_END = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"   # SOI, SOS, EOI markers
+
+
+def read_image_file(path: str | Path, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """The pixels of an image file, decoded as Darknet decodes them (:func:`decode_image_file`), with a
+    warning naming the file when its JPEG data was cut short. The one image reader of every command (test,
+    demo, map, valid, recall, train, check) and of `Detector`."""
+    pixels, complaint = decode_image_file(path, flag)
+    if complaint:
+        warn(complaint, file=str(path))
+    return pixels
+
+
+def decode_image_file(path: str | Path, flag: int = cv2.IMREAD_COLOR) -> tuple[np.ndarray, Optional[str]]:
+    """(pixels, what libjpeg complains about or None): OpenCV's file reader (`cv2.imread`, ``flag`` one of
+    its modes), as Darknet's `load_image`. libjpeg's file source reads a JPEG cut short as far as it goes
+    and fills the rest (printing "Premature end of JPEG file"; Darknet goes on): so does this."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise ImageError("image file not found", file=path)
+    pixels = cv2.imread(path, flag)
+    if pixels is None:
+        raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+    try:
+        truncated = truncated_jpeg(path)
+    except OSError as exc:     # removed or replaced since cv2.imread read it
+        raise ImageError(f"cannot read image: {exc.strerror or exc}", file=path) from None
+    if truncated:
+        return pixels, ("JPEG data ends before the image does (libjpeg: Premature end of JPEG file); decoded "
+                        "as Darknet decodes it, the missing part filled by libjpeg")
+    return pixels, None
+
+
+def truncated_jpeg(path: str | Path) -> bool:
+    """A JPEG file with no end-of-image marker after its last start-of-scan: its image data was cut short
+    (what libjpeg's "Premature end of JPEG file" reports; a marker cannot occur inside scan data)."""
+    with open(path, "rb") as file:
+        data = file.read()
+    return data.startswith(JPEG_START) and data.rfind(JPEG_END) < data.rfind(JPEG_SCAN)
 
 
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Decode an image file to a (C, H, W) float32 array in [0, 1] (RGB, or grey for channels=1)."""
-    path = str(path)
-    if not Path(path).is_file():
-        raise ImageError("image file not found", file=path)
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    data = np.fromfile(path, dtype=np.uint8)
-    pixels = cv2.imdecode(data, flag) if data.size else None
-    if pixels is None:
-        raise ImageError("cannot decode image (corrupt or not an image)", file=path)
     if channels == 1:
-        return (pixels[None].astype(np.float32) / 255.0)
-    return image_from_bgr(pixels)
+        return read_image_file(path, cv2.IMREAD_GRAYSCALE)[None].astype(np.float32) / 255.0
+    return image_from_bgr(read_image_file(path, cv2.IMREAD_COLOR))
 
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:
@@ -39,7 +72,9 @@ def as_float(image: np.ndarray) -> np.ndarray:
 def check_bgr_image(pixels) -> None:
     """ValueError unless ``pixels`` is what `cv2.imread` returns for a colour image: (H, W, 3) BGR uint8."""
     if not isinstance(pixels, np.ndarray):
-        raise ValueError(f"expected an image path or a numpy array, got {type(pixels).__name__}")
+        got = "None (what cv2.imread returns for a file it cannot read)" if pixels is None else type(pixels).__name__
+        raise TypeError(f"expected an image path (str or os.PathLike) or an (H, W, 3) BGR uint8 numpy array as "
+                        f"cv2.imread returns, got {got}")
     shape = tuple(pixels.shape)
     if pixels.ndim != 3 or shape[2] != 3:
         hint = {2: " (2-D grayscale: convert with cv2.cvtColor(x, cv2.COLOR_GRAY2BGR))"}.get(pixels.ndim, "")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 import cv2
@@ -34,12 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import DataFileError, DarknetError, ImageError, warn
+from ..errors import DataFileError, DarknetError, ImageError, LabelError, warn
 from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
 from .batch import BatchBuffers, DetectionBatch, stack_images, stack_truth
 from .heap import keep_freed_buffers
-from .image import unit_float
+from .image import read_image_file, unit_float
 from .labels import label_path, read_labels
 
 MAX_DRAWS = 1000            # consecutive unreadable draws before giving up on the train list
@@ -88,7 +87,7 @@ class DetectionDataset(Dataset):
         self.options = options
         self.seed, self.rank, self.batch = int(seed), int(rank), int(batch)
         self.loader_threads = loader_threads or (6 if options.decodes_u8 else 64)
-        self._bad: set[str] = set()
+        self._bad: dict[str, DarknetError] = {}     # image path -> why it was left out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -109,28 +108,35 @@ class DetectionDataset(Dataset):
             path = self.paths[int(rng.integers(len(self.paths)))]
             if path in self._bad:
                 continue
+            labels = label_path(path, self.options.flavor)
             try:
                 pixels = self._decode(path)
-            except ImageError as exc:
-                warn(f"{exc}; skipped during training, another image is drawn instead")
-                self._bad.add(path)
+                records = read_labels(labels, self.options.flavor)
+            except (ImageError, LabelError) as exc:
+                # a file deleted or spoiled while the run trains (the pre-training check saw it whole): the
+                # run goes on without it; pjreddie aborts on a missing label file and loses the progress
+                warn(f"{exc.message}; skipped during training, another image is drawn instead", file=exc.file,
+                     line=exc.line)
+                self._bad[path] = exc
                 continue
-            labels = label_path(path, self.options.flavor)
-            return Sample(path, pixels, read_labels(labels, self.options.flavor), labels)
-        raise DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list "
-                            f"({len(self._bad)} unreadable images seen, e.g. {sorted(self._bad)[:3]})",
-                            file=self.source)
+            return Sample(path, pixels, records, labels)
+        raise self._nothing_readable()
+
+    def _nothing_readable(self) -> DarknetError:
+        """The error when no draw found a readable image: the label files' own error when they are the only
+        problem (pjreddie without label files: the label file and its hint), else one naming the list."""
+        problems = list(self._bad.values())
+        if problems and all(isinstance(p, LabelError) for p in problems):
+            return problems[-1]
+        return DataFileError(f"no readable image in {MAX_DRAWS} draws from the train list ({len(self._bad)} "
+                             f"unreadable images seen, e.g. {str(problems[0]).splitlines()[0] if problems else ''})",
+                             file=self.source)
 
     def _decode(self, path: str) -> np.ndarray:
         """Pixels as the pipeline wants them: uint8 (H, W[, C]) RGB for OpenCV, float32 (C, H, W) otherwise
         (the values of :func:`~darknet_py.data.image.load_image`). pjreddie always loads 3 channels."""
         grey = self.options.channels == 1 and self.options.flavor.alexeyab   # pjreddie loads 3 channels
-        data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-        if data is None:
-            raise ImageError("image file not found", file=path)
-        pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB) if data.size else None
-        if pixels is None:
-            raise ImageError("cannot decode image (corrupt or not an image)", file=path)
+        pixels = read_image_file(path, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR_RGB)
         if self.options.takes_decoded_u8:
             return pixels
         return unit_float((pixels[:, :, None] if grey else pixels).transpose(2, 0, 1))

@@ -2,6 +2,7 @@
 decoded ahead of the network by :mod:`~darknet_py.eval.inference`)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -10,14 +11,21 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..data.labels import label_path, read_labels, read_list
-from ..errors import LabelError
+from ..errors import LabelError, warn
 from ..flavor import AB, Flavor
 
 
 def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     """Image paths of the `.data` file's `valid` list (``default`` when the key is absent: AB's map and
-    recall use `data/train.txt`; training `-map` passes the `train` value)."""
-    return read_list(valid_list_file(data, default))
+    recall use `data/train.txt`; training `-map` passes the `train` value). An entry listed twice is warned
+    about and kept: Darknet detects it and counts its boxes again."""
+    list_file = valid_list_file(data, default)
+    paths = read_list(list_file)
+    repeated = [path for path, count in Counter(paths).items() if count > 1]
+    if repeated:
+        warn(f"{len(repeated)} image(s) listed more than once (first: {repeated[0]}): each entry is detected "
+             "and its boxes counted again, as in Darknet", file=str(list_file))
+    return paths
 
 
 def valid_list_file(data: DataConfig, default: str = "data/train.list") -> Path:

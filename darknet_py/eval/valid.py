@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config.data import DataConfig
 from ..atomic_write import write_atomically
+from ..errors import DataFileError
 from ..flavor import Flavor, flavor_of
 from ..json_text import json_number
 from ..outputs import refuse_overwriting_inputs
@@ -126,7 +127,7 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     paths = valid_list(data)
     refuse_overwriting_inputs("detector valid", {"image": paths, "valid list": valid_list_file(data)},
                               {"result file": files})
-    Path(data.results).mkdir(parents=True, exist_ok=True)   # Darknet would crash on a missing directory
+    results_folder(data)
     for found in detect_images(network, paths, thresh, nms, letter, batch=batch, relative=False, workers=workers,
                                desc="detector valid"):
         index, path, dets, im_w, im_h = found.index, found.source, found.detections, found.width, found.height
@@ -151,6 +152,21 @@ def result_files(data: DataConfig, names: tuple[str, ...], outfile: Optional[str
     if data.eval == "voc":
         return [results / f"{prefix}{name}.txt" for name in names]
     return [results / f"{prefix}{'.json' if data.eval == 'coco' else '.txt'}"]
+
+
+def results_folder(data: DataConfig) -> Path:
+    """The `.data` file's `results` folder, made if missing (Darknet would crash on a missing one); one
+    error naming the `.data` line before any work when it cannot be (a file in the way, no permission)."""
+    results = Path(data.results)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataFileError(f"results={data.results}: a file is in the way: detector valid writes its result "
+                            "files into this folder", file=data.file, line=data.lines.get("results")) from None
+    except OSError as exc:
+        raise DataFileError(f"results={data.results}: the folder cannot be made ({exc.strerror or exc})",
+                            file=data.file, line=data.lines.get("results")) from None
+    return results
 
 
 def _write(path: Path, text: str) -> str:

@@ -32,7 +32,8 @@ def save_state(s: Session, run: RunState, weights: Path) -> None:
     """The side file of the rolling checkpoint ``weights``, bound to the digest of its last write."""
     if s.main:
         state = dict(train_state.training_state_dict(s.resumable_parts(run)), launch=launch_record(s.ctx))
-        train_state.save_training_state(train_state.state_path(weights), state, s.last_digest)
+        train_state.save_training_state(train_state.state_path(weights), state, s.last_digest,
+                                        train_state.run_record(s.cfg, s.flavor))
 
 
 def save_chart(s: Session, run: RunState) -> None:

@@ -35,14 +35,16 @@ def launch_record(ctx: DistributedContext) -> dict:
 
 
 @contextlib.contextmanager
-def resumed_after_restart(opts, ctx: DistributedContext, rule: BackupRule, say=print) -> Iterator[object]:
+def resumed_after_restart(opts, ctx: DistributedContext, rule: BackupRule, record: dict,
+                          say=print) -> Iterator[object]:
     """``opts`` (TrainOptions), or after a torchrun restart the same options starting from this run's
-    `_last.weights`, for as long as the weights are being loaded."""
+    `_last.weights`, for as long as the weights are being loaded; ``record`` is the run's
+    :func:`~.state.run_record`."""
     restart = _restart_count(ctx)
     if restart == 0:
         yield opts
         return
-    found = _resume_source(opts, ctx, rule, restart) if ctx.is_main else None
+    found = _resume_source(opts, ctx, rule, record, restart) if ctx.is_main else None
     refusal, note, weights, state = broadcast_from_main(found, ctx, "sending the backup to resume from")
     if refusal is not None:
         raise UsageError(refusal, file=str(rule.last_path),
@@ -65,14 +67,14 @@ def _restart_count(ctx: DistributedContext) -> int:
     return max_over_ranks(int(os.environ.get(RESTART_VARIABLE, "0") or 0), ctx, "the restart check")
 
 
-def _resume_source(opts, ctx: DistributedContext, rule: BackupRule, restart: int
+def _resume_source(opts, ctx: DistributedContext, rule: BackupRule, record: dict, restart: int
                    ) -> tuple[Optional[str], str, Optional[bytes], Optional[bytes]]:
     """Rank 0: (refusal, what to say, the weights' bytes, the state's bytes) of this run's `_last`."""
     last, side = rule.last_path, state_path(rule.last_path)
     start = opts.weights or "the cfg's random initialisation"
     if not last.is_file() or not side.is_file():
         return None, f"torchrun restart {restart}: no {last} of this run yet, starting from {start}", None, None
-    state = load_training_state(side, file_digest(last))
+    state = load_training_state(side, file_digest(last), record, say=lambda *a, **k: None)
     launch = (state or {}).get("launch") or {}
     started = _agent_started_at()
     if (state is None or launch.get("run_id") != os.environ.get(RUN_ID_VARIABLE)

@@ -38,7 +38,7 @@ from .progress import TrainingConsole, remaining_hours, smooth_hours
 from .reject_weights import reject_similar_weights, rejection_due
 from .report import announce, check_finite, report_iteration, say_clear_hint, say_resized, show_imgs
 from .session import Session, StopSignals, TrainOptions, close_session, open_session, resize
-from .state import RunState, load_training_state_dict
+from .state import RunState, apply_training_state, state_path
 from .step import train_network_step
 
 __all__ = ["TrainOptions", "TrainOutcome", "train_network"]
@@ -144,7 +144,8 @@ def _start_run(s: Session) -> RunState:
                    last_map_iteration=iteration, counters=BackupCounters(iteration, iteration),
                    chart=TrainingChart(net.max_batches, net.max_chart_loss))
     if s.saved is not None:
-        load_training_state_dict(s.resumable_parts(run), s.saved)
+        apply_training_state(s.resumable_parts(run), s.saved, state_path(s.opts.weights))
+        run.chart.max_batches = net.max_batches       # a changed max_batches: the chart spans the new run
     run.started_at = run.iteration
     if (run.width, run.height) != (net.width, net.height):
         s.network.resize(run.width, run.height)

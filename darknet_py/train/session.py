@@ -18,7 +18,7 @@ from ..config.cfg import CfgModel
 from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
 from ..data.rand import GlibcRandom
-from ..errors import DataFileError, UsageError
+from ..errors import DataFileError, UsageError, WeightsError
 from ..flavor import flavor_of
 from ..network import Network, check_memory, parse_cfg
 from ..outputs import refuse_overwriting_inputs
@@ -153,8 +153,9 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     rule = make_backup_rule(opts.flavor, data.backup, cfg.base_name, net.max_batches, data.saveweights,
                             data.savelast)
     say = print if ctx.is_main else silent
-    with resumed_after_restart(opts, ctx, rule, say) as opts:       # torchrun --max-restarts: from our _last
-        saved = load_start_weights(network, opts, say=say)
+    record = train_state.run_record(cfg, flavor_of(opts.flavor))
+    with resumed_after_restart(opts, ctx, rule, record, say) as opts:   # torchrun --max-restarts: from our _last
+        saved = load_start_weights(network, opts, record, say=say)
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     darknet_gpus = _darknet_gpus(opts, ctx)
@@ -257,16 +258,20 @@ def _check_map_inputs(data: DataConfig, cfg: CfgModel) -> None:
                             file=str(data.resolve("names")))
 
 
-def load_start_weights(network: Network, opts: TrainOptions, say=print) -> Optional[dict]:
+def load_start_weights(network: Network, opts: TrainOptions, record: dict, say=print) -> Optional[dict]:
     """Load WEIGHTS (a full model, a backbone prefix, or a .pt) and return the full-state side file that was
-    saved with exactly these weights, if any. `-clear` starts from iteration 0 with fresh state."""
+    saved with exactly these weights by a run ``record`` (:func:`.state.run_record`) can continue, if any.
+    `-clear` starts from iteration 0 with fresh state."""
     if opts.weights is None:
         return None
     say(f"Loading weights from {opts.weights}...", flush=True)
     if str(opts.weights).endswith(".pt"):
         load_pt(network, opts.weights)
     else:
-        report = load_weights(network, opts.weights)
+        try:
+            report = load_weights(network, opts.weights)
+        except WeightsError as exc:
+            raise train_state.explain_weights_mismatch(exc, opts.weights, record) from None
         if report.partial:
             say(f" loaded {report.layers_loaded} of {report.layers_total} layers with parameters "
                 "(a backbone: the others keep their random initialisation)")
@@ -275,4 +280,5 @@ def load_start_weights(network: Network, opts: TrainOptions, say=print) -> Optio
     if opts.clear:
         network.seen = 0
         return None
-    return train_state.load_training_state(train_state.state_path(opts.weights), file_digest(opts.weights))
+    return train_state.load_training_state(train_state.state_path(opts.weights), file_digest(opts.weights),
+                                           record, say)

@@ -20,6 +20,13 @@ loader started at the saved iteration continues the saved run's batches. The fil
 weights file written with it, so a state whose weights were replaced (or only half-saved when the process
 was killed) is never applied to other weights.
 
+The file also records the run it belongs to (:func:`run_record`: fork, batch, network size, classes,
+subdivisions, max_batches). Resuming with a cfg whose fork, batch, size or classes changed ignores the side
+file with one warning saying what changed, and continues as Darknet does, from the weights' `seen`;
+a changed `subdivisions` or `max_batches` keeps the state (nothing in it depends on them). A side file from
+another run, torn, or from an older darknet_py is ignored with a warning; one that does not fit the run it
+claims to be is refused with one error.
+
 The file holds plain tensors, numbers, strings, lists and dicts only: it loads with
 ``torch.load(weights_only=True)``, never unpickling objects.
 """
@@ -34,11 +41,13 @@ import numpy as np
 import torch
 
 from ..atomic_write import save_with_torch
-from ..errors import TrainingError, warn
+from ..errors import DarknetError, TrainingError, warn
 from .chart import TrainingChart
 from .checkpoints import BackupCounters
 
-FORMAT = "darknet_py/train-state/1"
+FORMAT = "darknet_py/train-state/2"
+OLDER_FORMATS = ("darknet_py/train-state/1",)           # no run record: cannot tell whether the cfg changed
+STATE_BOUND = ("flavor", "batch", "width", "height", "classes")   # a change makes the saved state meaningless
 _NDARRAY = "__ndarray__"
 
 
@@ -77,7 +86,7 @@ class RunState:
         self.network.seen = value
 
     def state_dict(self) -> dict:
-        # the key names are the side file's since its first version, so older state files still resume
+        # the key names are the side file's since its first version
         return {"iteration": self.iteration, "seen": self.seen, "width": self.width, "height": self.height,
                 "avg_loss": self.avg_loss, "avg_time": self.avg_time,
                 "mean_average_precision": self.mean_average_precision, "best_map": self.best_map,
@@ -169,29 +178,80 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_state(path: str | Path, state: dict, weights_sha256: str) -> None:
-    """Write ``state`` (plain data; see :func:`to_plain`) atomically, bound to the weights' digest."""
-    payload = {"format": FORMAT, "weights_sha256": weights_sha256, **state}
+def run_record(cfg, flavor) -> dict:
+    """What the saved state of a run depends on, from the cfg it trains (as trained: --max-batches applied)."""
+    net = cfg.net
+    return {"flavor": flavor.name, "batch": net.images_per_update, "width": net.width, "height": net.height,
+            "classes": [spec.options.classes for spec in cfg.layers if spec.kind in ("yolo", "region")],
+            "subdivisions": net.subdivisions, "max_batches": net.max_batches}
+
+
+def record_changes(saved: dict, now: dict) -> list[str]:
+    """``key saved -> now`` for every entry of the run record that differs."""
+    return [f"{key} {saved.get(key)} -> {value}" for key, value in now.items() if saved.get(key) != value]
+
+
+def save_training_state(path: str | Path, state: dict, weights_sha256: str, record: dict) -> None:
+    """Write ``state`` (plain data; see :func:`to_plain`) atomically, bound to the weights' digest and to the
+    run's :func:`run_record`."""
+    payload = {"format": FORMAT, "weights_sha256": weights_sha256, "run": record, **state}
     save_with_torch(payload, path, TrainingError)
 
 
-def load_training_state(path: str | Path, weights_sha256: str) -> Optional[dict]:
-    """The state saved with the weights whose digest is ``weights_sha256``, or None (with a warning when a
-    state file exists but cannot be used: the run then resumes like Darknet, from the weights alone)."""
+def load_training_state(path: str | Path, weights_sha256: str, record: dict, say=print) -> Optional[dict]:
+    """The state saved with the weights whose digest is ``weights_sha256`` by a run that ``record`` (this
+    run's :func:`run_record`) can continue, or None (with a warning when a state file exists but cannot be
+    used: the run then resumes like Darknet, from the weights alone)."""
     path = Path(path)
     if not path.is_file():
         return None
+    alone = "resuming from the weights alone, as Darknet does"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for torn or foreign files
-        warn(f"unreadable training state ({type(exc).__name__}); resuming from the weights alone, as Darknet does",
-             file=str(path))
+        warn(f"unreadable training state ({type(exc).__name__}); {alone}", file=str(path))
         return None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        warn("not a darknet_py training state; resuming from the weights alone", file=str(path))
+    if isinstance(payload, dict) and payload.get("format") in OLDER_FORMATS:
+        warn(f"written by an older darknet_py ({payload['format']}), which did not record the cfg it trained; "
+             f"{alone}", file=str(path))
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("run"), dict):
+        warn(f"not a darknet_py training state (or one from a newer version); {alone}", file=str(path))
         return None
     if payload.get("weights_sha256") != weights_sha256:
         warn("saved with other weights than the ones loaded (the process was probably stopped between the two "
-             "writes); resuming from the weights alone, as Darknet does", file=str(path))
+             f"writes, or the file comes from another run); {alone}", file=str(path))
         return None
+    changes = record_changes(payload["run"], record)
+    bound = [change for change in changes if change.split()[0] in STATE_BOUND]
+    if bound:
+        warn(f"the run was saved with another cfg ({', '.join(bound)}); {alone} (iteration = seen / batch)",
+             file=str(path))
+        return None
+    if changes:
+        say(f"{path}: since the run was saved: {', '.join(changes)}; continuing with the cfg's values", flush=True)
     return payload
+
+
+def explain_weights_mismatch(error: DarknetError, weights_path: str | Path, record: dict) -> DarknetError:
+    """``error`` (weights that do not fit the cfg) with, as its hint, what changed in the cfg since the run
+    that wrote them saved its side file (e.g. ``classes [2] -> [3]``), when there is one."""
+    try:
+        saved = torch.load(state_path(weights_path), map_location="cpu", weights_only=True)["run"]
+        changes = record_changes(saved, record)
+    except Exception:  # no side file, or not one of ours: nothing to add
+        return error
+    if changes:
+        error.hint = (f"the run that saved these weights trained another cfg: {', '.join(changes)}; train the "
+                      "cfg they were saved with, or cut a backbone with `darknet_py partial` and start from it")
+    return error
+
+
+def apply_training_state(parts: dict[str, Optional[Resumable]], state: dict, path: str | Path) -> None:
+    """:func:`load_training_state_dict`, with a side file whose content does not fit the run it claims to be
+    (edited, or written by a darknet_py with other parts) refused as one error instead of a traceback."""
+    try:
+        load_training_state_dict(parts, state)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise TrainingError(f"training state does not fit this run ({type(exc).__name__}: {exc})", file=str(path),
+                            hint="delete it to resume from the weights alone, as Darknet does") from None

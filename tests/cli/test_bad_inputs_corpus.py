@@ -491,9 +491,9 @@ def _(r):
     return _with(check_args(r), at(write_data(r, backup=str(_a_file(r) / "backup")), 5))
 
 
-@case("results: directory under a file (valid)", RAISE, NotADirectoryError)
+@case("results: directory under a file (valid)", RAISE, DataFileError)
 def _(r):
-    return _with(eval_args("valid", r), at(write_data(r, results=str(_a_file(r) / "results")).parent / "afile"))
+    return _with(eval_args("valid", r), at(write_data(r, results=str(_a_file(r) / "results")), 6))
 
 
 @case("output: -out prefix under a file (valid)", RAISE, WeightsError)

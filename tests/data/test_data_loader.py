@@ -128,13 +128,19 @@ def test_missing_label_file_means_no_boxes_for_ab(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_missing_label_file_is_an_error_for_pj_even_from_a_worker(tmp_path, workers):
-    paths = _tree(tmp_path, n=1)
+def test_missing_label_files_for_pj_are_skipped_and_named_even_from_a_worker(tmp_path, workers):
+    """pjreddie's missing label file: the image is left out with a warning (issue 23: a file vanishing while
+    training runs); when no image is left, the label file's own error, even from a worker process."""
+    paths = _tree(tmp_path, n=2)
     (tmp_path / "labels" / "0.txt").unlink()
+    with pytest.warns(UserWarning, match=f"{tmp_path / 'labels' / '0.txt'}: label file not found; skipped"):
+        batch = _loader(paths, _options("pj"), num_workers=0).next_batch()
+    assert {p for used in batch.paths for p in used} == {paths[1]}
+    (tmp_path / "labels" / "1.txt").unlink()
     loader = _loader(paths, _options("pj"), num_workers=workers)
-    with pytest.raises(LabelError) as err:
+    with pytest.raises(LabelError, match="label file not found") as err:
         loader.next_batch()
-    assert err.value.file == str(tmp_path / "labels" / "0.txt") and err.value.hint
+    assert err.value.file in {str(tmp_path / "labels" / f"{k}.txt") for k in (0, 1)} and err.value.hint
 
 
 def test_detection_loader_from_cfg(tmp_path):
@@ -170,6 +176,7 @@ from test_data_loader import _loader, _options, _tree
 from darknet_py.errors import DataFileError, LabelError
 paths = _tree(Path({root!r}), n=2)
 Path({root!r}, "labels", "0.txt").unlink()
+Path({root!r}, "labels", "1.txt").unlink()
 KEPT = _loader(paths, _options("pj"), num_workers=2)
 try:
     KEPT.next_batch()

@@ -69,6 +69,10 @@ def test_headers_per_flavor(tmp_path):
     assert (h.major, h.minor, h.revision, h.seen) == (0, 2, 0, 1234)
 
 
+RECORD = {"flavor": "ab", "batch": 8, "width": 64, "height": 64, "classes": [2], "subdivisions": 2,
+          "max_batches": 100}
+
+
 def test_save_backup_is_a_weights_file_with_digest(tmp_path):
     from darknet_py.network import parse_cfg
     from darknet_py.network import Network
@@ -96,10 +100,10 @@ def test_state_round_trip_loads_with_weights_only(tmp_path):
     path = state_path(tmp_path / "x_last.weights")
     assert path.name == "x_last.state.pt"
     assert state_path(tmp_path / "x.backup").name == "x.state.pt"
-    save_training_state(path, state, "abc")
+    save_training_state(path, state, "abc", RECORD)
     raw = torch.load(path, weights_only=True)               # plain data only
     assert raw["iteration"] == 7
-    loaded = load_training_state(path, "abc")
+    loaded = load_training_state(path, "abc", RECORD)
     restore_rng(loaded["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     extra = from_plain(loaded["extra"])
@@ -108,13 +112,13 @@ def test_state_round_trip_loads_with_weights_only(tmp_path):
 
 def test_state_with_other_weights_or_torn_is_ignored(tmp_path):
     path = tmp_path / "x_last.state.pt"
-    save_training_state(path, {"iteration": 1}, "abc")
+    save_training_state(path, {"iteration": 1}, "abc", RECORD)
     with pytest.warns(UserWarning, match="other weights"):
-        assert load_training_state(path, "def") is None
+        assert load_training_state(path, "def", RECORD) is None
     path.write_bytes(path.read_bytes()[:20])
     with pytest.warns(UserWarning, match="unreadable"):
-        assert load_training_state(path, "abc") is None
-    assert load_training_state(tmp_path / "missing.state.pt", "abc") is None
+        assert load_training_state(path, "abc", RECORD) is None
+    assert load_training_state(tmp_path / "missing.state.pt", "abc", RECORD) is None
 
 
 def test_chart_draws_loss_and_map(tmp_path):
