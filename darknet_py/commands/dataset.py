@@ -40,7 +40,7 @@ def import_command(format: str, source: str, out_dir: str, valid_fraction: float
 
     if not 0 <= valid_fraction < 1:
         raise UsageError("--valid-fraction must be at least 0 and below 1", value=str(valid_fraction))
-    _refuse_foreign_flags(format, images_dir=images_dir, names=names_file, keep_crowd=keep_crowd,
+    _refuse_foreign_flags(format, images=images_dir, names=names_file, keep_crowd=keep_crowd,
                           keep_difficult=keep_difficult)
     imported = _read(format, source, images_dir, names_file, keep_crowd, keep_difficult)
     write_darknet(imported, out_dir, WriteOptions(valid_fraction, seed, link, force), say=click.echo)
