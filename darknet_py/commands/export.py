@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -10,6 +12,7 @@ from ..config.cfg import CfgModel
 from ..errors import UsageError
 from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
 from ..network import Network, load_parameters, parse_cfg
+from ..outputs import refuse_overwriting_inputs
 from .options import flavor_option
 
 
@@ -17,6 +20,19 @@ def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgMo
     """The cfg with `[net] width`/`height` replaced where given (the layers are then built at that size)."""
     net = dataclasses.replace(cfg.net, width=width or cfg.net.width, height=height or cfg.net.height)
     return dataclasses.replace(cfg, net=net)
+
+
+def check_output_path(out: str) -> None:
+    """OUT.onnx must name a file that can be created: not empty, not a folder, in a folder that exists."""
+    path = Path(out)
+    if not out.strip():
+        raise UsageError("the output file name is empty", hint="give a file name such as model.onnx")
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        raise UsageError("the output is a folder, not a file name", value=out,
+                         hint=f"give a file name such as {path / 'model.onnx'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"the output's folder '{path.parent}' does not exist", value=out,
+                         hint="create it first (mkdir -p) or choose another destination")
 
 
 @click.command()
@@ -38,6 +54,8 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
     """Export CFG with WEIGHTS (.weights or .pt) to OUT.onnx; input `images`, float32 NCHW RGB in [0, 1]."""
     if batch is not None and dynamic_batch:
         raise UsageError("give either --batch N or --dynamic-batch, not both")
+    check_output_path(out)
+    refuse_overwriting_inputs("export", {"cfg file": cfg, "weights file": weights}, {"output": out})
     require_onnx()   # before the (possibly long) weights load
     network = Network(at_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height))
     load_parameters(network, weights)

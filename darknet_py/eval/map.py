@@ -6,7 +6,6 @@ last [yolo]'s nms_kind), records matched against the label file; then one global
 AP (area under the curve, or 11/101 recall points) and the mean over *all* classes."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from ..config.data import DataConfig, parse_data
 from ..data.labels import read_list
 from ..atomic_write import write_atomically
 from ..errors import DataFileError, warn
+from ..json_text import json_dumps
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
 from .detect import at_cfg_size, detector_classes
@@ -215,5 +215,5 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
                           read_difficult(difficult, found.index, classes, flavor), (found.width, found.height))
     result = acc.result(names, time.time() - start, coco)
     if coco_json:
-        write_atomically(coco_json, json.dumps(acc.coco_detections()).encode())
+        write_atomically(coco_json, json_dumps(acc.coco_detections()).encode())
     return result

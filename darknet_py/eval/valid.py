@@ -16,6 +16,7 @@ import numpy as np
 from ..config.data import DataConfig
 from ..atomic_write import write_atomically
 from ..flavor import Flavor, flavor_of
+from ..json_text import json_number
 from .coco import COCO_IDS, coco_bbox
 from .detect import detector_classes, uses_letter_box
 from .detections import DetectionArrays
@@ -71,15 +72,16 @@ def voc_lines(image_id: str, dets: DetectionArrays, im_w: int, im_h: int) -> dic
 
 def coco_lines(image_id: int, dets: DetectionArrays, im_w: int, im_h: int, flavor: Flavor | str) -> list[str]:
     """`{"image_id":…, "category_id":coco_ids[class], "bbox":[x, y, w, h], "score":…},` lines (0-based,
-    clipped); AB writes classes with prob > 0, PJ with prob != 0."""
+    clipped); AB writes classes with prob > 0, PJ with prob != 0. A non-finite number is `null`
+    (json_text.py), where Darknet writes `nan`."""
     boxes = coco_bbox(dets.boxes, im_w, im_h)
     chosen = dets.probs > 0 if flavor_of(flavor).alexeyab else dets.probs != 0
     lines = []
     for i, j in zip(*np.nonzero(chosen)):
         category = COCO_IDS[j] if j < len(COCO_IDS) else int(j)
-        x, y, w, h = (float(v) for v in boxes[i])
-        lines.append(f'{{"image_id":{image_id}, "category_id":{category}, "bbox":[{x:f}, {y:f}, {w:f}, {h:f}], '
-                     f'"score":{float(dets.probs[i, j]):f}}},\n')
+        x, y, w, h = (json_number(v) for v in boxes[i])
+        lines.append(f'{{"image_id":{image_id}, "category_id":{category}, "bbox":[{x}, {y}, {w}, {h}], '
+                     f'"score":{json_number(dets.probs[i, j])}}},\n')
     return lines
 
 
