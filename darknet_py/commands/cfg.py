@@ -2,12 +2,10 @@
 AlexeyAB's README rules (see :mod:`darknet_py.config.custom`)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import click
 
-from ..errors import UsageError
 
 
 @click.group()
@@ -38,8 +36,10 @@ def custom(base: str, out: str, classes: int, width: Optional[int], height: Opti
     from ..config.custom import CustomOptions, custom_cfg
     from ..config.reader import read_file
     from ..errors import CfgError
+    from ..outputs import refuse_overwriting_inputs
 
-    _refuse_input_as_output(out, [base, data_file, anchors_from])
+    refuse_overwriting_inputs("cfg custom", {"base cfg": base, "--data file": data_file,
+                                             "--anchors-from file": anchors_from}, {"output": out})
     data_file = data_file or anchors_from
     train_images = _train_images(data_file) if data_file else None
     anchors = _anchor_maker(anchors_from) if anchors_from else None
@@ -50,14 +50,6 @@ def custom(base: str, out: str, classes: int, width: Optional[int], height: Opti
         click.echo(f"{out}:{change.line} {change.old if change.old is not None else '(added)'} -> {change.new}")
     for note in notes:
         click.echo(note)
-
-
-def _refuse_input_as_output(out: str, inputs: list[Optional[str]]) -> None:
-    target = Path(out).resolve()
-    for path in inputs:
-        if path is not None and Path(path).resolve() == target:
-            raise UsageError("OUT is one of the command's inputs: not overwritten", file=out,
-                             hint="write the custom cfg to a new file")
 
 
 def _train_images(data_file: str) -> int:

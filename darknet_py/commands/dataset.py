@@ -2,7 +2,6 @@
 a Darknet data set) and `darknet_py dataset export coco DATA OUT.json`."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import click
@@ -78,21 +77,15 @@ def export_command(format: str, data: str, out: str, lists: str) -> None:
     from ..config.data import parse_data
     from ..dataset.export import coco_document, coco_json
     from ..errors import DataFileError
+    from ..outputs import refuse_overwriting_inputs
 
     config = parse_data(data)
-    _refuse_input_as_output(out, config)
+    refuse_overwriting_inputs("dataset export", {"data file": data, **{
+        f"{key} file": str(config.resolve(key, must_exist=False)) for key in ("names", "train", "valid")
+        if key in config.lines}}, {"output": out})
     document, root = coco_document(config, lists)
     write_atomically(out, coco_json(document), DataFileError)
     click.echo(f"{out}: {len(document['images'])} pictures, {len(document['annotations'])} boxes, "
                f"{len(document['categories'])} categories; file names relative to {root}")
     click.echo(f"import back with: darknet_py dataset import coco {out} OUT_DIR --images {root}")
 
-
-def _refuse_input_as_output(out: str, config) -> None:
-    inputs = [config.file] + [str(config.resolve(k, must_exist=False)) for k in ("names", "train", "valid")
-                              if k in config.lines]
-    target = Path(out).resolve()
-    for path in inputs:
-        if Path(path).resolve() == target:
-            raise UsageError("the output is one of the command's inputs: not overwritten", file=out,
-                             hint="choose another OUT.json")

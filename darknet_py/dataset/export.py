@@ -6,13 +6,13 @@ back to 0..N-1). `file_name` is each picture's path relative to the pictures' co
 returned (and printed by the command) so that `dataset import coco OUT.json --images FOLDER` finds them."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..config.data import DataConfig
 from ..data.labels import label_path, read_list, read_labels
 from ..errors import DataFileError, ImageError
+from ..json_text import json_dumps
 from .image_size import image_size
 
 LISTS = {"train": ("train",), "valid": ("valid",), "both": ("train", "valid")}
@@ -45,7 +45,7 @@ def coco_document(data: DataConfig, lists: str = "both") -> tuple[dict, Path]:
 
 
 def coco_json(document: dict) -> bytes:
-    return (json.dumps(document, separators=(",", ":")) + "\n").encode()
+    return (json_dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 def _pictures(data: DataConfig, keys: tuple[str, ...]) -> list[str]:

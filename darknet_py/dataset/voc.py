@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..config.data import read_names
 from ..errors import DataFileError
-from .records import Box, ImageRecord, ImportedSet, Problems, edges_to_box
+from .records import ImageRecord, ImportedSet, Problems, edges_to_box
 
 SPLITS = (("train", "val"), ("trainval", "test"))     # ImageSets/Main lists used when present, in this order
 
