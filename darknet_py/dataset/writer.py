@@ -167,13 +167,11 @@ def _replace(temp: Path, out: Path) -> None:
 
 def _sweep_stale(out: Path) -> None:
     """Temporary folders of imports into the same OUT_DIR whose process is gone (killed mid-import)."""
-    from ..atomic_write import process_alive    # atomic_write imports torch: not at module level
-
     for marker in (".tmp", ".old"):
         prefix = f".{out.name}{marker}"
         for stale in out.parent.glob(f"{prefix}*"):
             pid = stale.name[len(prefix):]
-            if pid.isdigit() and not process_alive(int(pid)):
+            if pid.isdigit() and _process_gone(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -187,3 +185,14 @@ def _report(imported: ImportedSet, out: Path, train: int, valid: int, boxes: int
     for line in imported.problems.lines():
         say(f"problem: {line}")
     say(f"train with: darknet_py detector train {out / 'obj.data'} CFG   (make CFG with: darknet_py cfg custom)")
+
+
+def _process_gone(pid: int) -> bool:
+    # atomic_write.process_alive says the same, but importing that module imports torch
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False        # it exists but belongs to someone else
+    return False
