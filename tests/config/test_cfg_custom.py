@@ -107,3 +107,22 @@ def test_a_cfg_without_detection_layer_is_refused(tmp_path):
     base.write_text("[net]\nwidth=64\nheight=64\n[convolutional]\nfilters=4\nsize=1\n")
     result = run_cli("cfg", "custom", base, tmp_path / "out.cfg", "--classes", 2)
     assert result.code == 1 and "not a detection cfg" in result.err and not (tmp_path / "out.cfg").exists()
+
+
+@pytest.mark.parametrize("name", ["yolov3-tiny.cfg", "yolov3.cfg", "yolov3-spp.cfg", "yolov4-tiny.cfg",
+                                  "yolov4.cfg", "shapes-tiny.cfg"])
+def test_repository_cfgs_build_for_new_classes(tmp_path, name):
+    """Every [yolo] gets classes=5 and the conv before it (5 + 5) * len(mask) filters, len(mask) read from the
+    base's text; the result builds as a network with 10 * 3 outputs per cell per head."""
+    import torch
+
+    from darknet_py.network import Network, parse_cfg
+
+    base = ROOT / "cfg" / name
+    out = tmp_path / name
+    assert run_cli("cfg", "custom", base, out, "--classes", 5).code == 0
+    masks = [len(m.split(",")) for m in values(base, ("yolo",), "mask")]
+    assert values(out, ("yolo",), "classes") == ["5"] * len(masks)
+    assert values(out, ("yolo",), "filters") == [str(10 * m) for m in masks]
+    with torch.device("meta"):
+        Network(parse_cfg(out))
