@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..atomic_write import process_alive
 from ..errors import DataFileError, UsageError
 from ..flavor import AB_EXTENSIONS, ab_label_path
 from .records import ImageRecord, ImportedSet
@@ -171,7 +172,7 @@ def _sweep_stale(out: Path) -> None:
         prefix = f".{out.name}{marker}"
         for stale in out.parent.glob(f"{prefix}*"):
             pid = stale.name[len(prefix):]
-            if pid.isdigit() and _process_gone(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -186,13 +187,3 @@ def _report(imported: ImportedSet, out: Path, train: int, valid: int, boxes: int
         say(f"problem: {line}")
     say(f"train with: darknet_py detector train {out / 'obj.data'} CFG   (make CFG with: darknet_py cfg custom)")
 
-
-def _process_gone(pid: int) -> bool:
-    # atomic_write.process_alive says the same, but importing that module imports torch
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False        # it exists but belongs to someone else
-    return False
