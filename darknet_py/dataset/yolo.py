@@ -36,6 +36,9 @@ def read_yolo(yaml_path: str | os.PathLike) -> ImportedSet:
             folder, images = _images(root, source, yaml_path, key)
             roots.append(folder)
             for image, inner in images:
+                if not image.is_file():
+                    problems.add("missing image", f"{source}: {image}")
+                    continue
                 boxes = _boxes(_label_path(image), len(names), problems)
                 records.append(ImageRecord(image, f"{role}/{inner}", 0, 0, boxes, role))
     return ImportedSet("yolo", yaml_path, names, records, problems, {str(k): k for k in range(len(names))},

@@ -125,3 +125,15 @@ def test_force_never_replaces_the_import_inputs(tmp_path, where):
     result = run_cli("dataset", "import", "coco", source, out, "--images", source.parent / "images", "--force")
     assert result.code == 1 and "holds this import's input" in result.err, result.output
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_yolo_list_files_and_their_missing_pictures(tmp_path):
+    """`train:` may name a list file of pictures; one that does not exist is counted, the rest imported."""
+    path = write_yolo(tmp_path / "yolo", make_pictures(count=3, valid=1))
+    listed = [f"images/train/pic00{k}.jpg" for k in range(3)] + ["images/train/gone.jpg"]
+    (tmp_path / "yolo" / "train.txt").write_text("\n".join(listed) + "\n")
+    path.write_text(path.read_text().replace("train: images/train", "train: train.txt"))
+    result = run_cli("dataset", "import", "yolo", path, tmp_path / "out")
+    assert result.code == 0, result.output
+    assert "problem: missing image: 1 (e.g. train.txt: " in result.out and "gone.jpg" in result.out
+    assert len((tmp_path / "out" / "train.txt").read_text().split()) == 3
