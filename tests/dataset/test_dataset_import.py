@@ -109,3 +109,19 @@ def test_link_makes_symbolic_links_to_the_sources(tmp_path):
     out = imported(tmp_path, "voc", args, "--link")
     image = out / "JPEGImages" / pictures[0]["name"]
     assert image.is_symlink() and image.resolve() == (tmp_path / "voc" / "JPEGImages" / pictures[0]["name"]).resolve()
+
+
+def test_round_trip_from_a_darknet_set_made_by_the_test_builder(tmp_path):
+    """Labels written by the tests' own builder (PNG pictures of varying height) -> COCO -> import."""
+    from helpers.datasets import make_dataset
+
+    data = make_dataset(tmp_path / "set", count=6, valid=2)
+    exported = tmp_path / "set.json"
+    assert run_cli("dataset", "export", "coco", data, exported).code == 0
+    again = tmp_path / "again"
+    result = run_cli("dataset", "import", "coco", exported, again, "--images", tmp_path / "set" / "JPEGImages")
+    assert result.code == 0, result.output
+    for split in ("train", "valid"):
+        for label in (tmp_path / "set" / "labels" / split).iterdir():
+            np.testing.assert_allclose(np.loadtxt(again / "labels" / split / label.name, ndmin=2),
+                                       np.loadtxt(label, ndmin=2), rtol=0, atol=1e-6, err_msg=str(label))
