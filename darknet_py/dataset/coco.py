@@ -114,36 +114,50 @@ def _images(document: dict, path: Path) -> dict[int, dict]:
 def _annotations(document: dict, path: Path, images: dict[int, dict], class_map: dict[int, int],
                  keep_crowd: bool, problems: Problems) -> dict[int, list[Box]]:
     boxes: dict[int, list[Box]] = {}
-    sizes: dict[int, Optional[tuple[float, float]]] = {}
+    sizes = {image_id: _json_size(entry) for image_id, entry in images.items()}
     for k, entry in enumerate(_list(document, "annotations", path)):
-        where = f"annotations[{k}]"
-        image_id = _field(entry, "image_id", int, path, where)
-        category_id = _field(entry, "category_id", int, path, where)
-        bbox = _field(entry, "bbox", list, path, where)
-        if image_id not in images:
-            raise DataFileError(f"{where}: image_id {image_id} is not in 'images'", file=str(path),
-                                value=_short(entry))
-        if category_id not in class_map:
-            raise DataFileError(f"{where}: category_id {category_id} is not in 'categories'", file=str(path),
-                                value=_short(entry), hint=f"known ids: {sorted(class_map)}")
-        if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
-            raise DataFileError(f"{where}: 'bbox' must be 4 numbers [x, y, width, height]", file=str(path),
-                                value=_short(entry))
+        image_id, category_id, bbox = _annotation_fields(entry, k, path, images, class_map)
         if entry.get("iscrowd", 0) and not keep_crowd:
-            problems.add("crowd annotation skipped (--keep-crowd keeps them)", f"{where} of image {image_id}")
+            problems.add("crowd annotation skipped (--keep-crowd keeps them)", f"annotations[{k}] of image {image_id}")
             continue
-        if image_id not in sizes:
-            sizes[image_id] = _json_size(images[image_id])
         size = sizes[image_id]
         if size is None:            # read from the picture later; keep pixels until then
-            boxes.setdefault(image_id, []).append((class_map[category_id], *bbox, where))
+            boxes.setdefault(image_id, []).append((class_map[category_id], *bbox, f"annotations[{k}]"))
             continue
         x, y, w, h = bbox
         box = edges_to_box(class_map[category_id], x, y, x + w, y + h, size[0], size[1],
-                           f"{where} of image {image_id}", problems)
+                           f"annotations[{k}] of image {image_id}", problems)
         if box is not None:
             boxes.setdefault(image_id, []).append(box)
     return boxes
+
+
+_NUMBERS = {int, float}
+
+
+def _annotation_fields(entry: Any, k: int, path: Path, images: dict, class_map: dict) -> tuple[int, int, list]:
+    """(image_id, category_id, bbox) of ``annotations[k]``, each checked (a 1M-box file passes here once
+    per box: the common case is three dict lookups and type tests)."""
+    try:
+        image_id, category_id, bbox = entry["image_id"], entry["category_id"], entry["bbox"]
+        plain = (type(image_id) is int and type(category_id) is int and type(bbox) is list and len(bbox) == 4
+                 and set(map(type, bbox)) <= _NUMBERS)
+    except (KeyError, TypeError):
+        plain = False
+    where = f"annotations[{k}]"
+    if not plain:
+        image_id = _field(entry, "image_id", int, path, where)
+        category_id = _field(entry, "category_id", int, path, where)
+        bbox = _field(entry, "bbox", list, path, where)
+        raise DataFileError(f"{where}: 'bbox' must be 4 numbers [x, y, width, height]", file=str(path),
+                            value=_short(entry))
+    if image_id not in images:
+        raise DataFileError(f"{where}: image_id {image_id} is not in 'images'", file=str(path),
+                            value=_short(entry))
+    if category_id not in class_map:
+        raise DataFileError(f"{where}: category_id {category_id} is not in 'categories'", file=str(path),
+                            value=_short(entry), hint=f"known ids: {sorted(class_map)}")
+    return image_id, category_id, bbox
 
 
 def _json_size(entry: dict) -> Optional[tuple[float, float]]:
@@ -155,9 +169,9 @@ def _json_size(entry: dict) -> Optional[tuple[float, float]]:
 
 def _record(entry: dict, root: Path, boxes, problems: Problems) -> Optional[ImageRecord]:
     file_name = entry["file_name"]
-    path = root / file_name
-    if not path.is_file():
-        problems.add("missing image", str(path))
+    path = os.path.join(root, file_name)
+    if not os.path.isfile(path):
+        problems.add("missing image", path)
         return None
     size = _json_size(entry)
     if size is None:
@@ -178,6 +192,8 @@ def _pixel_box(item, size, image_id: int, problems: Problems) -> Optional[Box]:
 def _inner_name(file_name: str) -> str:
     """Where the picture goes under `JPEGImages/`: its relative path as the JSON names it (sub-folders kept,
     so equal base names in two folders stay apart); an absolute or upward path keeps only its base name."""
+    if "/" not in file_name and "\\" not in file_name and file_name not in (".", ".."):
+        return file_name            # the usual case, without pathlib's cost
     parts = Path(file_name.replace("\\", "/")).parts
     if Path(file_name).is_absolute() or ".." in parts:
         return parts[-1]

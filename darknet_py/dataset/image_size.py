@@ -2,15 +2,15 @@
 100k headers takes seconds where decoding them takes minutes. Other formats fall back to OpenCV."""
 from __future__ import annotations
 
+import os
 import struct
-from pathlib import Path
 from typing import Optional
 
 HEADER_BYTES = 1 << 16      # enough for the JPEG frame header behind the usual EXIF/ICC blocks
 _JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def image_size(path: Path) -> Optional[tuple[int, int]]:
+def image_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
     """(width, height), or None when the file cannot be read or is not a picture."""
     try:
         with open(path, "rb") as f:
@@ -60,7 +60,7 @@ def _jpeg_size(f, head: bytes) -> Optional[tuple[int, int]]:
         pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
 
 
-def _decoded_size(path: Path) -> Optional[tuple[int, int]]:
+def _decoded_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
     import cv2      # only for formats without a header reader here (tiff, webp, ppm...)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     return None if image is None else (image.shape[1], image.shape[0])

@@ -29,9 +29,10 @@ class Box:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One picture of the source set. ``name`` is its path inside the Darknet set's `JPEGImages/` (unique);
-    ``width``/``height`` are 0 when the format did not need them (YOLO labels are already normalised)."""
-    path: Path
+    """One picture of the source set: ``path`` where it is, ``name`` its path inside the Darknet set's
+    `JPEGImages/` (unique); ``width``/``height`` are 0 when the format did not need them (YOLO labels are
+    already normalised)."""
+    path: str
     name: str
     width: int
     height: int

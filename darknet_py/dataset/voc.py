@@ -120,7 +120,7 @@ def _record(root: Path, xml_path: Path, file_name: str, size, objects, class_map
         box = edges_to_box(class_map[name], xmin - 1, ymin - 1, xmax, ymax, width, height, where, problems)
         if box is not None:
             boxes.append(box)
-    return ImageRecord(image, image.name, int(width), int(height), tuple(boxes), split)
+    return ImageRecord(str(image), image.name, int(width), int(height), tuple(boxes), split)
 
 
 def _image_path(root: Path, xml_path: Path, file_name: str) -> Optional[Path]:

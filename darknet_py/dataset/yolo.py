@@ -40,7 +40,7 @@ def read_yolo(yaml_path: str | os.PathLike) -> ImportedSet:
                     problems.add("missing image", f"{source}: {image}")
                     continue
                 boxes = _boxes(_label_path(image), len(names), problems)
-                records.append(ImageRecord(image, f"{role}/{inner}", 0, 0, boxes, role))
+                records.append(ImageRecord(str(image), f"{role}/{inner}", 0, 0, boxes, role))
     return ImportedSet("yolo", yaml_path, names, records, problems, {str(k): k for k in range(len(names))},
                        tuple(roots))
 
