@@ -115,7 +115,9 @@ def _annotations(document: dict, path: Path, images: dict[int, dict], class_map:
                  keep_crowd: bool, problems: Problems) -> dict[int, list[Box]]:
     boxes: dict[int, list[Box]] = {}
     sizes = {image_id: _json_size(entry) for image_id, entry in images.items()}
-    for k, entry in enumerate(_list(document, "annotations", path)):
+    annotations = _list(document, "annotations", path)
+    for k, entry in enumerate(annotations):
+        annotations[k] = None       # each entry's dict is freed once converted: the boxes replace, not add to, it
         image_id, category_id, bbox = _annotation_fields(entry, k, path, images, class_map)
         if entry.get("iscrowd", 0) and not keep_crowd:
             problems.add("crowd annotation skipped (--keep-crowd keeps them)", f"annotations[{k}] of image {image_id}")
