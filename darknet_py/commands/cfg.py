@@ -7,7 +7,6 @@ from typing import Optional
 import click
 
 
-
 @click.group()
 def cfg() -> None:
     """Make cfg files."""

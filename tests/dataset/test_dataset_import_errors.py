@@ -137,3 +137,25 @@ def test_yolo_list_files_and_their_missing_pictures(tmp_path):
     assert result.code == 0, result.output
     assert "problem: missing image: 1 (e.g. train.txt: " in result.out and "gone.jpg" in result.out
     assert len((tmp_path / "out" / "train.txt").read_text().split()) == 3
+
+
+def test_export_never_writes_over_its_inputs(tmp_path):
+    from helpers.datasets import make_dataset
+
+    data = make_dataset(tmp_path / "set", count=2, valid=1)
+    train = tmp_path / "set" / "train.txt"
+    before = train.read_bytes()
+    result = run_cli("dataset", "export", "coco", data, train)
+    assert result.code == 1 and "is the input train file" in result.err, result.output
+    assert train.read_bytes() == before
+
+
+def test_a_killed_imports_temporary_folder_is_swept(tmp_path):
+    """A folder `.out.tmp<pid>` of a process that is gone (an import killed mid-way) goes at the next import."""
+    source = coco_source(tmp_path / "src")
+    stale = tmp_path / ".out.tmp999999999"
+    stale.mkdir()
+    (stale / "half.txt").write_text("")
+    result = run_cli("dataset", "import", "coco", source, tmp_path / "out", "--images", source.parent / "images")
+    assert result.code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
