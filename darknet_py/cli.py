@@ -12,7 +12,9 @@ import warnings
 import click
 
 from . import __version__
+from .commands.cfg import cfg
 from .commands.convert import convert, partial
+from .commands.dataset import dataset
 from .commands.detector import detector
 from .commands.export import export
 from .errors import DarknetError
@@ -32,6 +34,8 @@ cli.add_command(detector)
 cli.add_command(convert)
 cli.add_command(partial)
 cli.add_command(export)
+cli.add_command(dataset)
+cli.add_command(cfg)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -21,7 +21,7 @@ from ..data.labels import label_path, label_path_candidates, list_entries
 from ..data.image import decode_image_file
 from ..errors import DarknetError, DataFileError, ImageError, LabelError
 from ..flavor import AB, Flavor, flavor_of
-from .labels import BoxTable, check_dropped, check_label_file, read_label_bytes
+from .labels import BoxTable, check_dropped, check_label_file, check_label_presence, read_label_bytes
 from .model import check_anchors, check_model, load_model
 from .report import ERROR, WARNING, CheckReport
 
@@ -29,9 +29,10 @@ DECODERS = 8   # threads decoding images (cv2 releases the GIL)
 
 
 def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | str | os.PathLike | None = None,
-                  flavor: Flavor | str = AB, fast: bool = False) -> CheckReport:
+                  flavor: Flavor | str = AB, fast: bool = False, allow_empty_labels: bool = False) -> CheckReport:
     """Check a data set before training. ``data_config`` is a parsed `.data` or its path; ``cfg`` (a path or
-    a parsed cfg) adds the model checks. A `.data` file that cannot be parsed raises its
+    a parsed cfg) adds the model checks; ``allow_empty_labels`` makes a train list without any box a warning
+    (Darknet's behaviour) instead of an error. A `.data` file that cannot be parsed raises its
     :class:`~darknet_py.errors.DataFileError`; every other problem becomes a finding in the report."""
     flavor = flavor_of(flavor)
     with warnings.catch_warnings():
@@ -45,7 +46,7 @@ def check_dataset(data_config: DataConfig | str | os.PathLike, cfg: CfgModel | s
         max_boxes = _max_boxes(model, flavor)
         table = BoxTable()
         for key in _list_keys(data):
-            _check_list(data, key, flavor, fast, max_boxes, table, report)
+            _check_list(data, key, flavor, fast, max_boxes, table, report, allow_empty_labels)
             if key == "train":
                 train = np.arange(len(table.rows))   # anchors and class counts describe what trains
         kept = check_dropped(table, flavor, (model.net.width, model.net.height) if model else None, report)
@@ -103,7 +104,7 @@ def _list_keys(data: DataConfig) -> list[str]:
 
 
 def _check_list(data: DataConfig, key: str, flavor: Flavor, fast: bool, max_boxes: int, table: BoxTable,
-                report: CheckReport) -> None:
+                report: CheckReport, allow_empty_labels: bool = False) -> None:
     try:
         list_file = str(data.resolve(key))
         entries = list_entries(list_file)
@@ -117,6 +118,9 @@ def _check_list(data: DataConfig, key: str, flavor: Flavor, fast: bool, max_boxe
     labels = [label for label in (_find_label(image, flavor, report) for image in images) if label is not None]
     empty = sum(check_label_file(label, read_label_bytes(label), data.classes, max_boxes, table, report) == 0
                 for label in labels)
+    if key == "train":
+        check_label_presence(list_file, len(images), len(images) - len(labels) + empty,
+                             label_path(images[0], flavor) if images else None, allow_empty_labels, report)
     report.stats[key] = (f"{list_file}: {len(entries)} listed, {len(images)} found, {len(labels)} with label "
                          f"files ({empty} empty), {len(table.rows) - first_box} boxes")
 

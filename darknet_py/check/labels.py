@@ -156,3 +156,26 @@ def check_dropped(table: BoxTable, flavor: Flavor, net_size: Optional[tuple[int,
                    file=table.files[index[k]], line=int(line[k]),
                    value=f"{cls[k]} {x[k]:g} {y[k]:g} {w[k]:g} {h[k]:g}")
     return ~dropped
+
+
+EMPTY_SHARE_WARNING = 0.5     # more train pictures than this without boxes is warned about
+
+
+def check_label_presence(list_file: str, images: int, without_boxes: int, first_label: Optional[str],
+                         allow_empty: bool, report: CheckReport) -> None:
+    """The train list's pictures against their label files: none with a box is an error (Darknet would
+    train on background only and exit 0) unless ``allow_empty``; more than half without boxes is a warning.
+    ``without_boxes`` counts pictures whose label file is missing or holds no record."""
+    if not images:
+        return
+    if without_boxes == images:
+        severity = WARNING if allow_empty else ERROR
+        report.add("labels-empty", severity, f"none of the {images} pictures of the list has a label file with a "
+                   f"box (looked for e.g. {first_label})", LabelError, file=list_file,
+                   hint="Darknet would train on background only and report success; labels go beside the "
+                        "pictures by the label rule (JPEGImages/ -> labels/, .jpg -> .txt); "
+                        "--allow-empty-labels trains anyway")
+    elif without_boxes > EMPTY_SHARE_WARNING * images:
+        report.add("labels-empty", WARNING, f"{without_boxes} of the {images} pictures of the list "
+                   f"({without_boxes / images:.0%}) have no box (no label file, or an empty one)", LabelError,
+                   file=list_file, hint="they train as background; check the label paths if that is not meant")

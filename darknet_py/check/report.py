@@ -30,6 +30,7 @@ CHECKS = (
     ("label-range", "coordinates in (0,1], w/h > 0"),
     ("label-dropped", "boxes Darknet keeps"),
     ("label-duplicate", "no duplicate label lines"),
+    ("labels-empty", "train pictures have boxes"),
     ("class-unused", "every class has boxes"),
     ("cfg", "cfg parses and builds"),
     ("cfg-keys", "every cfg key implemented"),

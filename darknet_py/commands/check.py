@@ -7,7 +7,7 @@ import click
 
 from ..check import check_dataset
 from ..errors import DataFileError
-from .options import flavor_option
+from .options import allow_empty_labels_option, flavor_option
 
 
 @click.command("check")
@@ -17,18 +17,19 @@ from .options import flavor_option
 @click.option("--fast", is_flag=True, help="Skip image decoding (existence and label files only).")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
               help="How many findings to show for each check.")
-def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int) -> None:
+@allow_empty_labels_option
+def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int, allow_empty_labels: bool) -> None:
     """Check a data set (and with CFG the model) before training; exits non-zero on errors."""
-    report = check_dataset(data, cfg, flavor=flavor, fast=fast)
+    report = check_dataset(data, cfg, flavor=flavor, fast=fast, allow_empty_labels=allow_empty_labels)
     click.echo(report.format(examples))
     if not report.ok:
         raise DataFileError(f"the data set check found {len(report.errors)} error(s), listed above", file=data)
 
 
-def fast_check_before_training(data: str, cfg: str, flavor: str):
+def fast_check_before_training(data: str, cfg: str, flavor: str, allow_empty_labels: bool = False):
     """What `detector train` runs first: the fast checks; errors stop training, warnings are shown. Returns
     the parsed cfg, which training then uses (the cfg is parsed once per command)."""
-    report = check_dataset(data, cfg, flavor=flavor, fast=True)
+    report = check_dataset(data, cfg, flavor=flavor, fast=True, allow_empty_labels=allow_empty_labels)
     if report.findings:
         click.echo(report.format_findings(examples=3), err=True)
     if not report.ok:

@@ -9,6 +9,11 @@ from ..flavor import AB, FLAVORS
 flavor_option = click.option("--flavor", type=click.Choice(list(FLAVORS)), default=AB.name, show_default=True,
                              help="Darknet fork whose semantics to follow: AlexeyAB (ab) or pjreddie (pj).")
 
+allow_empty_labels_option = click.option(
+    "--allow-empty-labels", is_flag=True,
+    help="Accept a train list where no picture has a box (Darknet trains on background only); an error "
+         "otherwise.")
+
 
 def device_options(command):
     """`--device cpu|cuda|cuda:N` and AlexeyAB's `-i N` (the GPU used when running on CUDA)."""

@@ -12,7 +12,7 @@ import click
 from ..errors import UsageError
 from ..stopping import exit_status
 from ..device import resolve_device
-from .options import device_options, flavor_option
+from .options import allow_empty_labels_option, device_options, flavor_option
 
 COMMANDS: list = []
 
@@ -59,12 +59,14 @@ COMMANDS: list = []
 @click.option("--log", "log_file", type=click.Path(), default=None,
               help="JSON-lines log (default: <backup>/<cfg name>_train.jsonl).")
 @click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
+@allow_empty_labels_option
 def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
           gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
           chart_path: Optional[str], show_imgs: bool, global_batch: bool, collective_timeout: float,
           device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
-          progress: Optional[bool], log_file: Optional[str], no_check: bool) -> None:
+          progress: Optional[bool], log_file: Optional[str], no_check: bool,
+          allow_empty_labels: bool) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..data.loader import default_workers
@@ -86,7 +88,8 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
         raise UsageError("-mAP_epochs must be at least 1", value=str(map_epochs))
-    parsed = fast_check_before_training(data, cfg, flavor) if not no_check else None   # else parsed by training
+    parsed = (fast_check_before_training(data, cfg, flavor, allow_empty_labels) if not no_check
+              else None)   # else parsed by training
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,

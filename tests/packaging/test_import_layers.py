@@ -18,7 +18,7 @@ LAYERS = (
     ("data",),
     ("eval",),
     ("train",),
-    ("check", "export"),
+    ("check", "export", "dataset"),
     ("detector",),
     ("commands",),
     ("cli", "__main__"),
