@@ -38,6 +38,7 @@ class Network(nn.Module):
             shapes.append(shape)
         self.layers = nn.ModuleList(layers)
         self._last_use = self._compute_last_use()
+        self.fused = False            # see fuse_
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -90,6 +91,17 @@ class Network(nn.Module):
         out = self.forward(x, keep=range(len(self.layers)))
         return [out[i] for i in range(len(self.layers))]
 
+    def fuse_(self) -> "Network":
+        """Turn this network into an inference network, in place: each layer folds what it can (batch norm
+        into its convolution, as AlexeyAB's detector commands do) and the network goes to eval mode. Same
+        outputs (to float32 rounding); it can no longer train or be saved (a folded layer refuses to give its
+        `.weights` arrays), so fuse a copy (`copy.deepcopy`) of a network that is still trained or saved."""
+        self.eval()
+        for layer in self.layers:
+            layer.fuse_()
+        self.fused = True
+        return self
+
     def summary(self) -> str:
         """Darknet's layer table (`layer filters size input output`)."""
         lines = ["layer     filters    size              input                output"]
@@ -113,16 +125,18 @@ def parse_cfg(path, flavor: Flavor | str = AB, batch: Optional[int] = None) -> C
 
 
 def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flavor | str = AB,
-                 batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False) -> Network:
+                 batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False,
+                 fuse: bool = False) -> Network:
     """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it.
     ``for_inference``: refuse weights that do not reach the detection layers or hold NaN/Inf (a result
-    from them would be silently meaningless)."""
+    from them would be silently meaningless). ``fuse``: the inference network (:meth:`Network.fuse_`:
+    batch norm folded into the convolutions, eval mode), which cannot train or be saved."""
     cfg = parse_cfg(cfg_path, flavor=flavor, batch=batch)
     check_memory(cfg, "cpu", training=False)
     network = Network(cfg)
     if weights_path is not None:
         load_parameters(network, weights_path, cutoff=cutoff, for_inference=for_inference)
-    return network
+    return network.fuse_() if fuse else network
 
 
 def load_parameters(network: Network, weights_path, cutoff: Optional[int] = None,

@@ -41,7 +41,7 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
     require_onnx()   # before the (possibly long) weights load
     network = Network(at_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height))
     load_parameters(network, weights)
-    names = export_onnx(network.eval(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
+    names = export_onnx(network.fuse_(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
                         opset=opset)
     n = "N" if dynamic_batch else str(batch or 1)
     click.echo(f"{out}: input images ({n}, {network.net_options.channels}, {network.net_options.height}, {network.net_options.width}), "

@@ -87,3 +87,7 @@ class DarknetLayer(nn.Module):
 
     def describe(self) -> str:
         return f"{self.kind}"
+
+    def fuse_(self) -> None:
+        """Prepare this layer for inference only (:meth:`darknet_py.network.Network.fuse_`), in place. Layers
+        with something to fold override it; the others run as they are."""

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config.known_keys import CONV_KEYS, report_unimplemented
 from ..config.reader import Section
+from ..errors import WeightsError
 from ..flavor import Flavor
 from .activation import activate, get_activation
 from .base import BuildContext, DarknetLayer, Shape
@@ -93,6 +94,7 @@ class ConvolutionalLayer(DarknetLayer):
                               padding=opts.padding * opts.dilation, dilation=opts.dilation,
                               groups=opts.groups, bias=not opts.batch_normalize)
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
+        self.folded = False
         self._init_like_darknet(c // opts.groups, ctx.flavor)
 
     def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
@@ -127,7 +129,26 @@ class ConvolutionalLayer(DarknetLayer):
         # without autograd nobody else holds z: the activation can overwrite it instead of allocating
         return activate(z, self.options.activation, in_place=not torch.is_grad_enabled())
 
+    def fuse_(self) -> None:
+        """Fold the batch norm into the convolution, as AlexeyAB's `fuse_conv_batchnorm` does before
+        `detector test/map/demo`: one convolution with scaled weights and a bias, no normalisation pass. The
+        layer then holds other numbers than its `.weights` arrays, so it refuses to be saved."""
+        if self.bn is None:
+            return
+        scale, shift = self.bn.folded()
+        conv = self.conv
+        folded = UninitializedConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                     padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
+                                     device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            folded.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+            folded.bias.copy_(shift)
+        self.conv, self.bn, self.folded = folded, None, True
+
     def darknet_arrays(self):
+        if self.folded:
+            raise WeightsError(f"layer {self.index} [convolutional] has its batch norm folded into the weights "
+                               "for inference; save the network it was fused from")
         arrays = [self.biases]
         if self.bn is not None:
             arrays += [self.bn.weight, self.bn.running_mean, self.bn.running_var]
