@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .errors import DarknetError, WeightsError
 from .faults import pause_point
 
@@ -31,6 +29,8 @@ def write_atomically(path: str | os.PathLike, data: bytes, error_type: type[Dark
 def save_with_torch(payload: dict, path: str | os.PathLike, error_type: type[DarknetError] = WeightsError) -> None:
     """`torch.save` atomically; its failures (a full disk, a missing directory: torch reports both as
     RuntimeError) become one ``error_type`` naming ``path``."""
+    import torch     # on use: writing JSON or text (every command's outputs) must not import torch
+
     def write(tmp: Path) -> None:
         torch.save(payload, tmp)
         with open(tmp, "rb") as f:

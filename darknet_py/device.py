@@ -6,7 +6,6 @@ import os
 from typing import Optional
 
 import click
-import torch
 
 from .errors import UsageError
 
@@ -17,6 +16,7 @@ def resolve_device(device: Optional[str], gpu_index: Optional[int] = None) -> st
     No `--device`: cuda when torch sees one, else cpu (a GPU index alone does not force CUDA: AlexeyAB's
     CPU build ignores `-i`, and `-i -1` asks for the CPU). Under torchrun each process drives the GPU of its
     local rank."""
+    import torch      # on use: the command modules import this one, and `--help` must not load torch
     if device is None and gpu_index is not None and (gpu_index < 0 or not torch.cuda.is_available()):
         if gpu_index >= 0:
             click.echo(f"ignored: -i {gpu_index} (torch sees no CUDA device; running on the CPU as a CPU build of "

@@ -5,7 +5,6 @@ from typing import Optional
 
 import click
 
-from ..check import check_dataset
 from ..errors import DataFileError
 from .options import flavor_option
 
@@ -19,6 +18,7 @@ from .options import flavor_option
               help="How many findings to show for each check.")
 def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int) -> None:
     """Check a data set (and with CFG the model) before training; exits non-zero on errors."""
+    from ..check import check_dataset
     report = check_dataset(data, cfg, flavor=flavor, fast=fast)
     click.echo(report.format(examples))
     if not report.ok:
@@ -28,6 +28,7 @@ def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int)
 def fast_check_before_training(data: str, cfg: str, flavor: str):
     """What `detector train` runs first: the fast checks; errors stop training, warnings are shown. Returns
     the parsed cfg, which training then uses (the cfg is parsed once per command)."""
+    from ..check import check_dataset
     report = check_dataset(data, cfg, flavor=flavor, fast=True)
     if report.findings:
         click.echo(report.format_findings(examples=3), err=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from ..errors import warn
-from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
-from ..eval.detect import uses_letter_box
 from ..flavor import flavor_of
 from .evaluate import open_detector
 from ..device import resolve_device
@@ -34,6 +32,8 @@ def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_o
     """Detect objects in every frame of VIDEO (a file) or CAMERA_INDEX (a number): each frame read gives one
     frame of -out_filename and one block of -json_file_output, detected as `detector test` would detect
     the same picture."""
+    from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
+    from ..eval.detect import uses_letter_box
     _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     capture = open_capture(source)
     if not (out_filename or json_file or ext_output):

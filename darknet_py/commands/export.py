@@ -6,14 +6,12 @@ from typing import Optional
 
 import click
 
-from ..config.cfg import CfgModel
 from ..errors import UsageError
-from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
-from ..network import Network, load_parameters, parse_cfg
+from ..export.opsets import DEFAULT_OPSET, OPSETS
 from .options import flavor_option
 
 
-def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgModel:
+def at_size(cfg: "CfgModel", width: Optional[int], height: Optional[int]) -> CfgModel:
     """The cfg with `[net] width`/`height` replaced where given (the layers are then built at that size)."""
     net = dataclasses.replace(cfg.net, width=width or cfg.net.width, height=height or cfg.net.height)
     return dataclasses.replace(cfg, net=net)
@@ -36,6 +34,8 @@ def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgMo
 def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], dynamic_batch: bool,
            width: Optional[int], height: Optional[int], decode: bool, opset: int) -> None:
     """Export CFG with WEIGHTS (.weights or .pt) to OUT.onnx; input `images`, float32 NCHW RGB in [0, 1]."""
+    from ..export.onnx import export_onnx, require_onnx
+    from ..network import Network, load_parameters, parse_cfg
     if batch is not None and dynamic_batch:
         raise UsageError("give either --batch N or --dynamic-batch, not both")
     require_onnx()   # before the (possibly long) weights load

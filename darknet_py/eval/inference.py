@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
 
@@ -17,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.image import check_bgr_image, image_from_bgr, load_image
-from ..data.loader import forking_workers, worker_init
 from ..errors import DarknetError
 from .detect import get_network_boxes, network_predict, nms_settings, prepare_image
 from .detections import DetectionArrays
@@ -112,11 +112,15 @@ def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch
         workers = 0                     # nothing to overlap: a worker would only add its start-up
     dataset = _Images(sources, network.net_options.channels, network.net_options.width, network.net_options.height, letter_box,
                       keep_images)
-    extra = dict(worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch)) if workers else {}
+    extra, forking = {}, nullcontext()
+    if workers:
+        # the training loader's helpers, imported only here: that module brings the augmentation (and numba)
+        from ..data.loader import forking_workers, worker_init
+        extra, forking = dict(worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch)), forking_workers()
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list, **extra)
     with tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, leave=False,
               disable=None if desc else True, dynamic_ncols=True) as progress:
-        with forking_workers():
+        with forking:
             batches = iter(loader)
         for items in batches:
             yield items
