@@ -10,6 +10,20 @@ import click
 from .errors import UsageError
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (taskset, cpusets), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def limit_cpu_threads() -> int:
+    """Compute threads for a run on the CPU: at most one per core this process may use. A lower setting
+    (OMP_NUM_THREADS, `torch.set_num_threads`) is kept; more threads than cores only take turns."""
+    import torch
+    threads = max(1, min(torch.get_num_threads(), cpu_cores()))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def resolve_device(device: Optional[str], gpu_index: Optional[int] = None) -> str:
     """The torch device for `--device` and a GPU index (`-i N`, or train's first `-gpus` entry).
 

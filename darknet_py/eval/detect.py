@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..data.image import letterbox_image, resize_image
+from ..device import limit_cpu_threads
 from ..errors import CfgError, DataFileError, warn
 from ..flavor import AB, Flavor
 from ..network import load_network
@@ -31,6 +32,8 @@ def open_network(cfg: str, weights: Optional[str], flavor: Flavor | str = AB, de
     with batch 1 (weights that cover every detection layer, all finite), on ``device``. Every inference
     command and the `Detector` API get their network here."""
     network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True, fuse=True)
+    if torch.device(device).type == "cpu":
+        limit_cpu_threads()
     return network.to(device)
 
 

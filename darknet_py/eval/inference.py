@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.image import check_bgr_image, image_from_bgr, load_image
+from ..device import cpu_cores
 from ..errors import DarknetError
 from .detect import get_network_boxes, network_predict, nms_settings, prepare_image
 from .detections import DetectionArrays
@@ -93,8 +94,11 @@ def _as_list(items):
 
 
 def default_workers() -> int:
-    """Image loader processes when not told: up to 4, one CPU left to the network."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Image loader processes when not told. On 2 cores or fewer none: a loader process would take turns with
+    the network's threads on the same cores, and decoding in the main process is faster there
+    (`bench/bench_infer.py`, bench/RESULTS.md). With more cores, up to 4, one core left to the network."""
+    cores = cpu_cores()
+    return 0 if cores <= 2 else min(4, cores - 1)
 
 
 def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch: int = 1,
