@@ -19,6 +19,13 @@ _UNSUPPORTED = ("binary", "xnor", "share_index", "antialiasing", "assisted_excit
                 "sway", "rotate", "stretch", "stretch_sway", "deform")
 
 
+def _onednn_input(x: torch.Tensor) -> bool:
+    """Whether oneDNN (MKL-DNN) can run a convolution of ``x`` directly: float32 on the CPU, no autograd, not
+    while tracing (ONNX export records the portable F.conv2d)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+            and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing())
+
+
 class UninitializedConv2d(nn.Conv2d):
     """``nn.Conv2d`` that skips PyTorch's initialisation: the layer draws Darknet's right after (spec §3.1),
     and drawing only once halves the time to build a large network."""
@@ -98,6 +105,10 @@ class ConvolutionalLayer(DarknetLayer):
         self._init_like_darknet(c // opts.groups, ctx.flavor)
 
     def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
+        if self.conv.weight.is_meta:
+            # no values to draw (the memory estimate builds on the meta device), and drawing there would route
+            # through torch's reference implementations and import torch._dynamo (seconds of start-up)
+            return
         scale = (2.0 / (self.options.size ** 2 * c_per_group)) ** 0.5
         with torch.no_grad():
             if flavor.pjreddie:
@@ -120,6 +131,12 @@ class ConvolutionalLayer(DarknetLayer):
         if o.size == 1 and o.padding == 0 and (o.stride_x > 1 or o.stride_y > 1):
             return F.conv2d(x[:, :, ::o.stride_y, ::o.stride_x], self.conv.weight, self.conv.bias,
                             groups=o.groups)
+        if self.folded and _onednn_input(x):
+            # inference: oneDNN straight away. PyTorch's dispatcher sends a 1x1 kernel at one thread to its
+            # im2col + GEMM path, half as fast as oneDNN's (bench/RESULTS.md, bench_infer.py)
+            conv = self.conv
+            return torch.mkldnn_convolution(x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation,
+                                            conv.groups)
         return self.conv(x)
 
     def forward(self, x, outputs):
@@ -136,14 +153,11 @@ class ConvolutionalLayer(DarknetLayer):
         if self.bn is None:
             return
         scale, shift = self.bn.folded()
-        conv = self.conv
-        folded = UninitializedConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                                     padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
-                                     device=conv.weight.device, dtype=conv.weight.dtype)
+        weight = self.conv.weight
         with torch.no_grad():
-            folded.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-            folded.bias.copy_(shift)
-        self.conv, self.bn, self.folded = folded, None, True
+            weight.mul_(scale.to(weight.dtype).view(-1, 1, 1, 1))
+        self.conv.bias = nn.Parameter(shift.to(weight.dtype), requires_grad=False)
+        self.bn, self.folded = None, True
 
     def darknet_arrays(self):
         if self.folded:
