@@ -12,18 +12,12 @@ from ..config.reader import Section
 from ..errors import WeightsError
 from ..flavor import Flavor
 from .activation import activate, get_activation
+from . import fused_conv
 from .base import BuildContext, DarknetLayer, Shape
 from .batchnorm import BatchNorm
 
 _UNSUPPORTED = ("binary", "xnor", "share_index", "antialiasing", "assisted_excitation", "coordconv",
                 "sway", "rotate", "stretch", "stretch_sway", "deform")
-
-
-def _onednn_input(x: torch.Tensor) -> bool:
-    """Whether oneDNN (MKL-DNN) can run a convolution of ``x`` directly: float32 on the CPU, no autograd, not
-    while tracing (ONNX export records the portable F.conv2d)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
-            and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing())
 
 
 class UninitializedConv2d(nn.Conv2d):
@@ -101,7 +95,8 @@ class ConvolutionalLayer(DarknetLayer):
                               padding=opts.padding * opts.dilation, dilation=opts.dilation,
                               groups=opts.groups, bias=not opts.batch_normalize)
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
-        self.folded = False
+        self.folded = False           # batch norm folded into conv (fuse_): the .weights arrays are gone
+        self.prepacked = None         # fuse_: fused_conv.PrepackedWeights, the inference kernel's weights
         self._init_like_darknet(c // opts.groups, ctx.flavor)
 
     def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
@@ -123,33 +118,44 @@ class ConvolutionalLayer(DarknetLayer):
         """Darknet's `biases`: the conv bias, or BN β when batch-normalised."""
         return self.bn.bias if self.bn is not None else self.conv.bias
 
-    def _convolve(self, x):
+    def _strided_1x1(self) -> bool:
         """PyTorch's CPU path for a strided 1x1 kernel without padding visits every input pixel (seconds for
         a stride-32 conv on a batch of 416x416 images); such a kernel only reads every stride-th pixel, so it
         is applied to those pixels alone (same products and sums, same output)."""
         o = self.options
-        if o.size == 1 and o.padding == 0 and (o.stride_x > 1 or o.stride_y > 1):
+        return o.size == 1 and o.padding == 0 and (o.stride_x > 1 or o.stride_y > 1)
+
+    def _convolve(self, x):
+        o = self.options
+        if self._strided_1x1():
             return F.conv2d(x[:, :, ::o.stride_y, ::o.stride_x], self.conv.weight, self.conv.bias,
                             groups=o.groups)
-        if self.folded and _onednn_input(x):
-            # inference: oneDNN straight away. PyTorch's dispatcher sends a 1x1 kernel at one thread to its
-            # im2col + GEMM path, half as fast as oneDNN's (bench/RESULTS.md, bench_infer.py)
-            conv = self.conv
-            return torch.mkldnn_convolution(x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation,
-                                            conv.groups)
         return self.conv(x)
 
     def forward(self, x, outputs):
+        if self.prepacked is not None and fused_conv.runs_on(x):
+            return self._inference_forward(x)
         z = self._convolve(x)
         if self.bn is not None:
             z = self.bn(z)
         # without autograd nobody else holds z: the activation can overwrite it instead of allocating
         return activate(z, self.options.activation, in_place=not torch.is_grad_enabled())
 
+    def _inference_forward(self, x):
+        """The fused layer on the CPU: one oneDNN pass (fused_conv), the activation in place if not fused."""
+        o, stride = self.options, self.conv.stride
+        if self._strided_1x1():
+            x, stride = x[:, :, ::o.stride_y, ::o.stride_x], (1, 1)
+        y, activated = fused_conv.convolve(self.conv, self.prepacked, x, o.activation, stride)
+        return y if activated else activate(y, o.activation, in_place=True)
+
     def fuse_(self) -> None:
         """Fold the batch norm into the convolution, as AlexeyAB's `fuse_conv_batchnorm` does before
         `detector test/map/demo`: one convolution with scaled weights and a bias, no normalisation pass. The
-        layer then holds other numbers than its `.weights` arrays, so it refuses to be saved."""
+        layer then holds other numbers than its `.weights` arrays, so it refuses to be saved. On the CPU it
+        then runs on oneDNN with prepacked weights and the activation fused (:mod:`.fused_conv`)."""
+        if fused_conv.available():
+            self.prepacked = fused_conv.PrepackedWeights()
         if self.bn is None:
             return
         scale, shift = self.bn.folded()

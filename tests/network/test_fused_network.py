@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from darknet_py.errors import WeightsError
+from darknet_py.layers import fused_conv
 from darknet_py.network import Network, load_network, parse_cfg
 from darknet_py.weights import save_weights
 from helpers.paths import ROOT
@@ -97,3 +98,26 @@ def test_load_network_fuse(tmp_path):
         expected, got = reference(x), fused(x)
     for index in expected:
         assert relative_difference(expected[index], got[index]) <= 1e-4
+
+
+@pytest.mark.skipif(not fused_conv.available(), reason="this torch build has no oneDNN fused convolution")
+def test_cpu_kernel_prepacks_once_follows_weight_changes_and_copies():
+    """On the CPU the fused layers run oneDNN with prepacked weights: packed at the first call, packed again
+    when the weights change (a later load), and a deep copy of a used network packs its own."""
+    network = random_network("yolov3-tiny.cfg", "ab").fuse_()
+    x = torch.rand(1, 3, SIZE, SIZE)
+    convs = [layer for layer in network.layers if layer.kind == "convolutional"]
+    with torch.no_grad():
+        first = network(x)
+        packed = [layer.prepacked.packed for layer in convs]
+        assert all(p is not None for p in packed)
+        network(x)
+        assert all(layer.prepacked.packed is p for layer, p in zip(convs, packed))
+        copied = copy.deepcopy(network)
+        assert all(layer.prepacked.packed is None for layer in copied.layers if layer.kind == "convolutional")
+        assert all(torch.equal(first[i], out) for i, out in copied(x).items())
+        convs[-1].conv.weight.mul_(2.0)
+        changed = network(x)
+    assert convs[-1].prepacked.packed is not packed[-1]
+    last = network.detection_indices[-1]
+    assert not torch.equal(first[last], changed[last])
