@@ -19,7 +19,7 @@
    the default loader setting against `--workers 0` and `--workers 1` (the default on 2 cores before issue 22),
    alternated, with every core this process may use and pinned to one core (taskset). Goal: default <= workers 0.
 
-    python bench/bench_infer.py [--rounds N] [--process-rounds N] [--photos N] [--skip-map]
+    python bench/bench_infer.py [--rounds N] [--process-rounds N] [--photos N] [--map-rounds N] [--skip-map]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import argparse
 import copy
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -142,10 +143,12 @@ def alternate(runners: dict, rounds: int) -> dict:
     return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in runners}
 
 
-def bench_forward(root: Path, rounds: int) -> None:
-    blob = resize_image(load_image(DEBIAN / "data" / "dog.jpg"), 416, 416)[None]
-    for model in MODELS:
+def bench_forward(root: Path, models: list[str], rounds: int) -> None:
+    photo = load_image(DEBIAN / "data" / "dog.jpg")
+    for model in models:
         cfg = ROOT / "cfg" / f"{model}.cfg"
+        net = parse_cfg(cfg).net
+        blob = resize_image(photo, net.width, net.height)[None]
         weights, onnx_path = root / f"{model}.weights", root / f"{model}.onnx"
         random_weights(cfg, weights)
         export_onnx(load_network(cfg, weights, batch=1, fuse=True), str(onnx_path))
@@ -154,7 +157,7 @@ def bench_forward(root: Path, rounds: int) -> None:
             cv2.setNumThreads(threads)
             times = alternate(forward_runners(cfg, weights, onnx_path, threads, blob), rounds)
             ours_cpu, ours_wall = times[DEFAULT]
-            print(f"{model} 416x416, {threads} thread(s), median of {rounds} alternated runs "
+            print(f"{model} {net.width}x{net.height}, {threads} thread(s), median of {rounds} alternated runs "
                   f"(ratio: darknet_py fused / this, < 1 = darknet_py faster):")
             print(f"  {'':40s} {'CPU ms':>8s} {'ratio':>6s} {'wall ms':>8s} {'ratio':>6s}")
             for name, (c, w) in times.items():
@@ -166,10 +169,29 @@ def darknet_py_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "darknet_py", *args]
 
 
-def wall_of(command: list[str], cwd: Path, env=None) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+def run_alternated(commands: dict, cwd: Path, rounds: int) -> dict:
+    """name -> (median wall seconds, median CPU seconds) of ``commands`` (name -> (argv, env)) run in turn
+    ``rounds`` times. CPU time (user + system of the process and the children it waited for) is what a
+    shared machine distorts least."""
+    wall = {name: [] for name in commands}
+    cpu = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, (command, env) in commands.items():
+            before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            wall[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in commands}
+
+
+def print_medians(title: str, times: dict, reference: str, label: str) -> None:
+    ref_wall, ref_cpu = times[reference]
+    print(title)
+    print(f"  {'':46s} {'wall s':>7s} {'ratio':>6s} {'CPU s':>7s} {'ratio':>6s}   (ratio: / {label})")
+    for name, (wall, cpu) in times.items():
+        print(f"  {name:46s} {wall:7.2f} {wall / ref_wall:6.2f} {cpu:7.2f} {cpu / ref_cpu:6.2f}")
 
 
 def bench_process(root: Path, rounds: int) -> None:
@@ -180,27 +202,19 @@ def bench_process(root: Path, rounds: int) -> None:
     cfg, weights, photo = DEBIAN / "cfg" / "yolov3-tiny.cfg", coco_weights(), DEBIAN / "data" / "dog.jpg"
     (root / "coco.data").write_text(f"classes=80\nnames={DEBIAN / 'data' / 'coco.names'}\n")
     one_thread = dict(os.environ, OMP_NUM_THREADS="1")
+    test = darknet_py_command("detector", "test", "coco.data", str(cfg), str(weights), str(photo), "--flavor", "pj")
     commands = {
         # -out: save the picture without opening a window (Debian's build has OpenCV/Qt; no display here)
         "Debian darknet detector test": ([darknet, "detector", "test", "coco.data", str(cfg), str(weights),
                                           str(photo), "-out", "predictions"], None),
-        "darknet_py detector test (default threads)": (darknet_py_command(
-            "detector", "test", "coco.data", str(cfg), str(weights), str(photo), "--flavor", "pj"), None),
-        "darknet_py detector test (OMP_NUM_THREADS=1)": (darknet_py_command(
-            "detector", "test", "coco.data", str(cfg), str(weights), str(photo), "--flavor", "pj"), one_thread),
+        "darknet_py detector test (default threads)": (test, None),
+        "darknet_py detector test (OMP_NUM_THREADS=1)": (test, one_thread),
         "darknet_py --help": (darknet_py_command("--help"), None),
         "python -c 'import torch' (for scale)": ([sys.executable, "-c", "import torch"], None),
     }
-    times = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, (command, env) in commands.items():
-            times[name].append(wall_of(command, root, env))
-    reference = statistics.median(times["Debian darknet detector test"])
-    print(f"whole process, one photo (dog.jpg), yolov3-tiny 416, official weights; median wall of {rounds} "
-          "alternated runs:")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"  {name:46s} {median:6.2f} s  {median / reference:5.2f}x Darknet   (min {min(values):.2f} s)")
+    print_medians(f"whole process, one photo (dog.jpg), yolov3-tiny 416, official weights; medians of {rounds} "
+                  "alternated runs:", run_alternated(commands, root, rounds), "Debian darknet detector test",
+                  "Darknet")
 
 
 def bench_workers(root: Path, photos: int, rounds: int) -> None:
@@ -215,36 +229,31 @@ def bench_workers(root: Path, photos: int, rounds: int) -> None:
     base = darknet_py_command("detector", "map", "photos.data", cfg, weights)
     cores = sorted(os.sched_getaffinity(0))
     for label, pin in ((f"{len(cores)} cores", []), ("1 core (taskset)", ["taskset", "-c", str(cores[0])])):
-        runs = {"default": pin + base, "--workers 0": pin + base + ["--workers", "0"],
-                "--workers 1": pin + base + ["--workers", "1"]}
-        times = {name: [] for name in runs}
-        for _ in range(rounds):
-            for name, command in runs.items():
-                times[name].append(wall_of(command, root))
-        reference = statistics.median(times["--workers 0"])
-        print(f"detector map, {photos} photo-sized JPEGs, yolov3-tiny 416, {label}; median wall of {rounds} "
-              "alternated runs:")
-        for name, values in times.items():
-            median = statistics.median(values)
-            print(f"  {name:14s} {median:7.2f} s  {median / reference:5.2f}x --workers 0")
+        runs = {"default": (pin + base, None), "--workers 0": (pin + base + ["--workers", "0"], None),
+                "--workers 1": (pin + base + ["--workers", "1"], None)}
+        print_medians(f"detector map, {photos} photo-sized JPEGs, yolov3-tiny 416, {label}; medians of {rounds} "
+                      "alternated runs:", run_alternated(runs, root, rounds), "--workers 0", "--workers 0")
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20, help="alternated rounds of the forward comparison")
     parser.add_argument("--process-rounds", type=int, default=7, help="alternated whole-process runs")
     parser.add_argument("--photos", type=int, default=100, help="photo-sized JPEGs of the detector map runs")
     parser.add_argument("--map-rounds", type=int, default=3, help="alternated detector map runs")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="cfg names in cfg/ for section 1")
+    parser.add_argument("--skip-process", action="store_true", help="leave out sections 2 and 3")
     parser.add_argument("--skip-map", action="store_true", help="leave out section 4 (minutes)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     print(f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
           f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, OpenCV {cv2.__version__}; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bench_forward(root, args.rounds)
-        bench_process(root, args.process_rounds)
+        bench_forward(root, args.models, args.rounds)
+        if not args.skip_process:
+            bench_process(root, args.process_rounds)
         if not args.skip_map:
             bench_workers(root, args.photos, args.map_rounds)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

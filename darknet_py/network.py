@@ -20,7 +20,9 @@ from .weights_check import check_for_inference
 
 
 class Network(nn.Module):
-    def __init__(self, cfg: CfgModel):
+    def __init__(self, cfg: CfgModel, draw_weights: bool = True):
+        """``draw_weights=False``: skip Darknet's random initialisation of the convolutions (zeros instead),
+        for a caller that loads every parameter right after."""
         super().__init__()
         self.cfg = cfg
         self.net_options = cfg.net    # the [net] section's options (batch, size, flavor, lr ...)
@@ -30,7 +32,7 @@ class Network(nn.Module):
         layers: list[DarknetLayer] = []
         shape = Shape(cfg.net.channels, cfg.net.height, cfg.net.width)
         for index, spec in enumerate(cfg.layers):
-            ctx = BuildContext(index, shape, tuple(shapes), cfg.net, spec.file, spec.line, spec.kind)
+            ctx = BuildContext(index, shape, tuple(shapes), cfg.net, spec.file, spec.line, spec.kind, draw_weights)
             layer = SECTION_KINDS[spec.kind].layer(spec.options, ctx)
             layer.common = spec.common
             layers.append(layer)
@@ -142,7 +144,11 @@ def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flav
     batch norm folded into the convolutions, eval mode), which cannot train or be saved."""
     cfg = parse_cfg(cfg_path, flavor=flavor, batch=batch)
     check_memory(cfg, "cpu", training=False)
-    network = Network(cfg)
+    # inference refuses a file that leaves any layer unloaded, so drawing random values first is wasted time
+    # (unless the cfg tells a layer not to load)
+    loads_all = weights_path is not None and for_inference and cutoff is None and not any(
+        spec.common.dontload or spec.common.dontloadscales for spec in cfg.layers)
+    network = Network(cfg, draw_weights=not loads_all)
     if weights_path is not None:
         load_parameters(network, weights_path, cutoff=cutoff, for_inference=for_inference)
     return network.fuse_() if fuse else network

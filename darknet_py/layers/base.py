@@ -38,6 +38,7 @@ class BuildContext:
     file: str
     line: int
     kind: str
+    draw_weights: bool = True      # False: the caller loads every parameter next (Darknet's random init skipped)
 
     @property
     def flavor(self) -> str:

@@ -97,16 +97,18 @@ class ConvolutionalLayer(DarknetLayer):
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
         self.folded = False           # batch norm folded into conv (fuse_): the .weights arrays are gone
         self.prepacked = None         # fuse_: fused_conv.PrepackedWeights, the inference kernel's weights
-        self._init_like_darknet(c // opts.groups, ctx.flavor)
+        self._init_like_darknet(c // opts.groups, ctx.flavor, ctx.draw_weights)
 
-    def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
+    def _init_like_darknet(self, c_per_group: int, flavor: Flavor, draw: bool) -> None:
         if self.conv.weight.is_meta:
             # no values to draw (the memory estimate builds on the meta device), and drawing there would route
             # through torch's reference implementations and import torch._dynamo (seconds of start-up)
             return
         scale = (2.0 / (self.options.size ** 2 * c_per_group)) ** 0.5
         with torch.no_grad():
-            if flavor.pjreddie:
+            if not draw:                   # every value is loaded next: a memset, not a random draw
+                self.conv.weight.zero_()
+            elif flavor.pjreddie:
                 self.conv.weight.normal_(0.0, 1.0).mul_(scale)
             else:
                 self.conv.weight.uniform_(-1.0, 1.0).mul_(scale)
