@@ -40,6 +40,9 @@ class Network(nn.Module):
             shapes.append(shape)
         self.layers = nn.ModuleList(layers)
         self._last_use = self._compute_last_use()
+        self._release: dict[int, list[int]] = {}      # layer i -> outputs no layer after i reads
+        for j, last in enumerate(self._last_use):
+            self._release.setdefault(last, []).append(j)
         self.fused = False            # see fuse_
         self.memory_format = torch.contiguous_format     # of the input on the CPU (fuse_: channels_last)
 
@@ -78,9 +81,7 @@ class Network(nn.Module):
         (default: the yolo/region layers)."""
         wanted = set(self.detection_indices if keep is None else keep)
         outputs: list[Optional[torch.Tensor]] = [None] * len(self.layers)
-        release: dict[int, list[int]] = {}
-        for i, last in enumerate(self._last_use):
-            release.setdefault(last, []).append(i)
+        release = self._release
         if x.dim() == 4 and x.device.type == "cpu":
             x = x.contiguous(memory_format=self.memory_format)
         for i, layer in enumerate(self.layers):
