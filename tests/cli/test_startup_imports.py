@@ -63,3 +63,24 @@ def test_detector_test_imports_no_numba_nor_checker(tmp_path):
     assert "torch" in found and "cv2" in found
     assert set(found) <= {"torch", "cv2"}, found
     assert (tmp_path / "predictions.jpg").is_file()
+
+
+def wait_policy_seen_by_torch(env_value) -> str:
+    """OMP_WAIT_POLICY in the environment of a `detector test` run, as torch's OpenMP runtime reads it."""
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_value is not None:
+        env["OMP_WAIT_POLICY"] = env_value
+    code = ("import os, sys\nfrom darknet_py.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules\nprint(os.environ.get('OMP_WAIT_POLICY'))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_waiting_threads_sleep_unless_the_environment_says_otherwise():
+    """Set before torch is imported (OpenMP reads it once): spinning threads starve the threads they wait
+    for on shared cores (bench/RESULTS.md)."""
+    assert wait_policy_seen_by_torch(None) == "PASSIVE"
+    assert wait_policy_seen_by_torch("ACTIVE") == "ACTIVE"
