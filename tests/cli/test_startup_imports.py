@@ -66,7 +66,7 @@ def test_detector_test_imports_no_numba_nor_checker(tmp_path):
 
 
 def wait_policy_seen_by_torch(env_value) -> str:
-    """OMP_WAIT_POLICY in the environment of a `detector test` run, as torch's OpenMP runtime reads it."""
+    """OMP_WAIT_POLICY after the command line started (before any torch import), given ``env_value``."""
     import os
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if env_value is not None:
