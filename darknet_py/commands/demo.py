@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import warn
+from ..config.data import parse_data
+from ..errors import ImageError, warn
 from ..flavor import flavor_of
+from ..outputs import refuse_overwriting_inputs
 from .evaluate import open_detector
 from ..device import resolve_device
 from .options import device_options, flavor_option
@@ -34,6 +36,11 @@ def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_o
     the same picture."""
     from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
     from ..eval.detect import uses_letter_box
+    names_file = parse_data(data_file, flavor=flavor).resolve("names", must_exist=False)
+    refuse_overwriting_inputs("detector demo", {"video": None if is_camera(source) else source,
+                                                "data file": data_file, "cfg file": cfg, "weights file": weights,
+                                                "names file": names_file},
+                              {"-out_filename": out_filename, "-json_file_output": json_file})
     _, names, network = open_detector(data_file, cfg, weights, flavor, resolve_device(device, gpu_index))
     capture = open_capture(source)
     if not (out_filename or json_file or ext_output):
@@ -45,6 +52,9 @@ def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_o
         result = run_demo(network, capture, settings, out_filename, json_file, echo=click.echo)
     finally:
         capture.release()
+    if result.frames == 0:
+        raise ImageError("no frame could be read: an empty or unreadable video"
+                         + ("; no -out_filename video was written" if out_filename else ""), file=source)
     click.echo(f"{result.frames} frames of {result.width} x {result.height} at {result.fps:g} fps; "
                f"{result.frames / max(result.seconds, 1e-9):.1f} frames/s", err=True)
     if out_filename:

@@ -10,6 +10,7 @@ import click
 from ..config.data import DataConfig, parse_data
 from ..errors import UsageError, warn
 from ..flavor import Flavor
+from ..outputs import refuse_overwriting_inputs
 from ..atomic_write import write_atomically
 from ..device import resolve_device
 from .options import device_options, flavor_option, inference_options
@@ -75,6 +76,8 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     data = parse_data(data_file, flavor=flavor)
+    refuse_overwriting_inputs("detector map", {"data file": data_file, "cfg file": cfg, "weights file": weights,
+                                               "names file": data.resolve("names")}, {"-coco_out": coco_out})
     device = resolve_device(device, gpu_index)
     network = open_network(cfg, weights, flavor, device)
     checked_names(data, network)
@@ -103,8 +106,12 @@ COMMANDS.append(map_command)
 def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index, batch, workers):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
     from ..eval.inference import default_batch
-    from ..eval.valid import validate_detector
+    from ..eval.valid import result_files, validate_detector
     device = resolve_device(device, gpu_index)
+    data = parse_data(data_file, flavor=flavor)
+    refuse_overwriting_inputs("detector valid", {"data file": data_file, "cfg file": cfg, "weights file": weights,
+                                                 "names file": data.resolve("names")},
+                              {"result file": result_files(data, data.read_names(), outfile)})
     data, names, network = open_detector(data_file, cfg, weights, flavor, device)
     output = validate_detector(network, data, names, outfile, flavor, batch or default_batch(device, network),
                                workers)
@@ -139,13 +146,16 @@ def recall(data_file, cfg, weights, flavor, device, gpu_index, batch, workers):
 COMMANDS.append(recall)
 
 
+ANCHOR_FILES = ("counters_per_class.txt", "anchors.txt")     # in the working directory, as AB
+
+
 @click.command("calc_anchors")
 @click.argument("data_file", metavar="DATA", type=click.Path())
 @click.option("-num_of_clusters", "num_of_clusters", type=int, default=5, show_default=True)
 @click.option("-width", "width", type=int, default=-1, help="Network input width (required).")
 @click.option("-height", "height", type=int, default=-1, help="Network input height (required).")
 @click.option("-seed", "seed", type=int, default=None,
-              help="srand() seed for the initial centres (default: the time, as AB).")
+              help="srand() seed of the initial centres (default: the clock, as AlexeyAB: runs differ).")
 @click.option("-show", "show", is_flag=True,
               help="Also write cloud.png: the label boxes' sizes by cluster and the anchors (AB).")
 @flavor_option
@@ -153,7 +163,9 @@ def calc_anchors_command(data_file, num_of_clusters, width, height, seed, show, 
     """AB's k-means anchors for the train list; writes anchors.txt and counters_per_class.txt."""
     from ..eval.anchors import calc_anchors
     click.echo(f"\n num_of_clusters = {num_of_clusters}, width = {width}, height = {height} ")
-    result = calc_anchors(parse_data(data_file, flavor=flavor), num_of_clusters, width, height, seed, flavor)
+    written = ANCHOR_FILES + (("cloud.png",) if show else ())
+    result = calc_anchors(parse_data(data_file, flavor=flavor), num_of_clusters, width, height, seed, flavor,
+                          written)
     click.echo(f"\n iterations = {result.iterations} ")
     click.echo(f"\n{result.counters_text()}")
     click.echo(f"\n avg IoU = {result.avg_iou:2.2f} % ")

@@ -2,19 +2,87 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Optional
 
 import click
 
-from ..errors import UsageError
+from ..config.cfg import CfgModel
+from ..errors import CfgError, UsageError
 from ..export.opsets import DEFAULT_OPSET, OPSETS
+from ..outputs import refuse_overwriting_inputs
 from .options import flavor_option
 
 
-def at_size(cfg: "CfgModel", width: Optional[int], height: Optional[int]) -> CfgModel:
+def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgModel:
     """The cfg with `[net] width`/`height` replaced where given (the layers are then built at that size)."""
     net = dataclasses.replace(cfg.net, width=width or cfg.net.width, height=height or cfg.net.height)
     return dataclasses.replace(cfg, net=net)
+
+
+def checked_size(cfg: CfgModel, width: Optional[int], height: Optional[int], batch: int) -> CfgModel:
+    """The cfg at --width/--height, refused before anything is allocated when its layers cannot take that
+    size (one message naming the flags and the rule, not the [route] that fails) or when the export's
+    forward pass (``batch`` images) cannot fit in memory (see darknet_py/memory.py)."""
+    from ..memory import estimate_memory, require_memory
+    sized = at_size(cfg, width, height)
+    if width or height:
+        try:
+            network = _meta_network(sized)
+        except CfgError:
+            own = _meta_network(cfg)         # at the cfg's own size: its errors are the cfg's
+            raise _size_error(cfg, sized, _downsampling(own)) from None
+    else:
+        network = _meta_network(cfg)
+    estimate = estimate_memory(network, training=False)
+    estimate = dataclasses.replace(estimate, activations=estimate.activations * batch, images=batch)
+    try:
+        require_memory(estimate, sized, "cpu", training=False)
+    except CfgError as error:
+        if not (width or height or batch > 1):
+            raise
+        raise UsageError(error.message, hint="lower --width/--height or --batch") from None
+    return sized
+
+
+def _meta_network(cfg: CfgModel):
+    """The network built on the meta device: shapes, no storage."""
+    import torch
+    from ..network import Network
+    with torch.device("meta"):
+        return Network(cfg)
+
+
+def _downsampling(network) -> tuple[int, int]:
+    """How many input pixels one pixel of the network's coarsest layer stands for, across and down."""
+    net = network.net_options
+    return (max(net.width // shape.w for shape in network.shapes if shape.w),
+            max(net.height // shape.h for shape in network.shapes if shape.h))
+
+
+def _size_error(cfg: CfgModel, sized: CfgModel, factors: tuple[int, int]) -> UsageError:
+    across, down = factors
+    width, height = sized.net.width, sized.net.height
+    near = (max(across, round(width / across) * across), max(down, round(height / down) * down))
+    rule = (f"by {across}, so width and height must be multiples of {across}" if across == down else
+            f"by {across} across and {down} down, so the width must be a multiple of {across} and the height "
+            f"of {down}")
+    return UsageError(f"--width/--height {width}x{height}: the layers of {cfg.file} downsample the input {rule}",
+                      hint=f"e.g. --width {near[0]} --height {near[1]}")
+
+
+def check_output_path(out: str) -> None:
+    """OUT.onnx must name a file that can be created: not empty, not a folder, in a folder that exists."""
+    path = Path(out)
+    if not out.strip():
+        raise UsageError("the output file name is empty", hint="give a file name such as model.onnx")
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        raise UsageError("the output is a folder, not a file name", value=out,
+                         hint=f"give a file name such as {path / 'model.onnx'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"the output's folder '{path.parent}' does not exist", value=out,
+                         hint="create it first (mkdir -p) or choose another destination")
 
 
 @click.command()
@@ -38,8 +106,11 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
     from ..network import Network, load_parameters, parse_cfg
     if batch is not None and dynamic_batch:
         raise UsageError("give either --batch N or --dynamic-batch, not both")
+    check_output_path(out)
+    refuse_overwriting_inputs("export", {"cfg file": cfg, "weights file": weights}, {"output": out})
     require_onnx()   # before the (possibly long) weights load
-    network = Network(at_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height))
+    sized = checked_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height, 2 if dynamic_batch else batch or 1)
+    network = Network(sized)
     load_parameters(network, weights)
     names = export_onnx(network.fuse_(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
                         opset=opset)

@@ -6,6 +6,7 @@ INPUT may be image files, directories, globs or `.txt` lists (eval/inputs.py); w
 the run goes on; only a run in which no image could be read fails."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 import click
 
+from ..config.data import parse_data
 from ..errors import ImageError, warn
 from ..atomic_write import write_atomically
 from ..flavor import AB, Flavor, flavor_of
+from ..outputs import refuse_overwriting_inputs
 from .evaluate import open_detector
 from ..device import resolve_device
 from .options import device_options, flavor_option, inference_options
@@ -49,6 +52,15 @@ class ImageOutputs:
             return str(Path(self.save_dir) / Path(path).stem)
         return self.outfile if (self.flavor.pjreddie and self.outfile) else "predictions"
 
+    def files_written(self, images: list[str]) -> dict[str, list[str]]:
+        """What the run writes for ``images``, by role: JSON, pictures, label files, and `bad.list`."""
+        labels = self.flavor.alexeyab and self.save_labels
+        pictures = [self.picture_name(path) + ".jpg" for path in images] if self.save_dir \
+            else [self.picture_name("") + ".jpg"]
+        return {"-out": [self.outfile] if self.writes_json else [], "picture": pictures,
+                "-save_labels label file": [AB.label_path(path) for path in images] if labels else [],
+                BAD_LIST: [BAD_LIST]}
+
 
 @click.command("test")
 @click.argument("data_file", metavar="DATA", type=click.Path())
@@ -78,15 +90,35 @@ def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, sav
     from ..eval.inference import default_batch
     from ..eval.inputs import expand_inputs, stdin_image_paths
     device, flavor = resolve_device(device, gpu_index), flavor_of(flavor)
-    _, names, network = open_detector(data_file, cfg, weights, flavor, device)
+    outputs = ImageOutputs(flavor, (), flavor.test_thresh if thresh is None else thresh, ext_output,
+                           outfile, save_labels, save_dir)
     paths = expand_inputs(inputs) if inputs else stdin_image_paths()
-    outputs = ImageOutputs(flavor, names, flavor.test_thresh if thresh is None else thresh, ext_output,
-                          outfile, save_labels, save_dir)
+    refuse = _overwrite_check(data_file, cfg, weights, inputs, flavor, outputs)
+    if isinstance(paths, list):
+        refuse(paths)
+    else:
+        paths = (refuse([path]) or path for path in paths)
+    _, names, network = open_detector(data_file, cfg, weights, flavor, device)
+    outputs = dataclasses.replace(outputs, names=names)
     if save_dir:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     detected = detect_inputs(network, paths, outputs.thresh, uses_letter_box(network, letter_box, "test"),
                              batch or default_batch(device, network), workers)
     run_test(detected, outputs)
+
+
+def _overwrite_check(data_file: str, cfg: str, weights: str, entries: tuple[str, ...], flavor: Flavor,
+                     outputs: ImageOutputs):
+    """A function of image paths refusing (outputs.py) a file the run would write over one of its inputs:
+    the .data, cfg, weights and names files, the INPUT arguments (lists) and the images. A list of images is
+    checked at once; stdin's paths one at a time, as each comes."""
+    names = parse_data(data_file, flavor=flavor).resolve("names", must_exist=False)
+    given = {"data file": data_file, "cfg file": cfg, "weights file": weights, "names file": names}
+
+    def refuse(images: list[str]) -> None:
+        refuse_overwriting_inputs("detector test", {"image": images, "list": list(entries), **given},
+                                  outputs.files_written(images))
+    return refuse
 
 
 def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool, batch: int,

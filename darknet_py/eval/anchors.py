@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..errors import DataFileError, UsageError, warn
 from ..flavor import AB, Flavor
 from ..data.labels import label_path, read_list
 from ..data.rand import GlibcRandom
+from ..outputs import refuse_overwriting_inputs
 from .images import read_truth
 
 MAX_ITERATIONS = 1000
@@ -87,13 +88,18 @@ def do_kmeans(points: np.ndarray, k: int, rng: GlibcRandom) -> tuple[np.ndarray,
 
 
 def calc_anchors(data: DataConfig, num_of_clusters: int, width: int, height: int,
-                 seed: Optional[int] = None, flavor: Flavor | str = AB) -> AnchorsResult:
-    """Cluster the (w·width, h·height) sizes of every label of the `train` list."""
+                 seed: Optional[int] = None, flavor: Flavor | str = AB,
+                 written: Sequence[str] = ()) -> AnchorsResult:
+    """Cluster the (w·width, h·height) sizes of every label of the `train` list. ``written``: the files the
+    command will write, refused (outputs.py) when one is the .data file, the list, an image or a label file."""
     if width <= 0 or height <= 0:
         raise UsageError("calc_anchors needs -width and -height (the network input size)")
     if "train" not in data.lines:                 # calc_anchors' own default in AB
         data = replace(data, train="data/train.list")
     paths = read_list(data.resolve("train"))
+    refuse_overwriting_inputs("detector calc_anchors", {
+        "data file": data.file, "train list": data.resolve("train"), "image": paths,
+        "label file": [label_path(path, flavor) for path in paths]}, {"output": written})
     classes = data.classes if "classes" in data.lines else 1
     sizes, class_ids = [], []
     for path in paths:

@@ -3,6 +3,7 @@ decoded ahead of the network by :mod:`~darknet_py.eval.inference`)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -16,9 +17,14 @@ from ..flavor import AB, Flavor
 def valid_list(data: DataConfig, default: str = "data/train.list") -> list[str]:
     """Image paths of the `.data` file's `valid` list (``default`` when the key is absent: AB's map and
     recall use `data/train.txt`; training `-map` passes the `train` value)."""
+    return read_list(valid_list_file(data, default))
+
+
+def valid_list_file(data: DataConfig, default: str = "data/train.list") -> Path:
+    """The list file :func:`valid_list` reads."""
     if "valid" not in data.lines:
         data = replace(data, valid=default)
-    return read_list(data.resolve("valid"))
+    return data.resolve("valid")
 
 
 def read_truth(image_path: str, classes: int, flavor: Flavor | str = AB) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Iterator
 import click
 
 from ..data.labels import read_list
-from ..errors import ImageError, warn
+from ..errors import DataFileError, ImageError, warn
 
 # What a directory or a glob contributes (OpenCV decodes these); a file named explicitly is tried whatever
 # its name.
@@ -26,10 +26,12 @@ def is_image_name(path: Path) -> bool:
 def expand_input(entry: str) -> list[str]:
     """The image paths one INPUT stands for: a directory's images sorted by name, a glob's matching images
     sorted, a `.txt` list's entries in order, else the path itself (an unreadable one is reported when
-    read, like any image)."""
+    read, like any image). A `.txt` list that is not there is an error: it names no image to report."""
     path = Path(entry)
     if path.is_dir():
         return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name) if p.is_file() and is_image_name(p)]
+    if path.suffix.lower() == LIST_SUFFIX and not (path.exists() or glob.has_magic(entry)):
+        raise DataFileError("list file not found", file=entry, hint="a .txt INPUT is a list of image paths")
     if path.is_file() and path.suffix.lower() == LIST_SUFFIX:
         return read_list(entry)
     if not path.exists() and glob.has_magic(entry):

@@ -6,7 +6,6 @@ last [yolo]'s nms_kind), records matched against the label file; then one global
 AP (area under the curve, or 11/101 recall points) and the mean over *all* classes."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -16,14 +15,16 @@ from typing import Optional
 import numpy as np
 
 from ..config.data import DataConfig, parse_data
-from ..data.labels import read_list
+from ..data.labels import label_path, read_list
 from ..atomic_write import write_atomically
 from ..errors import DataFileError, warn
+from ..json_text import json_dumps
+from ..outputs import refuse_overwriting_inputs
 from .average_precision import ImageMatch, Records, average_precision, match_image, ranked_true_positives
 from .coco import CocoResult, coco_bbox, evaluate_coco, ground_truth_dataset
 from .detect import at_cfg_size, detector_classes
 from .detections import DetectionArrays
-from .images import read_difficult, read_truth, valid_list
+from .images import read_difficult, read_truth, valid_list, valid_list_file
 from .inference import detect_images
 
 MAP_DETECTION_THRESH = .005
@@ -203,6 +204,11 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     letter = bool(network.net_options.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
+    if coco_json:
+        refuse_overwriting_inputs("detector map", {
+            "image": paths, "valid list": valid_list_file(data, valid_default),
+            "label file": [label_path(path, flavor) for path in paths],
+            "difficult list": data.resolve("difficult") if difficult else None}, {"-coco_out": coco_json})
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     with at_cfg_size(network):
@@ -215,5 +221,5 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
                           read_difficult(difficult, found.index, classes, flavor), (found.width, found.height))
     result = acc.result(names, time.time() - start, coco)
     if coco_json:
-        write_atomically(coco_json, json.dumps(acc.coco_detections()).encode())
+        write_atomically(coco_json, json_dumps(acc.coco_detections()).encode())
     return result

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ..flavor import Flavor, flavor_of
+from ..json_text import json_number, json_string
 from .detections import DetectionArrays
 
 HIDDEN_PREFIX = "dont_show"   # AB never shows classes whose name starts with this
@@ -90,17 +91,17 @@ JSON_THRESH = 0.005   # AB `detection_to_json` lists every class above this (det
 def detection_to_json(dets: DetectionArrays, names: tuple[str, ...], frame_id: int,
                       filename: Optional[str] = None) -> str:
     """AB's JSON block for one image, byte for byte (`%f` numbers, its spacing and line breaks); a video
-    frame has no filename line (AB's demo passes none)."""
+    frame has no filename line (AB's demo passes none). Unlike AB's, always valid JSON (json_text.py)."""
     visible = shown(names)
     objects = []
     for i in range(len(dets)):
-        x, y, w, h = (float(v) for v in dets.boxes[i])
+        x, y, w, h = (json_number(v) for v in dets.boxes[i])
         for j in range(dets.probs.shape[1]):
             if dets.probs[i, j] > JSON_THRESH and visible[j]:
                 objects.append(
-                    f'  {{"class_id":{j}, "name":"{names[j]}", "relative_coordinates":{{"center_x":{x:f}, '
-                    f'"center_y":{y:f}, "width":{w:f}, "height":{h:f}}}, "confidence":{float(dets.probs[i, j]):f}}}')
-    named = f' \n "filename":"{filename}",' if filename is not None else ""
+                    f'  {{"class_id":{j}, "name":{json_string(names[j])}, "relative_coordinates":{{"center_x":{x}, '
+                    f'"center_y":{y}, "width":{w}, "height":{h}}}, "confidence":{json_number(dets.probs[i, j])}}}')
+    named = f' \n "filename":{json_string(filename)},' if filename is not None else ""
     return (f'{{\n "frame_id":{frame_id},{named} \n "objects": [ \n' + ", \n".join(objects) + "\n ] \n}")
 
 

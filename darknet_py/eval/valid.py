@@ -16,10 +16,12 @@ import numpy as np
 from ..config.data import DataConfig
 from ..atomic_write import write_atomically
 from ..flavor import Flavor, flavor_of
+from ..json_text import json_number
+from ..outputs import refuse_overwriting_inputs
 from .coco import COCO_IDS, coco_bbox
 from .detect import detector_classes, uses_letter_box
 from .detections import DetectionArrays
-from .images import valid_list
+from .images import valid_list, valid_list_file
 from .inference import detect_images
 
 # (detection threshold, NMS threshold) of `validate_detector` per fork
@@ -71,15 +73,16 @@ def voc_lines(image_id: str, dets: DetectionArrays, im_w: int, im_h: int) -> dic
 
 def coco_lines(image_id: int, dets: DetectionArrays, im_w: int, im_h: int, flavor: Flavor | str) -> list[str]:
     """`{"image_id":…, "category_id":coco_ids[class], "bbox":[x, y, w, h], "score":…},` lines (0-based,
-    clipped); AB writes classes with prob > 0, PJ with prob != 0."""
+    clipped); AB writes classes with prob > 0, PJ with prob != 0. A non-finite number is `null`
+    (json_text.py), where Darknet writes `nan`."""
     boxes = coco_bbox(dets.boxes, im_w, im_h)
     chosen = dets.probs > 0 if flavor_of(flavor).alexeyab else dets.probs != 0
     lines = []
     for i, j in zip(*np.nonzero(chosen)):
         category = COCO_IDS[j] if j < len(COCO_IDS) else int(j)
-        x, y, w, h = (float(v) for v in boxes[i])
-        lines.append(f'{{"image_id":{image_id}, "category_id":{category}, "bbox":[{x:f}, {y:f}, {w:f}, {h:f}], '
-                     f'"score":{float(dets.probs[i, j]):f}}},\n')
+        x, y, w, h = (json_number(v) for v in boxes[i])
+        lines.append(f'{{"image_id":{image_id}, "category_id":{category}, "bbox":[{x}, {y}, {w}, {h}], '
+                     f'"score":{json_number(dets.probs[i, j])}}},\n')
     return lines
 
 
@@ -116,13 +119,14 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
     letter = uses_letter_box(network, False, "valid")
     classes = detector_classes(network)
     kind = data.eval
-    prefix = outfile or DEFAULT_PREFIX[kind]
-    results = Path(data.results)
-    results.mkdir(parents=True, exist_ok=True)   # Darknet would crash on a missing directory
+    files = result_files(data, names[:classes], outfile)
     per_class: dict[int, list[str]] = {c: [] for c in range(classes)}
     lines: list[str] = []
     start = time.time()
     paths = valid_list(data)
+    refuse_overwriting_inputs("detector valid", {"image": paths, "valid list": valid_list_file(data)},
+                              {"result file": files})
+    Path(data.results).mkdir(parents=True, exist_ok=True)   # Darknet would crash on a missing directory
     for found in detect_images(network, paths, thresh, nms, letter, batch=batch, relative=False, workers=workers,
                                desc="detector valid"):
         index, path, dets, im_w, im_h = found.index, found.source, found.detections, found.width, found.height
@@ -134,12 +138,19 @@ def validate_detector(network, data: DataConfig, names: tuple[str, ...], outfile
             for c, found in voc_lines(basecfg(path), dets, im_w, im_h).items():
                 per_class[c] += found
     if kind == "voc":
-        written = [_write(results / f"{prefix}{names[c]}.txt", "".join(per_class[c])) for c in range(classes)]
-    elif kind == "coco":
-        written = [_write(results / f"{prefix}.json", coco_document(lines))]
+        written = [_write(files[c], "".join(per_class[c])) for c in range(classes)]
     else:
-        written = [_write(results / f"{prefix}.txt", "".join(lines))]
+        written = [_write(files[0], coco_document(lines) if kind == "coco" else "".join(lines))]
     return ValidOutput(tuple(written), len(paths), time.time() - start)
+
+
+def result_files(data: DataConfig, names: tuple[str, ...], outfile: Optional[str] = None) -> list[Path]:
+    """The files `valid` writes in the `results` directory: per class `<prefix><name>.txt` (voc), or one
+    `<prefix>.json` (coco) or `<prefix>.txt` (imagenet)."""
+    prefix, results = outfile or DEFAULT_PREFIX[data.eval], Path(data.results)
+    if data.eval == "voc":
+        return [results / f"{prefix}{name}.txt" for name in names]
+    return [results / f"{prefix}{'.json' if data.eval == 'coco' else '.txt'}"]
 
 
 def _write(path: Path, text: str) -> str:

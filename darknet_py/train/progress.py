@@ -8,7 +8,6 @@ around the title (clear screen, bell) are left out: they would erase the progres
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from ..errors import TrainingError
 from ..flavor import Flavor, flavor_of
+from ..json_text import json_dumps
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class JsonLog:
         if self.file is None:
             return
         try:
-            line = json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_flavor_name)
+            line = json_dumps({"event": event, "time": round(time.time(), 3), **fields}, default=_flavor_name)
             self.file.write(line + "\n")
             self.file.flush()
         except OSError as exc:    # a full disk names the log, not just "No space left on device"

@@ -21,6 +21,7 @@ from ..data.rand import GlibcRandom
 from ..errors import DataFileError, UsageError
 from ..flavor import flavor_of
 from ..network import Network, check_memory, parse_cfg
+from ..outputs import refuse_overwriting_inputs
 from ..weights import load_pt, load_weights
 from ..weights_check import warn_non_finite
 from . import state as train_state
@@ -161,6 +162,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     sizes = multiscale_options(cfg)
     multiscale = Multiscale(sizes, np.random.default_rng([opts.seed, MULTISCALE_STREAM])) if sizes.enabled else None
     train_paths = read_list(data.resolve("train"))
+    refuse_writing_over_inputs(opts, data, cfg, log_path, train_paths)
     lock = BackupLock(rule.directory)
     if ctx.is_main:
         lock.acquire()                                  # before this run writes any file
@@ -172,6 +174,19 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     return Session(opts, cfg, data, network, optimizer, train_paths, plan.indices, multiscale,
                    GlibcRandom(opts.seed or 1), rule, ctx, device, console=None, log=log, saved=saved, lock=lock,
                    ema=ema, iterations_per_update=ctx.world_size if darknet_gpus else 1)
+
+
+def refuse_writing_over_inputs(opts: TrainOptions, data: DataConfig, cfg: CfgModel, log_path: Path,
+                               train_paths: list[str]) -> None:
+    """The log and the charts must not be the cfg, .data, names, lists, start weights or a training image
+    (outputs.py). The backups are left out on purpose: resuming from `_last.weights` and writing it again is
+    Darknet's design, and so is `-chart chart.png` drawing on (and replacing) the chart it continues."""
+    optional = {role: data.resolve(key, must_exist=False)
+                for role, key in (("names file", "names"), ("valid list", "valid")) if key in data.lines}
+    charts = [Path(opts.chart_dir) / name for name in ("chart.png", f"chart_{cfg.base_name}.png")]
+    refuse_overwriting_inputs("detector train", {
+        "data file": opts.data_file, "cfg file": opts.cfg_file, "weights file": opts.weights,
+        "train list": data.resolve("train"), **optional, "image": train_paths}, {"--log": log_path, "chart": charts})
 
 
 def training_cfg(cfg: CfgModel, opts: TrainOptions, ctx: DistributedContext) -> CfgModel:

@@ -566,14 +566,14 @@ def _(r):
 
 @case("partial: destination is the source", RAISE, UsageError)
 def _(r):
-    return _with(["partial", r / "tiny.cfg", r / "tiny.weights", r / "tiny.weights", "1"], Expect([], "destination"))
+    return _with(["partial", r / "tiny.cfg", r / "tiny.weights", r / "tiny.weights", "1"], Expect([], "is the input weights file"))
 
 
 @case("partial: destination is the source by another name", RAISE, UsageError)
 def _(r):
     (r / "link.weights").symlink_to(r / "tiny.weights")
     return _with(["partial", r / "tiny.cfg", r / "link.weights", r / "JPEGImages" / ".." / "tiny.weights", "1"],
-                 Expect([], "destination"))
+                 Expect([], "is the input weights file"))
 
 
 @case("partial: write-protected destination", RAISE, WeightsError)
