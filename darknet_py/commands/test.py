@@ -54,6 +54,7 @@ class ImageOutputs:
 
     def files_written(self, images: list[str]) -> dict[str, list[str]]:
         """What the run writes for ``images``, by role: JSON, pictures, label files, and `bad.list`."""
+        from ..eval.inputs import BAD_LIST
         labels = self.flavor.alexeyab and self.save_labels
         pictures = [self.picture_name(path) + ".jpg" for path in images] if self.save_dir \
             else [self.picture_name("") + ".jpg"]
