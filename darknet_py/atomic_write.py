@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-
 from .errors import DarknetError, WeightsError
 from .faults import pause_point
 
@@ -30,7 +29,7 @@ def write_atomically(path: str | os.PathLike, data: bytes, error_type: type[Dark
 def save_with_torch(payload: dict, path: str | os.PathLike, error_type: type[DarknetError] = WeightsError) -> None:
     """`torch.save` atomically; its failures (a full disk, a missing directory: torch reports both as
     RuntimeError) become one ``error_type`` naming ``path``."""
-    import torch    # here, not at module level: commands that write no torch file need not import it
+    import torch     # on use: writing JSON or text (every command's outputs) must not import torch
 
     def write(tmp: Path) -> None:
         torch.save(payload, tmp)

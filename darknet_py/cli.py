@@ -17,6 +17,7 @@ from .commands.convert import convert, partial
 from .commands.dataset import dataset
 from .commands.detector import detector
 from .commands.export import export
+from .device import passive_waiting_threads
 from .errors import DarknetError
 from .stopping import report_stop, stop_on_signal
 
@@ -43,6 +44,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None) -> None:
+    passive_waiting_threads()       # before any command imports torch
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop_on_signal) if main_thread else None
     try:

@@ -20,7 +20,9 @@ from .weights_check import check_for_inference
 
 
 class Network(nn.Module):
-    def __init__(self, cfg: CfgModel):
+    def __init__(self, cfg: CfgModel, draw_weights: bool = True):
+        """``draw_weights=False``: skip Darknet's random initialisation of the convolutions (zeros instead),
+        for a caller that loads every parameter right after."""
         super().__init__()
         self.cfg = cfg
         self.net_options = cfg.net    # the [net] section's options (batch, size, flavor, lr ...)
@@ -30,7 +32,7 @@ class Network(nn.Module):
         layers: list[DarknetLayer] = []
         shape = Shape(cfg.net.channels, cfg.net.height, cfg.net.width)
         for index, spec in enumerate(cfg.layers):
-            ctx = BuildContext(index, shape, tuple(shapes), cfg.net, spec.file, spec.line, spec.kind)
+            ctx = BuildContext(index, shape, tuple(shapes), cfg.net, spec.file, spec.line, spec.kind, draw_weights)
             layer = SECTION_KINDS[spec.kind].layer(spec.options, ctx)
             layer.common = spec.common
             layers.append(layer)
@@ -38,6 +40,11 @@ class Network(nn.Module):
             shapes.append(shape)
         self.layers = nn.ModuleList(layers)
         self._last_use = self._compute_last_use()
+        self._release: dict[int, list[int]] = {}      # layer i -> outputs no layer after i reads
+        for j, last in enumerate(self._last_use):
+            self._release.setdefault(last, []).append(j)
+        self.fused = False            # see fuse_
+        self.memory_format = torch.contiguous_format     # of the input on the CPU (fuse_: channels_last)
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -74,10 +81,12 @@ class Network(nn.Module):
         (default: the yolo/region layers)."""
         wanted = set(self.detection_indices if keep is None else keep)
         outputs: list[Optional[torch.Tensor]] = [None] * len(self.layers)
-        release: dict[int, list[int]] = {}
-        for i, last in enumerate(self._last_use):
-            release.setdefault(last, []).append(i)
+        release = self._release
+        if x.dim() == 4 and x.device.type == "cpu":
+            x = x.contiguous(memory_format=self.memory_format)
         for i, layer in enumerate(self.layers):
+            if layer.kind in DETECTION_KINDS:
+                x = x.contiguous()          # they view their input as (N, anchors, 5 + classes, H, W)
             x = layer(x, outputs)
             outputs[i] = x
             for j in release.get(i, ()):
@@ -89,6 +98,22 @@ class Network(nn.Module):
         """Every layer's output (for comparisons with Darknet's per-layer dumps)."""
         out = self.forward(x, keep=range(len(self.layers)))
         return [out[i] for i in range(len(self.layers))]
+
+    def fuse_(self) -> "Network":
+        """Turn this network into an inference network, in place: each layer folds what it can (batch norm
+        into its convolution, as AlexeyAB's detector commands do) and the network goes to eval mode. Same
+        outputs (to float32 rounding); it can no longer train or be saved (a folded layer refuses to give its
+        `.weights` arrays), so fuse a copy (`copy.deepcopy`) of a network that is still trained or saved."""
+        self.eval()
+        for layer in self.layers:
+            layer.fuse_()
+        # channels_last: the oneDNN convolutions (layers/fused_conv.py) write (N, H, W, C) pixels whatever they
+        # read, so every layer after the first works on that layout; the input is put in it too, so that a
+        # cfg starting with another layer kind does the same (for a convolution first it costs nothing
+        # measurable: 28.7 ms either way for yolov3-tiny, bench/RESULTS.md)
+        self.memory_format = torch.channels_last
+        self.fused = True
+        return self
 
     def summary(self) -> str:
         """Darknet's layer table (`layer filters size input output`)."""
@@ -113,16 +138,22 @@ def parse_cfg(path, flavor: Flavor | str = AB, batch: Optional[int] = None) -> C
 
 
 def load_network(cfg_path: str, weights_path: Optional[str] = None, flavor: Flavor | str = AB,
-                 batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False) -> Network:
+                 batch: Optional[int] = None, cutoff: Optional[int] = None, for_inference: bool = False,
+                 fuse: bool = False) -> Network:
     """Parse a cfg, build the network and optionally load `.weights` or `.pt` parameters into it.
     ``for_inference``: refuse weights that do not reach the detection layers or hold NaN/Inf (a result
-    from them would be silently meaningless)."""
+    from them would be silently meaningless). ``fuse``: the inference network (:meth:`Network.fuse_`:
+    batch norm folded into the convolutions, eval mode), which cannot train or be saved."""
     cfg = parse_cfg(cfg_path, flavor=flavor, batch=batch)
     check_memory(cfg, "cpu", training=False)
-    network = Network(cfg)
+    # inference refuses a file that leaves any layer unloaded, so drawing random values first is wasted time
+    # (unless the cfg tells a layer not to load)
+    loads_all = weights_path is not None and for_inference and cutoff is None and not any(
+        spec.common.dontload or spec.common.dontloadscales for spec in cfg.layers)
+    network = Network(cfg, draw_weights=not loads_all)
     if weights_path is not None:
         load_parameters(network, weights_path, cutoff=cutoff, for_inference=for_inference)
-    return network
+    return network.fuse_() if fuse else network
 
 
 def load_parameters(network: Network, weights_path, cutoff: Optional[int] = None,

@@ -5,7 +5,6 @@ from typing import Optional
 
 import click
 
-from ..check import check_dataset
 from ..errors import DataFileError
 from .options import allow_empty_labels_option, flavor_option
 
@@ -20,6 +19,7 @@ from .options import allow_empty_labels_option, flavor_option
 @allow_empty_labels_option
 def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int, allow_empty_labels: bool) -> None:
     """Check a data set (and with CFG the model) before training; exits non-zero on errors."""
+    from ..check import check_dataset
     report = check_dataset(data, cfg, flavor=flavor, fast=fast, allow_empty_labels=allow_empty_labels)
     click.echo(report.format(examples))
     if not report.ok:
@@ -29,6 +29,7 @@ def check(data: str, cfg: Optional[str], flavor: str, fast: bool, examples: int,
 def fast_check_before_training(data: str, cfg: str, flavor: str, allow_empty_labels: bool = False):
     """What `detector train` runs first: the fast checks; errors stop training, warnings are shown. Returns
     the parsed cfg, which training then uses (the cfg is parsed once per command)."""
+    from ..check import check_dataset
     report = check_dataset(data, cfg, flavor=flavor, fast=True, allow_empty_labels=allow_empty_labels)
     if report.findings:
         click.echo(report.format_findings(examples=3), err=True)

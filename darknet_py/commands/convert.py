@@ -4,9 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
-from ..network import Network, parse_cfg
 from ..outputs import refuse_overwriting_inputs
-from ..weights import load_any, load_weights, new_header, save_pt, save_weights
 from .options import flavor_option
 
 
@@ -31,6 +29,8 @@ def _refuse_same_file(command: str, cfg: str, src: str, dst: str) -> None:
 @flavor_option
 def convert(cfg: str, src: str, dst: str, flavor: str) -> None:
     """Convert SRC to DST (.weights <-> .pt; the direction follows the extensions)."""
+    from ..network import Network, parse_cfg
+    from ..weights import load_any, save_pt, save_weights
     _refuse_same_file("convert", cfg, src, dst)
     src_kind, dst_kind = _kind(src), _kind(dst)
     if src_kind == dst_kind:
@@ -54,6 +54,8 @@ def convert(cfg: str, src: str, dst: str, flavor: str) -> None:
 @flavor_option
 def partial(cfg: str, src: str, dst: str, layers: int, flavor: str) -> None:
     """Write the first LAYERS layers of SRC to DST with seen=0 (Darknet's `partial`)."""
+    from ..network import Network, parse_cfg
+    from ..weights import load_weights, new_header, save_weights
     if layers < 0:
         raise UsageError(f"the layer count must not be negative, got {layers}")
     _refuse_same_file("partial", cfg, src, dst)

@@ -6,8 +6,6 @@ import click
 
 from ..config.data import parse_data
 from ..errors import ImageError, warn
-from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
-from ..eval.detect import uses_letter_box
 from ..flavor import flavor_of
 from ..outputs import refuse_overwriting_inputs
 from .evaluate import open_detector
@@ -36,6 +34,8 @@ def demo(data_file, cfg, weights, source, out_filename, json_file, thresh, ext_o
     """Detect objects in every frame of VIDEO (a file) or CAMERA_INDEX (a number): each frame read gives one
     frame of -out_filename and one block of -json_file_output, detected as `detector test` would detect
     the same picture."""
+    from ..eval.demo import DemoSettings, is_camera, open_capture, run_demo
+    from ..eval.detect import uses_letter_box
     names_file = parse_data(data_file, flavor=flavor).resolve("names", must_exist=False)
     refuse_overwriting_inputs("detector demo", {"video": None if is_camera(source) else source,
                                                 "data file": data_file, "cfg file": cfg, "weights file": weights,

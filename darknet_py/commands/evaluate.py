@@ -3,20 +3,20 @@
 Flags are spelled as in Darknet (`-thresh .25`, `-ext_output`); each command is appended to COMMANDS."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from ..config.data import DataConfig, parse_data
 from ..errors import UsageError, warn
-from ..eval.detect import check_class_names, detector_classes, open_network
-from ..eval.inference import default_batch
 from ..flavor import Flavor
-from ..network import Network
 from ..outputs import refuse_overwriting_inputs
 from ..atomic_write import write_atomically
 from ..device import resolve_device
 from .options import device_options, flavor_option, inference_options
+
+if TYPE_CHECKING:
+    from ..network import Network
 
 COMMANDS: list = []
 
@@ -24,6 +24,7 @@ COMMANDS: list = []
 def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
     """The .data file's class names, checked against the network (see :func:`check_class_names`); a .data
     `classes` that differs from the cfg's is warned about (Darknet's detector commands never read it)."""
+    from ..eval.detect import check_class_names, detector_classes
     names = check_class_names(data.read_names(), str(data.resolve("names")), network)
     classes = detector_classes(network)
     if data.classes != classes:
@@ -34,6 +35,7 @@ def checked_names(data: DataConfig, network: Network) -> tuple[str, ...]:
 
 def open_detector(data_file: str, cfg: str, weights: Optional[str], flavor: Flavor | str, device: str = "cpu"):
     """(.data config, class names, network) as every evaluation command needs them."""
+    from ..eval.detect import open_network
     data = parse_data(data_file, flavor=flavor)
     network = open_network(cfg, weights, flavor, device)
     return data, checked_names(data, network), network
@@ -68,6 +70,8 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
                 flavor, device, gpu_index, batch, workers):
     """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm);
     with -coco, also pycocotools' COCO numbers on the same detections."""
+    from ..eval.detect import open_network
+    from ..eval.inference import default_batch
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
@@ -101,6 +105,7 @@ COMMANDS.append(map_command)
 @inference_options
 def valid(data_file, cfg, weights, outfile, flavor, device, gpu_index, batch, workers):
     """Write detections of the valid list in the .data file's `eval` format (voc, coco, imagenet)."""
+    from ..eval.inference import default_batch
     from ..eval.valid import result_files, validate_detector
     device = resolve_device(device, gpu_index)
     data = parse_data(data_file, flavor=flavor)
@@ -128,6 +133,8 @@ COMMANDS.append(valid)
 def recall(data_file, cfg, weights, flavor, device, gpu_index, batch, workers):
     """Proposal recall at IoU > .5 on the valid list (pjreddie: on data/coco_val_5k.list), one line per image
     on stderr, as Darknet prints it."""
+    from ..eval.detect import open_network
+    from ..eval.inference import default_batch
     from ..eval.recall import validate_detector_recall
     data = parse_data(data_file, flavor=flavor)
     device = resolve_device(device, gpu_index)

@@ -10,8 +10,7 @@ import click
 
 from ..config.cfg import CfgModel
 from ..errors import CfgError, UsageError
-from ..export.onnx import DEFAULT_OPSET, OPSETS, export_onnx, require_onnx
-from ..network import Network, load_parameters, parse_cfg
+from ..export.opsets import DEFAULT_OPSET, OPSETS
 from ..outputs import refuse_overwriting_inputs
 from .options import flavor_option
 
@@ -50,6 +49,7 @@ def checked_size(cfg: CfgModel, width: Optional[int], height: Optional[int], bat
 def _meta_network(cfg: CfgModel):
     """The network built on the meta device: shapes, no storage."""
     import torch
+    from ..network import Network
     with torch.device("meta"):
         return Network(cfg)
 
@@ -102,6 +102,8 @@ def check_output_path(out: str) -> None:
 def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], dynamic_batch: bool,
            width: Optional[int], height: Optional[int], decode: bool, opset: int) -> None:
     """Export CFG with WEIGHTS (.weights or .pt) to OUT.onnx; input `images`, float32 NCHW RGB in [0, 1]."""
+    from ..export.onnx import export_onnx, require_onnx
+    from ..network import Network, load_parameters, parse_cfg
     if batch is not None and dynamic_batch:
         raise UsageError("give either --batch N or --dynamic-batch, not both")
     check_output_path(out)
@@ -110,7 +112,7 @@ def export(cfg: str, weights: str, out: str, flavor: str, batch: Optional[int], 
     sized = checked_size(parse_cfg(cfg, flavor=flavor, batch=1), width, height, 2 if dynamic_batch else batch or 1)
     network = Network(sized)
     load_parameters(network, weights)
-    names = export_onnx(network.eval(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
+    names = export_onnx(network.fuse_(), out, batch=batch or 1, dynamic_batch=dynamic_batch, decode=decode,
                         opset=opset)
     n = "N" if dynamic_batch else str(batch or 1)
     click.echo(f"{out}: input images ({n}, {network.net_options.channels}, {network.net_options.height}, {network.net_options.width}), "

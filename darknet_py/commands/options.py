@@ -28,7 +28,8 @@ def inference_options(command):
     """`--batch N` (images per network forward) and `--workers N` (image loader processes) of the commands
     that run the network over a list of images. Neither changes a result, only the speed."""
     command = click.option("--workers", type=click.IntRange(min=0), default=None,
-                           help="Image loader processes (default: min(4, CPU count - 1); 0: none).")(command)
+                           help="Image loader processes (default: none on 2 usable cores or fewer, else "
+                                "min(4, cores - 1); 0: none).")(command)
     return click.option("--batch", type=click.IntRange(min=1), default=None,
                         help="Images per network forward (default: 32 on CUDA; on CPU 4 up to 256x256 "
                              "inputs, else 1).")(command)

@@ -10,24 +10,22 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 import click
 
 from ..config.data import parse_data
 from ..errors import ImageError, warn
-from ..eval.detect import uses_letter_box
-from ..eval.detections import DetectionArrays
-from ..eval.draw import draw_detections, save_image
-from ..eval.inference import DetectedImage, default_batch, detect_images
-from ..eval.inputs import BAD_LIST, expand_inputs, report_bad_image, stdin_image_paths
-from ..eval.printout import detection_lines, detection_to_json, json_document, label_lines
 from ..atomic_write import write_atomically
 from ..flavor import AB, Flavor, flavor_of
 from ..outputs import refuse_overwriting_inputs
 from .evaluate import open_detector
 from ..device import resolve_device
 from .options import device_options, flavor_option, inference_options
+
+if TYPE_CHECKING:
+    from ..eval.detections import DetectionArrays
+    from ..eval.inference import DetectedImage
 
 TEST_NMS = .45
 
@@ -56,6 +54,7 @@ class ImageOutputs:
 
     def files_written(self, images: list[str]) -> dict[str, list[str]]:
         """What the run writes for ``images``, by role: JSON, pictures, label files, and `bad.list`."""
+        from ..eval.inputs import BAD_LIST
         labels = self.flavor.alexeyab and self.save_labels
         pictures = [self.picture_name(path) + ".jpg" for path in images] if self.save_dir \
             else [self.picture_name("") + ".jpg"]
@@ -88,6 +87,9 @@ def test(data_file, cfg, weights, inputs, thresh, hier, ext_output, outfile, sav
     """Detect objects in each INPUT: image files, directories (their images, by name), globs or .txt lists
     (one image path a line). Without INPUT, read image paths from stdin. Unreadable images are warned about
     and appended to bad.list; the exit status is non-zero only when no image could be read."""
+    from ..eval.detect import uses_letter_box
+    from ..eval.inference import default_batch
+    from ..eval.inputs import expand_inputs, stdin_image_paths
     device, flavor = resolve_device(device, gpu_index), flavor_of(flavor)
     outputs = ImageOutputs(flavor, (), flavor.test_thresh if thresh is None else thresh, ext_output,
                            outfile, save_labels, save_dir)
@@ -124,6 +126,7 @@ def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool
                   workers: Optional[int]) -> Iterator[tuple[int, DetectedImage, float]]:
     """(input position from 1, detections or error, seconds since the previous image) of every path. A list
     goes through the batched loader; stdin paths one at a time, each detected before the next prompt."""
+    from ..eval.inference import detect_images
     chunks = [paths] if isinstance(paths, list) else ([path] for path in paths)
     frame_id, clock = 0, time.perf_counter()
     for chunk in chunks:
@@ -138,6 +141,8 @@ def detect_inputs(network, paths: Iterable[str], thresh: float, letter_box: bool
 def run_test(detected: Iterable[tuple[int, DetectedImage, float]], outputs: ImageOutputs) -> None:
     """Print and save every readable image; report the others (bad.list). `frame_id` in the JSON is the
     image's input position; the JSON of the images done so far is written even if the run is interrupted."""
+    from ..eval.inputs import BAD_LIST, report_bad_image
+    from ..eval.printout import json_document
     blocks, bad, pictures = [], [], set()
     try:
         for frame_id, found, elapsed in detected:
@@ -160,6 +165,8 @@ def run_test(detected: Iterable[tuple[int, DetectedImage, float]], outputs: Imag
 
 def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: ImageOutputs) -> str:
     """One image: print its detections as the flavour does, draw them, save labels; its JSON block."""
+    from ..eval.draw import draw_detections, save_image
+    from ..eval.printout import detection_to_json
     path, image, dets = str(found.source), found.image, found.detections
     for line in _printout(path, image, dets, elapsed, outputs):
         click.echo(line)
@@ -170,6 +177,7 @@ def _test_image(found: DetectedImage, frame_id: int, elapsed: float, outputs: Im
 
 
 def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: ImageOutputs) -> list[str]:
+    from ..eval.printout import detection_lines
     _, im_h, im_w = image.shape
     timing = f"{elapsed * 1000:f} milli-seconds" if outputs.flavor.alexeyab else f"{elapsed:f} seconds"
     return [f"{path}: Predicted in {timing}.", *detection_lines(dets, outputs.names, outputs.thresh, im_w, im_h,
@@ -178,6 +186,7 @@ def _printout(path: str, image, dets: DetectionArrays, elapsed: float, outputs: 
 
 def _save_labels(image_path: str, dets: DetectionArrays, thresh: float) -> None:
     """AB `-save_labels`: the label file the image's training would read (AB path rule)."""
+    from ..eval.printout import label_lines
     target = AB.label_path(image_path)
     text = "".join(line + "\n" for line in label_lines(dets, thresh))
     write_atomically(target, text.encode())

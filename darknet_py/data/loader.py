@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..device import cpu_cores
 from ..errors import DataFileError, DarknetError, ImageError, LabelError, warn
 from . import kernels
 from .augment import AugmentOptions, Sample, augment_options, chunk_mode, load_slot
@@ -178,7 +179,7 @@ def default_workers(device: str = "cpu") -> int:
     respected): on a GPU the loader is the bottleneck. Training on the CPU with a single core, none: a worker
     process would only take turns with the training process on that core, and each batch would cross
     between the two (on the one-core bench of issue #15 loading in the training process is ~1.3x faster)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cpu_cores()
     return 0 if cores == 1 and str(device).startswith("cpu") else cores
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..data.image import letterbox_image, resize_image
+from ..device import limit_cpu_threads
 from ..errors import CfgError, DataFileError, warn
 from ..flavor import AB, Flavor
 from ..network import load_network
@@ -27,10 +28,12 @@ def detector_classes(network) -> int:
 
 
 def open_network(cfg: str, weights: Optional[str], flavor: Flavor | str = AB, device: str = "cpu"):
-    """The network for inference: loaded with batch 1 (weights that cover every detection layer, all
-    finite), in eval mode, on ``device``."""
-    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True)
-    network.eval()
+    """The inference network (batch norm folded, eval mode; :meth:`~darknet_py.network.Network.fuse_`) loaded
+    with batch 1 (weights that cover every detection layer, all finite), on ``device``. Every inference
+    command and the `Detector` API get their network here."""
+    network = load_network(cfg, weights, flavor=flavor, batch=1, for_inference=True, fuse=True)
+    if torch.device(device).type == "cpu":
+        limit_cpu_threads()
     return network.to(device)
 
 

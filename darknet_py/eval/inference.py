@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..data.image import check_bgr_image, image_from_bgr, load_image
-from ..data.loader import forking_workers, worker_init
+from ..device import cpu_cores
 from ..errors import DarknetError
 from .detect import get_network_boxes, network_predict, nms_settings, prepare_image
 from .detections import DetectionArrays
@@ -63,7 +62,7 @@ class DetectedImage:
     error: Optional[DarknetError] = None
 
 
-class _Images(Dataset):
+class _Images:
     """Decode + resize/letterbox of one source, run in a loader worker. An unreadable image comes back as
     its error (raising inside a worker would lose the error's file and fields)."""
 
@@ -93,8 +92,11 @@ def _as_list(items):
 
 
 def default_workers() -> int:
-    """Image loader processes when not told: up to 4, one CPU left to the network."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Image loader processes when not told. On 2 cores or fewer none: a loader process would take turns with
+    the network's threads on the same cores, and decoding in the main process is faster there
+    (`bench/bench_infer.py`, bench/RESULTS.md). With more cores, up to 4, one core left to the network."""
+    cores = cpu_cores()
+    return 0 if cores <= 2 else min(4, cores - 1)
 
 
 def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch: int = 1,
@@ -112,15 +114,35 @@ def prepared_batches(network, sources: Sequence[Source], letter_box: bool, batch
         workers = 0                     # nothing to overlap: a worker would only add its start-up
     dataset = _Images(sources, network.net_options.channels, network.net_options.width, network.net_options.height, letter_box,
                       keep_images)
-    extra = dict(worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch)) if workers else {}
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list, **extra)
-    with tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, leave=False,
-              disable=None if desc else True, dynamic_ncols=True) as progress:
-        with forking_workers():
-            batches = iter(loader)
-        for items in batches:
+    progress = _progress_bar(len(sources), desc) if desc else nullcontext()
+    with progress:
+        for items in _batches(dataset, batch, workers):
             yield items
-            progress.update(len(items))
+            if desc:
+                progress.update(len(items))
+
+
+def _batches(dataset: "_Images", batch: int, workers: int) -> Iterator[list[PreparedImage]]:
+    """``batch`` prepared images at a time: here (no DataLoader, whose import and set-up a one-image
+    `detector test` would pay for nothing), or by ``workers`` processes."""
+    if not workers:
+        for start in range(0, len(dataset), batch):
+            yield [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
+        return
+    from torch.utils.data import DataLoader
+    # the training loader's helpers, imported only here: that module brings the augmentation (and numba)
+    from ..data.loader import forking_workers, worker_init
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=_as_list,
+                        worker_init_fn=worker_init, prefetch_factor=max(2, 8 // batch))
+    with forking_workers():
+        batches = iter(loader)
+    yield from batches
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, disable=None,
+                dynamic_ncols=True)
 
 
 def predict_batch(network, items: list[PreparedImage]) -> dict[int, torch.Tensor]:

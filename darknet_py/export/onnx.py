@@ -18,9 +18,7 @@ from torch import nn
 from ..errors import ExportError, UsageError
 from ..atomic_write import write_atomically
 from .graph import INPUT_NAME, ExportGraph
-
-DEFAULT_OPSET = 17   # ONNX Runtime, OpenCV DNN and TensorRT 8.6+ all read it
-OPSETS = range(13, 21)  # 20: the TorchScript exporter's maximum; below 13 maxpool or upsample fail
+from .opsets import DEFAULT_OPSET, OPSETS
 INSTALL_HINT = "pip install 'darknet_py[onnx]' (installs onnx and onnxruntime)"
 
 

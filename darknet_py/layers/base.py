@@ -38,6 +38,7 @@ class BuildContext:
     file: str
     line: int
     kind: str
+    draw_weights: bool = True      # False: the caller loads every parameter next (Darknet's random init skipped)
 
     @property
     def flavor(self) -> str:
@@ -87,3 +88,7 @@ class DarknetLayer(nn.Module):
 
     def describe(self) -> str:
         return f"{self.kind}"
+
+    def fuse_(self) -> None:
+        """Prepare this layer for inference only (:meth:`darknet_py.network.Network.fuse_`), in place. Layers
+        with something to fold override it; the others run as they are."""

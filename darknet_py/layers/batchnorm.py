@@ -53,6 +53,15 @@ class BatchNorm(nn.BatchNorm2d):
             return F.batch_norm(x, self.running_mean, var, self.weight, self.bias, False, 0.0, 0.0)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, EPS)
 
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) per channel with ``bn(x) == x * scale + shift`` in inference, by this fork's formula
+        (what AlexeyAB's `fuse_conv_batchnorm` folds into a convolution); computed in float64, so folding
+        adds no rounding beyond the final float32 product."""
+        var = self.running_var.double()
+        std = var.sqrt() + 1e-6 if self.flavor.bn_eps_outside_sqrt else (var + EPS).sqrt()
+        scale = self.weight.double() / std
+        return scale, self.bias.double() - self.running_mean.double() * scale
+
     def _check_input_dim(self, x):  # accept (N, C) for [connected] as well
         if x.dim() not in (2, 4):
             raise ValueError(f"expected 2D or 4D input (got {x.dim()}D input)")

@@ -49,7 +49,8 @@ class ConnectedLayer(DarknetLayer):
         self.bn = BatchNorm(opts.output, ctx.flavor) if opts.batch_normalize else None
         scale = (2.0 / inputs) ** 0.5
         with torch.no_grad():
-            self.linear.weight.uniform_(-scale, scale)
+            if not self.linear.weight.is_meta:      # see ConvolutionalLayer._init_like_darknet
+                self.linear.weight.uniform_(-scale, scale)
             if self.linear.bias is not None:
                 self.linear.bias.zero_()
 

@@ -9,8 +9,10 @@ from torch import nn
 
 from ..config.known_keys import CONV_KEYS, report_unimplemented
 from ..config.reader import Section
+from ..errors import WeightsError
 from ..flavor import Flavor
 from .activation import activate, get_activation
+from . import fused_conv
 from .base import BuildContext, DarknetLayer, Shape
 from .batchnorm import BatchNorm
 
@@ -93,12 +95,20 @@ class ConvolutionalLayer(DarknetLayer):
                               padding=opts.padding * opts.dilation, dilation=opts.dilation,
                               groups=opts.groups, bias=not opts.batch_normalize)
         self.bn = BatchNorm(opts.filters, ctx.flavor) if opts.batch_normalize else None
-        self._init_like_darknet(c // opts.groups, ctx.flavor)
+        self.folded = False           # batch norm folded into conv (fuse_): the .weights arrays are gone
+        self.prepacked = None         # fuse_: fused_conv.PrepackedWeights, the inference kernel's weights
+        self._init_like_darknet(c // opts.groups, ctx.flavor, ctx.draw_weights)
 
-    def _init_like_darknet(self, c_per_group: int, flavor: Flavor) -> None:
+    def _init_like_darknet(self, c_per_group: int, flavor: Flavor, draw: bool) -> None:
+        if self.conv.weight.is_meta:
+            # no values to draw (the memory estimate builds on the meta device), and drawing there would route
+            # through torch's reference implementations and import torch._dynamo (seconds of start-up)
+            return
         scale = (2.0 / (self.options.size ** 2 * c_per_group)) ** 0.5
         with torch.no_grad():
-            if flavor.pjreddie:
+            if not draw:                   # every value is loaded next: a memset, not a random draw
+                self.conv.weight.zero_()
+            elif flavor.pjreddie:
                 self.conv.weight.normal_(0.0, 1.0).mul_(scale)
             else:
                 self.conv.weight.uniform_(-1.0, 1.0).mul_(scale)
@@ -110,24 +120,57 @@ class ConvolutionalLayer(DarknetLayer):
         """Darknet's `biases`: the conv bias, or BN β when batch-normalised."""
         return self.bn.bias if self.bn is not None else self.conv.bias
 
-    def _convolve(self, x):
+    def _strided_1x1(self) -> bool:
         """PyTorch's CPU path for a strided 1x1 kernel without padding visits every input pixel (seconds for
         a stride-32 conv on a batch of 416x416 images); such a kernel only reads every stride-th pixel, so it
         is applied to those pixels alone (same products and sums, same output)."""
         o = self.options
-        if o.size == 1 and o.padding == 0 and (o.stride_x > 1 or o.stride_y > 1):
+        return o.size == 1 and o.padding == 0 and (o.stride_x > 1 or o.stride_y > 1)
+
+    def _convolve(self, x):
+        o = self.options
+        if self._strided_1x1():
             return F.conv2d(x[:, :, ::o.stride_y, ::o.stride_x], self.conv.weight, self.conv.bias,
                             groups=o.groups)
         return self.conv(x)
 
     def forward(self, x, outputs):
+        if self.prepacked is not None and fused_conv.runs_on(x):
+            return self._inference_forward(x)
         z = self._convolve(x)
         if self.bn is not None:
             z = self.bn(z)
         # without autograd nobody else holds z: the activation can overwrite it instead of allocating
         return activate(z, self.options.activation, in_place=not torch.is_grad_enabled())
 
+    def _inference_forward(self, x):
+        """The fused layer on the CPU: one oneDNN pass (fused_conv), the activation in place if not fused."""
+        o, stride = self.options, self.conv.stride
+        if self._strided_1x1():
+            x, stride = x[:, :, ::o.stride_y, ::o.stride_x], (1, 1)
+        y, activated = fused_conv.convolve(self.conv, self.prepacked, x, o.activation, stride)
+        return y if activated else activate(y, o.activation, in_place=True)
+
+    def fuse_(self) -> None:
+        """Fold the batch norm into the convolution, as AlexeyAB's `fuse_conv_batchnorm` does before
+        `detector test/map/demo`: one convolution with scaled weights and a bias, no normalisation pass. The
+        layer then holds other numbers than its `.weights` arrays, so it refuses to be saved. On the CPU it
+        then runs on oneDNN with prepacked weights and the activation fused (:mod:`.fused_conv`)."""
+        if fused_conv.available():
+            self.prepacked = fused_conv.PrepackedWeights()
+        if self.bn is None:
+            return
+        scale, shift = self.bn.folded()
+        weight = self.conv.weight
+        with torch.no_grad():
+            weight.mul_(scale.to(weight.dtype).view(-1, 1, 1, 1))
+        self.conv.bias = nn.Parameter(shift.to(weight.dtype), requires_grad=False)
+        self.bn, self.folded = None, True
+
     def darknet_arrays(self):
+        if self.folded:
+            raise WeightsError(f"layer {self.index} [convolutional] has its batch norm folded into the weights "
+                               "for inference; save the network it was fused from")
         arrays = [self.biases]
         if self.bn is not None:
             arrays += [self.bn.weight, self.bn.running_mean, self.bn.running_var]

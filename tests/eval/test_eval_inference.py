@@ -103,6 +103,32 @@ def test_default_batch_per_device_and_input_size(network):
     assert default_batch("cpu") == 1
 
 
+@pytest.mark.parametrize("cores, workers", [(1, 0), (2, 0), (3, 2), (4, 3), (8, 4), (64, 4)])
+def test_default_workers_follow_the_cores_this_process_may_use(monkeypatch, cores, workers):
+    """Counted by affinity (taskset), not the machine's CPUs; on 2 cores or fewer images are decoded in the
+    main process (a loader process would take turns with the network's threads there)."""
+    import os
+    from darknet_py.eval.inference import default_workers
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == workers
+
+
+def test_cpu_threads_never_exceed_the_usable_cores(monkeypatch):
+    import os
+    import torch
+    from darknet_py.device import limit_cpu_threads
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+        assert limit_cpu_threads() == 2 == torch.get_num_threads()
+        torch.set_num_threads(1)                        # a lower setting (OMP_NUM_THREADS=1) is kept
+        assert limit_cpu_threads() == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_map_cli_batch_invariant_and_coco_opt_in(tmp_path):
     from helpers.cli import run_cli
     from helpers.datasets import write_data_file, write_list

@@ -1,0 +1,123 @@
+"""The inference network (`Network.fuse_`, `load_network(..., fuse=True)`): batch norm folded into each
+convolution as AlexeyAB's `fuse_conv_batchnorm` does. Reference: the same network unfused, i.e. the separate
+batch-norm pass that the layer and Darknet tests check against Darknet. Random weights with batch-norm
+statistics far from the identity, so that a wrong fold (eps inside/outside the square root, the mean's
+sign, a missed scale) shows."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from darknet_py.errors import WeightsError
+from darknet_py.layers import fused_conv
+from darknet_py.network import Network, load_network, parse_cfg
+from darknet_py.weights import save_weights
+from helpers.paths import ROOT
+
+CFGS = sorted(p.name for p in (ROOT / "cfg").glob("*.cfg"))
+PJ_CFGS = ("yolov3-tiny.cfg", "yolov3.cfg")     # pjreddie's own cfgs: its batch-norm formula (eps outside sqrt)
+SIZE = 128          # folding is per channel, so a small input checks every layer at a fraction of the cost
+
+
+def random_network(cfg_name: str, flavor: str) -> Network:
+    cfg = parse_cfg(ROOT / "cfg" / cfg_name, flavor=flavor, batch=1)
+    cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, width=SIZE, height=SIZE))
+    torch.manual_seed(0)
+    network = Network(cfg).eval()
+    with torch.no_grad():
+        for layer in network.layers:
+            bn = getattr(layer, "bn", None)
+            if bn is not None:
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.05, 2.0)
+    return network
+
+
+def relative_difference(reference: torch.Tensor, other: torch.Tensor) -> float:
+    return float((reference - other).abs().max() / reference.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("cfg_name, flavor", [(name, "ab") for name in CFGS] + [(name, "pj") for name in PJ_CFGS])
+def test_fused_outputs_match_unfused(cfg_name, flavor):
+    network = random_network(cfg_name, flavor)
+    x = torch.rand(1, 3, SIZE, SIZE)
+    with torch.inference_mode():
+        expected = network(x)
+        fused = copy.deepcopy(network).fuse_()
+        got = fused(x)
+    assert fused.fused and not network.fused
+    assert any(layer.folded for layer in fused.layers if layer.kind == "convolutional")
+    assert all(getattr(layer, "bn", None) is None for layer in fused.layers if layer.kind == "convolutional")
+    assert got.keys() == expected.keys()
+    for index in expected:
+        assert relative_difference(expected[index], got[index]) <= 1e-4, (cfg_name, index)
+
+
+def test_folding_is_not_a_no_op():
+    """The check above can fail: dropping the batch norm instead of folding it changes the outputs."""
+    network = random_network("yolov3-tiny.cfg", "ab")
+    x = torch.rand(1, 3, SIZE, SIZE)
+    broken = copy.deepcopy(network)
+    for layer in broken.layers:
+        if getattr(layer, "bn", None) is not None:
+            layer.bn = None
+    with torch.inference_mode():
+        expected, got = network(x), broken(x)
+    assert max(relative_difference(expected[i], got[i]) for i in expected) > 1e-2
+
+
+def test_saving_after_fusing_keeps_the_weights_file(tmp_path):
+    """Fusing a copy leaves the network it came from (and what it saves) untouched; the fused network itself
+    refuses to be saved rather than write folded numbers into a `.weights` file."""
+    network = random_network("yolov3-tiny.cfg", "ab")
+    original = tmp_path / "original.weights"
+    save_weights(network, original)
+    loaded = load_network(ROOT / "cfg" / "yolov3-tiny.cfg", original, batch=1)
+    fused = copy.deepcopy(loaded).fuse_()
+    save_weights(loaded, tmp_path / "again.weights")
+    assert (tmp_path / "again.weights").read_bytes() == original.read_bytes()
+    with pytest.raises(WeightsError, match="folded"):
+        save_weights(fused, tmp_path / "fused.weights")
+    assert not (tmp_path / "fused.weights").exists()
+
+
+def test_load_network_fuse(tmp_path):
+    network = random_network("yolov3-tiny.cfg", "pj")
+    path = tmp_path / "pj.weights"
+    save_weights(network, path)
+    fused = load_network(ROOT / "cfg" / "yolov3-tiny.cfg", path, flavor="pj", batch=1, fuse=True)
+    assert fused.fused and not fused.training
+    x = torch.rand(1, 3, 416, 416)
+    reference = load_network(ROOT / "cfg" / "yolov3-tiny.cfg", path, flavor="pj", batch=1).eval()
+    with torch.inference_mode():
+        expected, got = reference(x), fused(x)
+    for index in expected:
+        assert relative_difference(expected[index], got[index]) <= 1e-4
+
+
+@pytest.mark.skipif(not fused_conv.available(), reason="this torch build has no oneDNN fused convolution")
+def test_cpu_kernel_prepacks_once_follows_weight_changes_and_copies():
+    """On the CPU the fused layers run oneDNN with prepacked weights: packed at the first call, packed again
+    when the weights change (a later load), and a deep copy of a used network packs its own."""
+    network = random_network("yolov3-tiny.cfg", "ab").fuse_()
+    x = torch.rand(1, 3, SIZE, SIZE)
+    convs = [layer for layer in network.layers if layer.kind == "convolutional"]
+    with torch.no_grad():
+        first = network(x)
+        packed = [layer.prepacked.packed for layer in convs]
+        assert all(p is not None for p in packed)
+        network(x)
+        assert all(layer.prepacked.packed is p for layer, p in zip(convs, packed))
+        copied = copy.deepcopy(network)
+        assert all(layer.prepacked.packed is None for layer in copied.layers if layer.kind == "convolutional")
+        assert all(torch.equal(first[i], out) for i, out in copied(x).items())
+        convs[-1].conv.weight.mul_(2.0)
+        changed = network(x)
+    assert convs[-1].prepacked.packed is not packed[-1]
+    last = network.detection_indices[-1]
+    assert not torch.equal(first[last], changed[last])
