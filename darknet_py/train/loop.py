@@ -31,6 +31,7 @@ from .backups import save, save_chart
 from .checkpoints import BackupCounters, due_backups
 from .chart import TrainingChart
 from .distributed import all_reduce_mean, any_rank, average_batchnorm_statistics, leave_together
+from .listeners import iteration_figures, notify, open_listeners
 from .map_pass import map_due, map_pass, next_map
 from .precision import amp_dtype
 from .progress import TrainingConsole, remaining_hours, smooth_hours
@@ -86,11 +87,13 @@ def train_network(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> TrainOu
                 run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
                 run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
                 seconds = time.time() - started
-                if s.main:
-                    report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run))
+                report = report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run)) \
+                    if s.main else None
                 run.avg_time = smooth_hours(run.avg_time, remaining_hours(net.max_batches, run.iteration, seconds,
                                                                         load_seconds))
                 run.chart.add_loss(run.iteration, run.avg_loss)
+                if s.listeners:
+                    notify(s, "iteration", iteration_figures(s, run, report, layer_costs))
                 if s.main and run.iteration % 100 == 0:
                     save_chart(s, run)
                 evaluate = map_due(s, run)
@@ -144,6 +147,7 @@ def _start_run(s: Session) -> RunState:
     if s.main:
         s.console = TrainingConsole(s.opts.flavor, net.max_batches, run.iteration, s.opts.progress)
         announce(s, run)
+        s.listeners = open_listeners(s, run.iteration)
     return run
 
 
