@@ -12,9 +12,9 @@ run nobody watches pays nothing for it.
 
 Wire formats as AlexeyAB's: MJPEG is ``multipart/x-mixed-replace; boundary=mjpegstream`` with one
 ``image/jpeg`` part per frame (browsers, VLC and OpenCV's ``VideoCapture("http://host:port/")`` show it);
-the JSON stream is one ``application/json`` array whose elements are the frames' JSON blocks, ``[\\n`` first,
-``, \\n`` between blocks and ``\\n]`` when the run ends. Bound to 127.0.0.1 unless told otherwise; a port that
-cannot be listened on is one warning and the run goes on without the server.
+the JSON stream is one ``application/json`` array whose elements are the frames' JSON blocks (the demo hands
+in AB's framing: ``[\\n`` first, ``, \\n`` between blocks, ``\\n]`` when the run ends). Bound to 127.0.0.1
+unless told otherwise; a port that cannot be listened on is one warning and the run goes on without it.
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ JPEG_QUALITY = 80                  # AB uses 30 for camera frames; a chart's thi
 MAX_CLIENTS = 64                   # more at once get 503 (50 must work)
 SEND_TIMEOUT = 5.0                 # seconds a write may block before the client is dropped
 WAIT = 0.5                         # seconds a client thread waits for a frame before looking at the server again
-JSON_OPEN, JSON_SEPARATOR, JSON_CLOSE = "[\n", ", \n", "\n]"      # AB's JSON stream (= -json_file_output's)
 
 
 class Frame:
@@ -63,9 +62,12 @@ class Frame:
 
 @dataclass(frozen=True)
 class Route:
-    """What a path serves: ``mjpeg`` (the stream of pictures), ``json_stream`` (AB's JSON array of texts),
-    ``png`` (the latest picture) or ``json`` (the latest text)."""
+    """What a path serves: ``mjpeg`` (the stream of pictures), ``text_stream`` (the texts as they come, in
+    ``framing``: what opens the stream, what separates two texts, what closes it; ``content_type`` says what
+    they make), ``png`` (the latest picture) or ``json`` (the latest text)."""
     kind: str
+    framing: tuple[str, str, str] = ("", "", "")
+    content_type: str = "application/json"
 
 
 class StreamServer:
@@ -148,7 +150,7 @@ class _StreamHandler(BaseHTTPRequestHandler):
     server_version = "darknet_py"
 
     def do_GET(self) -> None:          # noqa: N802 - the standard library's name
-        route = self.stream.routes.get(self.path.split("?", 1)[0])
+        self.route = route = self.stream.routes.get(self.path.split("?", 1)[0])
         if route is None:
             self.send_error(404, "the stream is at /")
             return
@@ -190,10 +192,8 @@ class _StreamHandler(BaseHTTPRequestHandler):
         _, frame = self.stream.latest()
         self._single("application/json", None if frame is None else frame.text.encode())
 
-    def _frames(self):
-        """The frames from the current one on, as they come, until the server closes."""
-        sequence, _ = self.stream.latest()
-        sequence = max(sequence - 1, 0)               # a new client gets the current frame first
+    def _frames(self, sequence: int):
+        """The frames after ``sequence``, as they come, until the server closes."""
         while True:
             frames, closing = self.stream.frames_after(sequence)
             for sequence, frame in frames:
@@ -201,23 +201,32 @@ class _StreamHandler(BaseHTTPRequestHandler):
             if closing and not frames:
                 return
 
+    def _start(self) -> int:
+        """Where a new stream client starts: at the current frame (taken before any byte is sent, so a client
+        that has read the headers gets every frame published after them)."""
+        sequence, _ = self.stream.latest()
+        return max(sequence - 1, 0)
+
     def _mjpeg(self) -> None:
+        start = self._start()
         self._headers(f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
         self.wfile.write(part)
-        for frame in self._frames():
+        for frame in self._frames(start):
             # a part ends where the next one's header begins: sending that header at once makes a browser
             # show the frame now, not when the next frame comes (possibly minutes later in training)
             self.wfile.write(frame.encoded(".jpg") + b"\r\n" + part)
 
-    def _json_stream(self) -> None:
-        self._headers("application/json")
-        self.wfile.write(JSON_OPEN.encode())
+    def _text_stream(self) -> None:
+        start = self._start()
+        opening, separator, closing = self.route.framing
+        self._headers(self.route.content_type)
+        self.wfile.write(opening.encode())
         first = True
-        for frame in self._frames():
-            self.wfile.write(((JSON_SEPARATOR if not first else "") + frame.text).encode())
+        for frame in self._frames(start):
+            self.wfile.write(((separator if not first else "") + frame.text).encode())
             first = False
-        self.wfile.write(JSON_CLOSE.encode())
+        self.wfile.write(closing.encode())
 
 
 def start_server(flag: str, routes: dict[str, Route], port: Optional[int], bind: str, history: int = 1,
