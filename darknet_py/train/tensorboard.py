@@ -2,7 +2,8 @@
 `[tensorboard]` extra: torch's SummaryWriter writes through the tensorboard package).
 
 Step = iteration. Scalars: `train/loss`, `train/avg_loss`, `train/learning_rate`, `train/images_per_second`,
-`train/cost_layer_<index>` (each detection layer's summed cost); at every `-map` pass `map/mAP` and
+`train/cost_layer_<index>` (each detection layer's cost summed over the iteration's images; Darknet's loss
+is the layers' mean cost / B); at every `-map` pass `map/mAP` and
 `map/AP_<class name>`; the chart picture (`chart`) whenever chart.png is written (every 100 iterations and at
 the end). A resumed run writes to the same folder with ``purge_step`` = its first iteration, so TensorBoard
 continues the same curves and hides what the stopped run logged after the checkpoint it resumed from."""
