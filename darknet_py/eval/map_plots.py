@@ -59,9 +59,11 @@ def _curves(name: str, tp: np.ndarray, probs: np.ndarray, gt: int) -> ClassCurve
     precision, recall = precision_recall(tp, gt)
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     previous = np.concatenate([[0.0], recall[:-1]])
-    # the step curve: at each record, from the previous recall to this one at the envelope's precision
-    xs = np.stack([previous, recall], axis=1).ravel()
-    ys = np.repeat(envelope, 2)
+    # the step curve: at each true positive (where recall grows), from the previous recall to this one at the
+    # envelope's precision; then down to the last record's precision at the final recall
+    hit = np.asarray(tp, dtype=bool)
+    xs = np.append(np.stack([previous[hit], recall[hit]], axis=1).ravel(), recall[-1])
+    ys = np.append(np.repeat(envelope[hit], 2), envelope[-1])
     above = np.searchsorted(-probs, -CONFIDENCES, side="left")      # records with prob > threshold
     tp_cum = np.concatenate([[0], np.cumsum(tp)])[above]
     p = np.divide(tp_cum, above, out=np.zeros(len(above)), where=above > 0)
@@ -121,7 +123,8 @@ def write_plots(directory: str | Path, accumulator, result) -> list[Path]:
     written = [_save(directory / "pr_curve.png", _pr_figure(curves, result)),
                _save(directory / "f1_curve.png", _f1_figure(curves)),
                _save(directory / "confusion_matrix.png", _confusion_figure(matrix, names, result))]
-    data = {c.name: {"recall": c.recall.tolist(), "precision": c.precision.tolist()} for c in curves}
+    data = {c.name: {"recall": c.recall.round(7).tolist(), "precision": c.precision.round(7).tolist()}
+            for c in curves}
     write_atomically(directory / "pr_curves.json", json.dumps(data).encode())
     return written + [directory / "pr_curves.json"]
 
@@ -162,7 +165,7 @@ def _f1_figure(curves: list[ClassCurves]):
     best = int(np.argmax(mean))
     axes.plot(CONFIDENCES, mean, linewidth=3, color="blue",
               label=f"all classes {mean[best]:.2f} at {CONFIDENCES[best]:.3f}")
-    _decorate(axes, "Confidence", "F1", "F1 against the confidence threshold")
+    _decorate(axes, "Confidence", "F1", "F1 against the confidence threshold", legend="upper right")
     return figure
 
 
@@ -188,11 +191,11 @@ def _confusion_figure(matrix: np.ndarray, names: tuple[str, ...], result):
     return figure
 
 
-def _decorate(axes, xlabel: str, ylabel: str, title: str) -> None:
+def _decorate(axes, xlabel: str, ylabel: str, title: str, legend: str = "lower left") -> None:
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.02)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    axes.legend(loc="lower left", fontsize=8)
+    axes.legend(loc=legend, fontsize=8)
     axes.figure.tight_layout()

@@ -25,12 +25,13 @@ class ChartStream:
     def iteration(self, figures) -> None:
         r = figures.report
         self.status = dict(iteration=r.iteration, loss=r.loss, avg_loss=r.avg_loss, rate=r.rate, images=r.images,
-                           map=figures.mean_average_precision, best_map=figures.best_map, hours_left=r.hours_left,
-                           max_batches=figures.chart.max_batches, width=r.width, height=r.height)
+                           map=_measured(figures.mean_average_precision), best_map=_measured(figures.best_map),
+                           hours_left=r.hours_left, max_batches=figures.chart.max_batches, width=r.width,
+                           height=r.height)
         self._publish(figures.chart)
 
     def map_pass(self, iteration: int, result, chart: TrainingChart) -> None:
-        self.status.update(map=result.mean_ap, best_map=max(self.status.get("best_map", 0.0), result.mean_ap))
+        self.status.update(map=result.mean_ap, best_map=max(self.status.get("best_map") or 0.0, result.mean_ap))
         self._publish(chart)
 
     def chart(self, iteration: int, picture) -> None:
@@ -42,6 +43,11 @@ class ChartStream:
     def _publish(self, chart: TrainingChart) -> None:
         background = self.background
         self.server.publish(Frame(lambda: chart.draw(background), status_text(**self.status)))
+
+
+def _measured(value: float):
+    """A mAP, or None before the first -map pass (the run keeps -1 there, as AB)."""
+    return value if value >= 0 else None
 
 
 def open_chart_stream(port: int, bind: str, background_path: Optional[str],

@@ -8,7 +8,6 @@ never stop the run, and a stop by SIGINT still exits 130 with the server gone.""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -66,7 +65,7 @@ def _distinct(pictures: list[np.ndarray]) -> int:
     return len({p.tobytes() for p in pictures})
 
 
-def test_live_chart_stream(tmp_path):
+def test_live_chart_stream(tmp_path, chromium):
     data, cfg = _training_set(tmp_path, max_batches=40)
     port = free_port()
     with open(tmp_path / "stdout.txt", "w") as out:
@@ -104,7 +103,7 @@ def test_live_chart_stream(tmp_path):
         head, png = _get(port, "/chart.png")
         assert "image/png" in head
         chart = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-        shot = _chromium_screenshot(f"http://127.0.0.1:{port}/", tmp_path / "page.png")
+        shot = _chromium_screenshot(chromium, f"http://127.0.0.1:{port}/", tmp_path / "page.png")
         assert shot.shape == chart.shape and shot.std() > 20                 # not blank
         assert np.abs(shot.astype(int) - chart.astype(int)).mean() < 4       # the chart (JPEG-coded)
 
@@ -139,12 +138,9 @@ def _capture(url: str, captured: list) -> None:
         capture.release()
 
 
-def _chromium_screenshot(url: str, path: Path) -> np.ndarray:
+def _chromium_screenshot(browser: str, url: str, path: Path) -> np.ndarray:
     """Chromium's own picture of the page. The multipart stream never finishes loading, so Chromium takes the
     screenshot when its load timeout ends (it prints 'Page load timed out', exit status 0)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                              f"--window-size={SIZE[0]},{SIZE[1]}", "--timeout=5000", f"--screenshot={path}", url],
                             capture_output=True, text=True, timeout=TIMEOUT)
