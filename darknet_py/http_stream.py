@@ -159,8 +159,8 @@ class _StreamHandler(BaseHTTPRequestHandler):
             return
         try:
             getattr(self, "_" + route.kind)()
-        except (OSError, ValueError):  # the client left or stopped reading (timeout): drop it
-            pass
+        except Exception:              # noqa: BLE001 - the client left or stopped reading (timeout), or the
+            pass                       # frame could not be drawn: drop this client, never the producer
         finally:
             self.stream.leave()
 
