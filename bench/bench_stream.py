@@ -39,7 +39,8 @@ def prepare(folder: Path, iterations: int) -> tuple[Path, Path]:
     cfg = folder / "shapes-tiny.cfg"
     cfg.write_text(re.sub(r"(?m)^max_batches=.*$", f"max_batches={iterations}", CFG.read_text()))
     train = folder / "train.txt"          # absolute paths: the run works in ``folder`` (its chart.png goes there)
-    train.write_text("".join(f"{REPO / line.strip()}\n" for line in TRAIN_LIST.read_text().splitlines() if line.strip()))
+    lines = [line.strip() for line in TRAIN_LIST.read_text().splitlines() if line.strip()]
+    train.write_text("".join(f"{REPO / line}\n" for line in lines))
     data = folder / "shapes.data"
     data.write_text(f"classes=3\ntrain={train}\nvalid={train}\nnames={NAMES}\nbackup={folder}/backup\n")
     return data, cfg

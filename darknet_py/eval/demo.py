@@ -3,10 +3,10 @@ OpenCV's VideoCapture and VideoWriter and no window.
 
 Every frame read gives one frame written (same size, the source's fps) with Darknet's boxes drawn, and one
 block of AB's JSON; with AB's `-mjpeg_port` / `-json_port`, the drawn frame and the block are also published
-to HTTP clients as they are produced (:class:`DemoStreams`, :mod:`darknet_py.http_stream`). Two deliberate differences from AB's demo: a frame goes through exactly what
-`detector test` does with the same picture (AB's demo stretches frames with OpenCV's `cv::resize`, `test`
-with Darknet's `resize_image`), and its boxes are drawn on itself (AB's fetch/detect threads draw them on a
-later frame)."""
+to HTTP clients as they are produced (:class:`DemoStreams`, :mod:`darknet_py.http_stream`). Two deliberate
+differences from AB's demo: a frame goes through exactly what `detector test` does with the same picture
+(AB's demo stretches frames with OpenCV's `cv::resize`, `test` with Darknet's `resize_image`), and its boxes
+are drawn on itself (AB's fetch/detect threads draw them on a later frame)."""
 from __future__ import annotations
 
 import math

@@ -150,7 +150,8 @@ def _pr_figure(curves: list[ClassCurves], result):
         axes.plot(curve.recall, curve.precision, linewidth=1,
                   label=f"{curve.name} {ap.ap:.3f}" if show_labels else None)
     mean = np.mean([np.interp(RECALLS, c.recall, c.precision, right=0.0) for c in curves], axis=0)
-    axes.plot(RECALLS, mean, linewidth=3, color="blue", label=f"all classes {result.mean_ap:.3f} mAP@{result.iou_thresh:.2f}")
+    axes.plot(RECALLS, mean, linewidth=3, color="blue",
+              label=f"all classes {result.mean_ap:.3f} mAP@{result.iou_thresh:.2f}")
     _decorate(axes, "Recall", "Precision", "Precision-recall (Darknet's AP: the area under each curve)")
     return figure
 
