@@ -30,6 +30,14 @@ def test_binds_loopback_by_default_and_refuses_a_bad_address():
         assert server.url.startswith("http://127.0.0.1:")
     finally:
         server.close()
+    assert start_server("-mjpeg_port", ROUTES, 0, "127.0.0.1", say=print) is None     # port 0: off, as AB
+    server = StreamServer(ROUTES, 0, "127.0.0.2")        # --bind: that address, and only it
+    try:
+        assert server.url.startswith("http://127.0.0.2:")
+        with pytest.raises(OSError):                     # not on 127.0.0.1
+            socket.create_connection(("127.0.0.1", _port(server)), timeout=5).close()
+    finally:
+        server.close()
     with pytest.raises(UsageError, match="--bind no.such.host"):
         start_server("-mjpeg_port", ROUTES, 8090, "no.such.host", say=lambda _: None)
 
