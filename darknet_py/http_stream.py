@@ -104,8 +104,8 @@ class StreamServer:
             self._closing = True
             self._changed.notify_all()
         self._httpd.shutdown()
-        self._thread.join()
-        for thread in list(self._clients):
+        self._thread.join()                  # no request is accepted after this: every handler is known
+        for thread in self._httpd.handler_threads():
             thread.join()
         self._httpd.server_close()
 
@@ -134,8 +134,32 @@ class StreamServer:
 
 
 class _Httpd(ThreadingHTTPServer):
+    """The standard library's threading server, keeping the set of its live handler threads (daemon threads,
+    so none can hold the interpreter's exit; :meth:`StreamServer.close` joins them)."""
     request_queue_size = 128             # 50 clients connecting at once are queued, not refused
-    daemon_threads = True                # StreamServer.close joins them; daemon so none can hold the exit
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        self._handlers: set[threading.Thread] = set()
+        self._handlers_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        thread = threading.Thread(target=self._serve, args=(request, client_address), daemon=True)
+        with self._handlers_lock:
+            self._handlers.add(thread)       # recorded before it starts: close() cannot miss it
+        thread.start()
+
+    def _serve(self, request, client_address) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._handlers_lock:
+                self._handlers.discard(threading.current_thread())
+
+    def handler_threads(self) -> list[threading.Thread]:
+        with self._handlers_lock:
+            return list(self._handlers)
 
 
 def _handler(server: StreamServer, send_timeout: float) -> type:
