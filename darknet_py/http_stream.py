@@ -34,6 +34,8 @@ JPEG_QUALITY = 80                  # AB uses 30 for camera frames; a chart's thi
 MAX_CLIENTS = 64                   # more at once get 503 (50 must work)
 SEND_TIMEOUT = 5.0                 # seconds a write may block before the client is dropped
 WAIT = 0.5                         # seconds a client thread waits for a frame before looking at the server again
+SEND_BUFFER = 128 * 1024           # a client's socket buffer: a client that never reads fills it within a few
+                                   # frames (so few are drawn for it), a LAN client still gets ~100 MB/s
 
 
 class Frame:
@@ -172,6 +174,10 @@ def _handler(server: StreamServer, send_timeout: float) -> type:
 class _StreamHandler(BaseHTTPRequestHandler):
     stream: StreamServer
     server_version = "darknet_py"
+
+    def setup(self) -> None:
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        super().setup()
 
     def do_GET(self) -> None:          # noqa: N802 - the standard library's name
         self.route = route = self.stream.routes.get(self.path.split("?", 1)[0])
