@@ -92,3 +92,12 @@ def pytest_sessionfinish(session, exitstatus):
     timer = threading.Timer(EXIT_WATCHDOG_SECONDS, give_up)
     timer.daemon = True          # runs on while atexit handlers wait; never keeps the process alive itself
     timer.start()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, the browser the pages and streams people look at are checked in (headless)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        _missing("Debian's chromium is not installed (apt-get install chromium)")
+    return browser

@@ -26,7 +26,7 @@ class DarknetFlag:
 
 
 _WINDOW = "darknet_py never opens a window"
-_SERVER = "no built-in web server; see chart.png or --log"
+_SERVER = "only detector train and demo serve HTTP streams"
 _DEMO = "darknet_py's demo does not implement it"
 
 # every flag of AlexeyAB's run_detector and darknet.c main, in their order

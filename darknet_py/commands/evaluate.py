@@ -62,12 +62,15 @@ MAP_HINT = ["", "Set -points flag:", " `-points 101` for MS COCO ",
               help="Also print pycocotools' COCO mAP@[.5:.95] and mAP@0.50 of the same detections (slow).")
 @click.option("-coco_out", "coco_out", default=None,
               help="Implies -coco; also write the detections pycocotools scored as a COCO results JSON file.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also draw the precision-recall curves, F1 curve and confusion matrix of these matches as "
+                   "PNGs in DIR; needs the [plots] extra (matplotlib).")
 @click.option("-dont_show", "dont_show", is_flag=True, hidden=True)
 @flavor_option
 @device_options
 @inference_options
-def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco, coco_out, dont_show,
-                flavor, device, gpu_index, batch, workers):
+def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box, coco, coco_out, plots_dir,
+                dont_show, flavor, device, gpu_index, batch, workers):
     """Darknet's mean average precision of WEIGHTS on the .data file's valid list (AlexeyAB's algorithm);
     with -coco, also pycocotools' COCO numbers on the same detections."""
     from ..eval.detect import open_network
@@ -75,6 +78,9 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     from ..eval.map import validate_detector_map
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
+    if plots_dir:
+        from ..eval.map_plots import require_matplotlib
+        require_matplotlib()
     data = parse_data(data_file, flavor=flavor)
     refuse_overwriting_inputs("detector map", {"data file": data_file, "cfg file": cfg, "weights file": weights,
                                                "names file": data.resolve("names")}, {"-coco_out": coco_out})
@@ -84,9 +90,13 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     click.echo("\n calculation mAP (mean average precision)...")
     result = validate_detector_map(network, data, thresh, iou_thresh, points, letter_box,
                                    coco=coco or bool(coco_out), coco_json=coco_out,
-                                   batch=batch or default_batch(device, network), workers=workers)
+                                   batch=batch or default_batch(device, network), workers=workers,
+                                   plots_dir=plots_dir)
     for line in result.report_lines():
         click.echo(line)
+    if plots_dir:
+        click.echo(f"wrote pr_curve.png, f1_curve.png, confusion_matrix.png and pr_curves.json in {plots_dir}",
+                   err=True)
     click.echo(f"Total Detection Time: {int(result.seconds)} Seconds", err=True)
     for line in MAP_HINT:
         click.echo(line)

@@ -33,3 +33,8 @@ def inference_options(command):
     return click.option("--batch", type=click.IntRange(min=1), default=None,
                         help="Images per network forward (default: 32 on CUDA; on CPU 4 up to 256x256 "
                              "inputs, else 1).")(command)
+
+
+bind_option = click.option("--bind", "bind", default="127.0.0.1", show_default=True, metavar="ADDR",
+                           help="Address the -mjpeg_port / -json_port servers listen on (0.0.0.0: every "
+                                "interface; only on a network you trust: the streams have no password).")

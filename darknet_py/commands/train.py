@@ -12,7 +12,7 @@ import click
 from ..errors import UsageError
 from ..stopping import exit_status
 from ..device import resolve_device
-from .options import allow_empty_labels_option, device_options, flavor_option
+from .options import allow_empty_labels_option, bind_option, device_options, flavor_option
 
 COMMANDS: list = []
 
@@ -60,13 +60,19 @@ COMMANDS: list = []
               help="JSON-lines log (default: <backup>/<cfg name>_train.jsonl).")
 @click.option("--no-check", "no_check", is_flag=True, help="Skip the fast dataset check before training.")
 @allow_empty_labels_option
+@click.option("-mjpeg_port", "mjpeg_port", type=int, default=None, metavar="PORT",
+              help="Serve the live chart over HTTP (AB): http://127.0.0.1:PORT/ (MJPEG), /chart.png, /status.json.")
+@bind_option
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write loss, avg loss, learning rate, layer costs, images/s, mAP and per-class AP as "
+                   "TensorBoard scalars (step = iteration) to DIR; needs the [tensorboard] extra.")
 def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bool, dont_show: bool,
           gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
           chart_path: Optional[str], show_imgs: bool, global_batch: bool, collective_timeout: float,
           device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool,
-          allow_empty_labels: bool) -> None:
+          allow_empty_labels: bool, mjpeg_port: Optional[int], bind: str, tensorboard_dir: Optional[str]) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
     from ..train.distributed import check_gpus_exist, launched_by_torchrun, parse_gpus, torchrun_command
     from ..data.loader import default_workers
@@ -88,6 +94,9 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         raise UsageError("--workers must not be negative", value=str(workers))
     if map_epochs < 1:
         raise UsageError("-mAP_epochs must be at least 1", value=str(map_epochs))
+    if tensorboard_dir is not None:
+        from ..train.tensorboard import require_tensorboard
+        require_tensorboard()
     parsed = (fast_check_before_training(data, cfg, flavor, allow_empty_labels) if not no_check
               else None)   # else parsed by training
     options = TrainOptions(
@@ -95,7 +104,8 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
         workers=default_workers(device) if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
-        show_imgs_dir="." if show_imgs else None, global_batch=global_batch, collective_timeout=collective_timeout)
+        show_imgs_dir="." if show_imgs else None, global_batch=global_batch, collective_timeout=collective_timeout,
+        mjpeg_port=mjpeg_port, bind=bind, tensorboard_dir=tensorboard_dir)
     try:
         outcome = train_network(options, parsed)
     except LostPeerError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from ..errors import warn
 from ..flavor import Flavor
@@ -49,7 +50,7 @@ class NetOptions:
     loss_scale: float
     clip: float
     ema_alpha: float
-    max_chart_loss: float
+    max_chart_loss: Optional[float]      # None: not set, the chart's loss axis follows the data
     weights_reject_freq: int
     flavor: Flavor
 
@@ -130,7 +131,7 @@ def parse_net(section: Section, flavor: Flavor) -> NetOptions:
         clip=s.get_float("clip", 0.0),
         # keys only AlexeyAB reads
         ema_alpha=s.get_float("ema_alpha", 0.0) if flavor.alexeyab else 0.0,
-        max_chart_loss=s.get_float("max_chart_loss", 20.0) if flavor.alexeyab else 20.0,
+        max_chart_loss=s.get_float("max_chart_loss", 20.0) if flavor.alexeyab and s.has("max_chart_loss") else None,
         weights_reject_freq=s.get_int("weights_reject_freq", 0) if flavor.alexeyab else 0,
         flavor=flavor,
     )

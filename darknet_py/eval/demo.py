@@ -2,10 +2,11 @@
 OpenCV's VideoCapture and VideoWriter and no window.
 
 Every frame read gives one frame written (same size, the source's fps) with Darknet's boxes drawn, and one
-block of AB's JSON. Two deliberate differences from AB's demo: a frame goes through exactly what
-`detector test` does with the same picture (AB's demo stretches frames with OpenCV's `cv::resize`, `test`
-with Darknet's `resize_image`), and its boxes are drawn on itself (AB's fetch/detect threads draw each
-frame's boxes on the picture before it)."""
+block of AB's JSON; with AB's `-mjpeg_port` / `-json_port`, the drawn frame and the block are also published
+to HTTP clients as they are produced (:class:`DemoStreams`, :mod:`darknet_py.http_stream`). Two deliberate
+differences from AB's demo: a frame goes through exactly what `detector test` does with the same picture
+(AB's demo stretches frames with OpenCV's `cv::resize`, `test` with Darknet's `resize_image`), and its boxes
+are drawn on itself (AB's fetch/detect threads draw each frame's boxes on the picture before it)."""
 from __future__ import annotations
 
 import math
@@ -23,11 +24,13 @@ from tqdm import tqdm
 from ..data.image import image_from_bgr
 from ..errors import ImageError
 from ..flavor import Flavor
+from ..http_stream import Frame, Route, StreamServer, start_server
 from .detect import detect_arrays
 from .detections import DetectionArrays
 from .draw import draw_detections
 from .printout import JSON_CLOSE, JSON_OPEN, JSON_SEPARATOR, detection_lines, detection_to_json
 
+JSON_HISTORY = 64   # JSON blocks kept for a client that reads a little late: it still gets every block
 STREAM_FPS = 25.0   # AB writes at 25 fps when the stream does not tell its rate (a camera may not)
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}
 DEFAULT_FOURCC = "mp4v"
@@ -130,6 +133,31 @@ class JsonFrames:
         self.file.close()
 
 
+@dataclass
+class DemoStreams:
+    """AB's `-mjpeg_port` (the drawn frames as MJPEG) and `-json_port` (AB's JSON array of the frames' blocks,
+    as -json_file_output writes it); either may be None."""
+    mjpeg: Optional[StreamServer] = None
+    json: Optional[StreamServer] = None
+
+    @classmethod
+    def start(cls, mjpeg_port: Optional[int], json_port: Optional[int], bind: str,
+              say: Callable[[str], None] = print) -> "DemoStreams":
+        streams = cls(start_server("-mjpeg_port", {"/": Route("mjpeg")}, mjpeg_port, bind, say=say))
+        try:
+            route = Route("text_stream", (JSON_OPEN, JSON_SEPARATOR, JSON_CLOSE))   # AB: -json_file_output's array
+            streams.json = start_server("-json_port", {"/": route}, json_port, bind, JSON_HISTORY, say)
+        except BaseException:
+            streams.close()
+            raise
+        return streams
+
+    def close(self) -> None:
+        for server in (self.mjpeg, self.json):
+            if server is not None:
+                server.close()
+
+
 def detect_frame(network, frame: np.ndarray, settings: DemoSettings) -> tuple[np.ndarray, DetectionArrays]:
     """(Darknet image, detections) of one BGR frame: the `detector test` path for the same picture."""
     image = image_from_bgr(frame, network.net_options.channels)
@@ -137,9 +165,11 @@ def detect_frame(network, frame: np.ndarray, settings: DemoSettings) -> tuple[np
 
 
 def run_demo(network, capture: cv2.VideoCapture, settings: DemoSettings, out_filename: Optional[str] = None,
-             json_file: Optional[str] = None, echo: Callable[[str], None] = print) -> DemoResult:
+             json_file: Optional[str] = None, echo: Callable[[str], None] = print,
+             streams: Optional[DemoStreams] = None) -> DemoResult:
     """Detect every frame of ``capture``; write the drawn frames and the JSON blocks as they come (both
-    files are closed properly when the run stops early)."""
+    files are closed properly when the run stops early) and publish them to ``streams``."""
+    streams = streams or DemoStreams()
     fps, total = stream_fps(capture), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     frames, size, start = 0, (0, 0), time.perf_counter()
     with ExitStack() as stack:
@@ -156,12 +186,31 @@ def run_demo(network, capture: cv2.VideoCapture, settings: DemoSettings, out_fil
             image, dets = detect_frame(network, frame, settings)
             if settings.ext_output:
                 _print_frame(echo, frames, image, dets, settings, network.net_options.flavor)
+            drawn = _Drawn(image, dets, settings)
             if video is not None:
-                video.add(draw_detections(image, dets, settings.names, settings.thresh))
-            if blocks is not None:
-                blocks.add(detection_to_json(dets, settings.names, frames))
+                video.add(drawn())
+            if streams.mjpeg is not None:
+                streams.mjpeg.publish(Frame(drawn))
+            if blocks is not None or streams.json is not None:
+                block = detection_to_json(dets, settings.names, frames)
+                if blocks is not None:
+                    blocks.add(block)
+                if streams.json is not None:
+                    streams.json.publish(Frame(text=block))
             progress.update(1)
     return DemoResult(frames, time.perf_counter() - start, size[0], size[1], fps)
+
+
+class _Drawn:
+    """A frame's picture with its boxes, drawn once when first needed (the video, or an MJPEG client)."""
+
+    def __init__(self, image: np.ndarray, dets: DetectionArrays, settings: DemoSettings):
+        self.image, self.dets, self.settings, self.picture = image, dets, settings, None
+
+    def __call__(self) -> np.ndarray:
+        if self.picture is None:
+            self.picture = draw_detections(self.image, self.dets, self.settings.names, self.settings.thresh)
+        return self.picture
 
 
 def _print_frame(echo, frame_id: int, image: np.ndarray, dets: DetectionArrays, settings: DemoSettings,

@@ -179,7 +179,7 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
                           points: int = 0, letter_box: bool = False, coco: bool = True,
                           valid_default: str = "data/train.txt", coco_json: Optional[str] = None,
                           batch: int = 1, workers: Optional[int] = 0,
-                          skip_unreadable: bool = False) -> MapResult:
+                          skip_unreadable: bool = False, plots_dir: Optional[str] = None) -> MapResult:
     """AB `validate_detector_map` on the `.data` file's `valid` list with a loaded ``network`` (batch 1).
 
     ``thresh``: confidence for the TP/FP/IoU statistics (`-thresh`); ``iou_thresh``: matching IoU (strict);
@@ -190,7 +190,8 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     and ``workers`` loader processes (None: the default count; 0, the default here, keeps training's `-map`
     from forking) change the speed, not the result (see :mod:`~darknet_py.eval.inference`).
     ``skip_unreadable`` (training's `-map`): an image that cannot be decoded is warned about and left out
-    instead of stopping."""
+    instead of stopping. ``plots_dir``: also draw the PR curves, F1 curve and confusion matrix of these
+    matches there (:mod:`.map_plots`)."""
     flavor = network.net_options.flavor
     data = parse_data(data_config, flavor) if isinstance(data_config, (str, Path)) else data_config
     names = data.read_names()
@@ -222,4 +223,7 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     result = acc.result(names, time.time() - start, coco)
     if coco_json:
         write_atomically(coco_json, json_dumps(acc.coco_detections()).encode())
+    if plots_dir:
+        from .map_plots import write_plots
+        write_plots(plots_dir, acc, result)
     return result

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
 from . import state as train_state
+from .chart import read_background
 from .checkpoints import save_backup, weights_header
 from .elastic import launch_record
+from .listeners import notify
 from .session import Session
 from .state import RunState
 
@@ -37,12 +37,11 @@ def save_state(s: Session, run: RunState, weights: Path) -> None:
 
 
 def save_chart(s: Session, run: RunState) -> None:
-    """AB saves the chart as chart.png and chart_<cfg name>.png."""
-    background = None
-    if s.opts.chart_background:
-        background = cv2.imread(s.opts.chart_background)    # None when missing, as AB starts a new chart
-    for name in ("chart.png", f"chart_{s.cfg.base_name}.png"):
-        run.chart.save(Path(s.opts.chart_dir) / name, background)
+    """AB saves the chart as chart.png and chart_<cfg name>.png (drawn once); listeners get the picture."""
+    directory = Path(s.opts.chart_dir)
+    picture = run.chart.save([directory / "chart.png", directory / f"chart_{s.cfg.base_name}.png"],
+                             read_background(s.opts.chart_background))
+    notify(s, "chart", run.iteration, picture)
 
 
 def _save_ema(s: Session, header) -> None:

@@ -1,7 +1,12 @@
-"""`chart.png`: AB Darknet's training chart — avg loss per iteration (blue) on a 0..max_chart_loss axis (AB's
-`[net] max_chart_loss`, default 20) and, with `-map`, the mAP of each evaluation (red) on a 0..max_batches
-axis — drawn with OpenCV and written atomically (spec §7.8). Like AB's `-chart PATH`, the chart can be drawn
-on the picture of an earlier run."""
+"""`chart.png`: AB Darknet's training chart — avg loss per iteration (blue) and, with `-map`, the mAP of each
+evaluation (red) on a 0..max_batches axis — drawn with OpenCV and written atomically (spec §7.8). Like AB's
+`-chart PATH`, the chart can be drawn on the picture of an earlier run.
+
+The loss axis is 0..`[net] max_chart_loss` when the cfg sets it (AB's fixed axis; larger losses are drawn at
+the top). When it does not, the axis follows the data: a round number (1, 2 or 5 × 10^k) above the largest avg
+loss after the run's first :data:`SETTLE` iterations, whose avg loss is still about the first, often huge,
+losses. AB's fixed default of 20 showed an empty chart for a run whose loss stays above 20, and a flat line
+for one whose loss is below 1."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,13 +21,14 @@ from ..atomic_write import write_atomically
 SIZE = (1000, 700)           # width, height of the picture
 MARGIN = (70, 30, 30, 60)    # left, top, right, bottom
 BLUE, RED, GREY, BLACK = (255, 0, 0), (0, 0, 255), (220, 220, 220), (0, 0, 0)   # BGR
+SETTLE = 10                  # points left out of the data-following loss axis (the run's first iterations)
 
 
 @dataclass
 class TrainingChart:
     """The points drawn so far; kept in the training state so a resumed run continues the same chart."""
     max_batches: int
-    max_loss: float = 20.0       # AB's max_chart_loss: the top of the loss axis; larger losses are drawn there
+    max_loss: Optional[float] = None   # AB's max_chart_loss (top of the loss axis); None: follow the data
     losses: list[tuple[int, float]] = field(default_factory=list)    # (iteration, avg_loss)
     maps: list[tuple[int, float]] = field(default_factory=list)      # (iteration, mAP in [0, 1])
 
@@ -41,13 +47,24 @@ class TrainingChart:
         return cls(data["max_batches"], data.get("max_loss", 20.0), [tuple(p) for p in data["losses"]],
                    [tuple(p) for p in data["maps"]])
 
+    def snapshot(self) -> "TrainingChart":
+        """A copy the training loop no longer changes (drawn later by another thread)."""
+        return TrainingChart(self.max_batches, self.max_loss, self.losses[:], self.maps[:])
+
+    def loss_axis(self) -> float:
+        """The top of the loss axis: max_chart_loss, else a round number above the settled avg losses."""
+        if self.max_loss is not None:
+            return self.max_loss
+        settled = [v for _, v in (self.losses[SETTLE:] or self.losses[-1:]) if np.isfinite(v)]
+        return round_up(max(settled)) if settled else 20.0
+
     def draw(self, background: np.ndarray | None = None) -> np.ndarray:
         width, height = SIZE
         left, top, right, bottom = MARGIN
         image = np.full((height, width, 3), 255, np.uint8) if background is None else \
             cv2.resize(background, SIZE, interpolation=cv2.INTER_AREA)
         plot_w, plot_h = width - left - right, height - top - bottom
-        y_max = self.max_loss
+        y_max = self.loss_axis()
 
         def px(iteration: float, value: float, scale: float) -> tuple[int, int]:
             x = left + plot_w * min(max(iteration / max(self.max_batches, 1), 0.0), 1.0)
@@ -77,12 +94,26 @@ class TrainingChart:
         cv2.putText(image, caption + current, (left, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BLACK, 1)
         return image
 
-    def save(self, path: str | Path, background: np.ndarray | None = None) -> None:
-        path = Path(path)
-        ok, encoded = cv2.imencode(".png", self.draw(background))
-        if not ok:
-            return
-        write_atomically(path, encoded.tobytes(), TrainingError)
+    def save(self, paths: list[Path], background: np.ndarray | None = None) -> np.ndarray:
+        """Draw once, write the PNG to every path; returns the picture."""
+        picture = self.draw(background)
+        ok, encoded = cv2.imencode(".png", picture)
+        if ok:
+            for path in paths:
+                write_atomically(Path(path), encoded.tobytes(), TrainingError)
+        return picture
+
+
+def read_background(path: Optional[str]) -> Optional[np.ndarray]:
+    """AB -chart PATH: the picture to draw on; None when unset or missing (AB then starts a new chart)."""
+    return cv2.imread(path) if path else None
+
+
+def round_up(value: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k at or above ``value`` (with a little room above the curve)."""
+    value = max(float(value) * 1.05, 1e-6)
+    scale = 10.0 ** np.floor(np.log10(value))
+    return float(next(m * scale for m in (1, 2, 5, 10) if m * scale >= value))
 
 
 def iteration_ticks(max_batches: int) -> list[int]:

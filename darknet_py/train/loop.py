@@ -32,6 +32,7 @@ from .checkpoints import BackupCounters, due_backups
 from .chart import TrainingChart
 from .distributed import CollectiveError, any_rank, leave_together, synchronize_update
 from .lost_peer import IterationStart, stop_after_lost_peer
+from .listeners import iteration_figures, notify, open_listeners
 from .map_pass import map_due, map_pass, next_map
 from .precision import amp_dtype
 from .progress import TrainingConsole, remaining_hours, smooth_hours
@@ -105,11 +106,12 @@ def _iteration(s: Session, run: RunState, stop: StopSignals) -> Optional[str]:
     run.avg_loss = loss if run.avg_loss < 0 or math.isnan(run.avg_loss) else run.avg_loss
     run.avg_loss = run.avg_loss * 0.9 + loss * 0.1
     seconds = time.time() - started
-    if s.main:
-        report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run))
+    report = report_iteration(s, run, loss, result, seconds, load_seconds, next_map(s, run)) if s.main else None
     run.avg_time = smooth_hours(run.avg_time, remaining_hours(net.max_batches, run.iteration, seconds,
                                                             load_seconds))
     run.chart.add_loss(run.iteration, run.avg_loss)
+    if s.listeners:
+        notify(s, "iteration", iteration_figures(s, run, report, layer_costs))
     if s.main and run.iteration % 100 == 0:
         save_chart(s, run)
     evaluate = map_due(s, run)
@@ -160,6 +162,7 @@ def _start_run(s: Session) -> RunState:
     if s.main:
         s.console = TrainingConsole(s.opts.flavor, net.max_batches, run.iteration, s.opts.progress)
         announce(s, run)
+        s.listeners = open_listeners(s, run.iteration)
     return run
 
 

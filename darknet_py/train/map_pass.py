@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..network import Network
 from .backups import save, save_state
+from .listeners import notify
 from .session import Session, resize, silent
 from .state import RunState
 
@@ -70,6 +71,7 @@ def _evaluate_map(s: Session, run: RunState) -> None:
     run.mean_average_precision = result.mean_ap
     s.console.print(f"\n mean_average_precision (mAP@{s.opts.iou_thresh:0.2f}) = {run.mean_average_precision:f} ")
     run.chart.add_map(run.iteration, run.mean_average_precision)
+    notify(s, "map_pass", run.iteration, result, run.chart.snapshot())
     s.log.write("map", iteration=run.iteration, map=run.mean_average_precision)
     if run.mean_average_precision >= run.best_map:
         run.best_map = run.mean_average_precision

@@ -30,8 +30,9 @@ def announce(s: Session, run: RunState) -> None:
 
 
 def report_iteration(s: Session, run: RunState, loss: float, result, seconds: float, load_seconds: float,
-                     next_map: int) -> None:
-    """The step's per-layer lines, AB's -map lines, then Darknet's iteration line (console and log)."""
+                     next_map: int) -> IterationReport:
+    """The step's per-layer lines, AB's -map lines, then Darknet's iteration line (console and log); returns
+    the iteration's figures."""
     for line in result.log_lines:
         s.console.print(line)
     if s.opts.calc_map and s.flavor.map_progress_lines:
@@ -43,6 +44,7 @@ def report_iteration(s: Session, run: RunState, loss: float, result, seconds: fl
                              run.iteration * s.cfg.net.images_per_update, run.width, run.height, run.avg_time)
     s.console.iteration(report)
     s.log.write("iteration", **dataclasses.asdict(report))
+    return report
 
 
 def say_resized(s: Session, width: int, height: int) -> None:

@@ -63,6 +63,9 @@ class TrainOptions:
     show_imgs_dir: Optional[str] = None    # AB -show_imgs: save the augmented pictures (aug_*.jpg) here
     global_batch: bool = False             # several processes share one batch instead of Darknet's -gpus
     collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT   # seconds the ranks wait for each other
+    mjpeg_port: Optional[int] = None       # AB -mjpeg_port: serve the live chart over HTTP
+    bind: str = "127.0.0.1"                # the address the -mjpeg_port server listens on
+    tensorboard_dir: Optional[str] = None  # --tensorboard DIR: the figures as TensorBoard scalars
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Session:
     last_digest: str = ""                  # sha256 of the newest rolling checkpoint, for its state file
     ema: Optional[ConvolutionEma] = None   # AB [net] ema_alpha
     iterations_per_update: int = 1         # Darknet -gpus: N (each update trains N batches)
+    listeners: list = dataclasses.field(default_factory=list)   # train.listeners: chart stream, TensorBoard
 
     @property
     def main(self) -> bool:
@@ -203,6 +207,10 @@ def training_cfg(cfg: CfgModel, opts: TrainOptions, ctx: DistributedContext) -> 
 
 
 def close_session(s: Session) -> None:
+    from .listeners import close_listeners
+
+    close_listeners(s.listeners)           # the HTTP server's threads end with the run
+    s.listeners = []
     s.loader = None                        # stops its worker processes
     if s.console is not None:
         s.console.close()

@@ -9,6 +9,7 @@ from darknet_py.commands.darknet_flags import DARKNET_FLAGS
 from darknet_py.commands.detector import detector
 from helpers.cli import run_cli
 from helpers.datasets import make_dataset, tiny_cfg, write_tiny_data
+from helpers.http import free_port
 
 # The flags AlexeyAB's run_detector and main look up (find_arg/find_int_arg/find_char_arg/find_float_arg),
 # listed from its source, with the kind of value each takes.
@@ -41,7 +42,7 @@ def test_ignored_flags_say_so_then_the_command_runs(tmp_path, command):
     missing = tmp_path / "missing.data"
     result = run_cli("detector", command, missing, "x.cfg", "x.weights", "-mjpeg_port", "8090",
                      "-num_of_clusters", "9", "-cuda_debug_sync")
-    assert "ignored: -mjpeg_port (no built-in web server; see chart.png or --log)" in result.err
+    assert "ignored: -mjpeg_port (only detector train and demo serve HTTP streams)" in result.err
     assert "ignored: -num_of_clusters (only detector calc_anchors reads it)" in result.err
     assert "ignored: -cuda_debug_sync" in result.err
     assert result.code == 1 and "missing.data" in result.err and "Traceback" not in result.err
@@ -62,11 +63,12 @@ def test_train_accepts_the_remote_training_line(tmp_path, monkeypatch):
     data = write_tiny_data(tmp_path, tmp_path / "set")
     (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=2, batch=2, subdivisions=1))
     monkeypatch.chdir(tmp_path)
-    result = run_cli("detector", "train", data, "tiny.cfg", "-dont_show", "-mjpeg_port", "8090",
+    port = free_port()
+    result = run_cli("detector", "train", data, "tiny.cfg", "-dont_show", "-mjpeg_port", str(port),
                      "-show_imgs", "-letter_box", "-benchmark_layers", "--no-progress", "--workers", "0",
                      *(["-i", "0"] if not _cuda() else ["--device", "cpu"]))
     assert result.code == 0, result.err
-    assert "ignored: -mjpeg_port (no built-in web server; see chart.png or --log)" in result.err
+    assert f"-mjpeg_port {port}: serving at http://127.0.0.1:{port}/" in result.out and "ignored: -mjpeg" not in result.err
     assert "ignored: -letter_box (AlexeyAB's train and valid read letter_box=1 from [net] only)" in result.err
     assert "ignored: -benchmark_layers (no per-layer timing)" in result.err
     if not _cuda():

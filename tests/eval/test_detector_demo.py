@@ -3,7 +3,10 @@ count, size and fps), one AB JSON block per frame, and each frame's detections e
 the same picture (the frame as decoded from the video, saved losslessly as PNG)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,6 +18,8 @@ from darknet_py.eval.demo import DemoSettings, run_demo
 from darknet_py.network import load_network
 from helpers.cli import run_cli
 from helpers.datasets import write_data_file
+from helpers.http import MultipartReader, free_port, http_get
+from helpers.train_runs import finish, kill, start_paused, wait_for_pause
 from helpers.paths import FIXTURES
 
 EVAL = FIXTURES / "eval"
@@ -130,3 +135,38 @@ def test_bad_video_is_one_clear_error(video, tmp_path, make, needle):
 def test_demo_device_cuda_without_cuda(video):
     result = run_cli("detector", "demo", "obj.data", CFG, WEIGHTS, video, "--device", "cuda")
     assert result.code == 1 and "--device asks for CUDA but torch sees no CUDA device" in result.err
+
+
+def test_json_port_and_mjpeg_port_stream_every_frame(video, tmp_path):
+    """AB's `-json_port`: a client connected before the first frame receives one JSON array with one block per
+    frame, exactly the text of `-json_file_output`; `-mjpeg_port`: the drawn frames, at the video's size. The
+    demo is parked (a test pause point) once its servers listen, so the clients are in before any frame."""
+    json_port, mjpeg_port = free_port(), free_port()
+    command = [sys.executable, "-m", "darknet_py", "detector", "demo", "obj.data", str(CFG), str(WEIGHTS), str(video),
+               "-json_file_output", "out.json", "-thresh", ".05", "-json_port", str(json_port),
+               "-mjpeg_port", str(mjpeg_port)]
+    process = start_paused(command, "demo-start", subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        wait_for_pause(process)
+        json_client, mjpeg_client = http_get(json_port, "/", 120), http_get(mjpeg_port, "/", 120)
+        head = b""
+        while not head.endswith(b"\r\n\r\n[\n"):                       # in the stream: gets every block
+            head += json_client.recv(1)
+        assert b"200 OK" in head and b"Content-Type: application/json" in head
+        mjpeg = MultipartReader(mjpeg_client)
+        err = finish(process)
+        assert process.returncode == 0, err
+        streamed = b"[\n"
+        while chunk := json_client.recv(65536):
+            streamed += chunk
+        pictures = []
+        with contextlib.suppress(EOFError):
+            while True:
+                pictures.append(cv2.imdecode(np.frombuffer(mjpeg.next_jpeg(), np.uint8), cv2.IMREAD_COLOR))
+        json_client.close()
+        mjpeg_client.close()
+    finally:
+        kill(process)
+    assert streamed.decode() == (tmp_path / "out.json").read_text()
+    assert len(json.loads(streamed)) == len(FRAMES)
+    assert 1 <= len(pictures) <= len(FRAMES) and all(p.shape == (120, 160, 3) for p in pictures)

@@ -208,3 +208,45 @@ def test_map_on_a_network_resized_by_multiscale_training(tmp_path, monkeypatch):
     resized = validate_detector_map(network, "obj.data", coco=False)
     assert resized.report_lines() == fresh.report_lines()
     assert network.training and network.layers[16].net_w == 96
+
+
+def test_map_plots_are_drawn_from_the_printed_matches(tmp_path, monkeypatch, synth_detections):
+    """`detector map --plots DIR`: the area under each drawn precision-recall curve is the printed AP of
+    that class; the confusion matrix's diagonal is each class's printed TP, a column sums to TP + FP and a
+    row to the class's truths; the PNGs open and are not blank."""
+    pytest.importorskip("matplotlib", reason="the [plots] extra is not installed (the test extra has it)")
+    import cv2
+    from darknet_py.eval.map_plots import confusion_matrix
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz          # numpy < 2 names it trapz
+
+    root = synth_dir(tmp_path)
+    monkeypatch.chdir(root)
+    result = run_cli("detector", "map", "obj.data", CFG, WEIGHTS, "--plots", "plots")
+    assert result.code == 0, result.output
+    printed = parse_map(result.output)
+    curves = json.loads((root / "plots" / "pr_curves.json").read_text())
+    for class_id, name, ap_percent, tp, fp in printed["classes"]:
+        area = trapezoid(curves[name]["precision"], curves[name]["recall"])
+        assert abs(area * 100 - ap_percent) <= 0.005, name          # the printout has 2 decimals
+    for picture in ("pr_curve.png", "f1_curve.png", "confusion_matrix.png"):
+        image = cv2.imread(str(root / "plots" / picture))
+        assert image is not None and image.shape[0] >= 400 and image.std() > 10, picture
+
+    acc = MapAccumulator(classes=3, thresh=.25, iou_thresh=.5)
+    for dets, truth, _ in synth_detections:
+        acc.add_image(dets, truth)
+    matrix = confusion_matrix(acc.records, acc.truths, 3, .25, .5)
+    assert list(np.diag(matrix)[:3]) == [c[3] for c in printed["classes"]]
+    assert list(matrix[:, :3].sum(axis=0)) == [c[3] + c[4] for c in printed["classes"]]
+    assert list(matrix[:3].sum(axis=1)) == list(acc.gt_counts())
+    assert matrix[3, 3] == 0
+
+
+def test_map_plots_without_matplotlib_is_one_clear_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    result = run_cli("detector", "map", tmp_path / "x.data", "x.cfg", "x.weights", "--plots", str(tmp_path / "p"))
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "--plots needs matplotlib" in result.err and "darknet_py[plots]" in result.err

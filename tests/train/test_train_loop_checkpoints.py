@@ -127,7 +127,7 @@ def test_chart_draws_loss_and_map(tmp_path):
         chart.add_loss(it, 50.0 / it)
     chart.add_map(100, 0.5)
     chart = TrainingChart.from_plain(to_plain(chart.to_plain()))
-    chart.save(tmp_path / "chart.png")
+    chart.save([tmp_path / "chart.png"])
     image = cv2.imread(str(tmp_path / "chart.png"))
     assert image is not None and image.shape == (700, 1000, 3)
     blue = (image[:, :, 0] > 200) & (image[:, :, 1] < 60) & (image[:, :, 2] < 60)
