@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 
 from ..config.reader import Section
@@ -38,7 +39,7 @@ class UpsampleLayer(DarknetLayer):
     def forward(self, x, outputs):
         st, scale = self.options.stride, self.options.scale
         if st > 0:
-            y = x.repeat_interleave(st, dim=2).repeat_interleave(st, dim=3)
+            y = _repeat_pixels(x, st)
         else:
             k = -st
             y = F.avg_pool2d(x, k, divisor_override=1)      # sum of each k x k block; a remainder is dropped
@@ -46,3 +47,13 @@ class UpsampleLayer(DarknetLayer):
 
     def describe(self):
         return f"upsample           {self.options.stride}x"
+
+
+def _repeat_pixels(x: torch.Tensor, st: int) -> torch.Tensor:
+    """Each pixel repeated st x st times, in ``x``'s memory format: a channels_last input (the inference
+    network's) stays channels_last, so the `[route]` that joins it to another channels_last output is a plain
+    copy and the next convolution reads it without a reorder."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        nhwc = x.permute(0, 2, 3, 1)
+        return nhwc.repeat_interleave(st, dim=1).repeat_interleave(st, dim=2).permute(0, 3, 1, 2)
+    return x.repeat_interleave(st, dim=2).repeat_interleave(st, dim=3)

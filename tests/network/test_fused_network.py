@@ -121,3 +121,17 @@ def test_cpu_kernel_prepacks_once_follows_weight_changes_and_copies():
     assert convs[-1].prepacked.packed is not packed[-1]
     last = network.detection_indices[-1]
     assert not torch.equal(first[last], changed[last])
+
+
+def test_upsample_keeps_channels_last_and_darknets_pixels():
+    """`[upsample]` in the inference network (channels_last) repeats each pixel stride x stride times exactly as
+    on an NCHW tensor (Darknet's nearest upsample, written out as an independent index formula), and its output
+    stays channels_last so that the `[route]` joining it to a channels_last convolution output is a plain copy."""
+    network = random_network("yolov4-tiny.cfg", "ab")
+    upsample = next(layer for layer in network.layers if layer.kind == "upsample")
+    x = torch.rand(1, 4, 3, 5)
+    expected = x[:, :, torch.arange(6) // 2][:, :, :, torch.arange(10) // 2]
+    for tensor in (x, x.contiguous(memory_format=torch.channels_last)):
+        y = upsample(tensor, [])
+        assert torch.equal(y, expected)
+    assert y.is_contiguous(memory_format=torch.channels_last)
