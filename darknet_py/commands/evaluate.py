@@ -79,11 +79,12 @@ def map_command(data_file, cfg, weights, thresh, iou_thresh, points, letter_box,
     if points < 0 or points == 1:
         raise UsageError(f"-points must be 0 (area under the curve) or at least 2, got {points}")
     if plots_dir:
-        from ..eval.map_plots import require_matplotlib
+        from ..eval.map_plots import PLOT_FILES, require_matplotlib
         require_matplotlib()
     data = parse_data(data_file, flavor=flavor)
     refuse_overwriting_inputs("detector map", {"data file": data_file, "cfg file": cfg, "weights file": weights,
-                                               "names file": data.resolve("names")}, {"-coco_out": coco_out})
+                                               "names file": data.resolve("names")}, {"-coco_out": coco_out},
+                              {"--plots file": (plots_dir, PLOT_FILES)} if plots_dir else {})
     device = resolve_device(device, gpu_index)
     network = open_network(cfg, weights, flavor, device)
     checked_names(data, network)

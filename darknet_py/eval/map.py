@@ -205,11 +205,12 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
     letter = bool(network.net_options.letter_box)
     paths = valid_list(data, valid_default)
     difficult = _difficult_list(data, len(paths))
-    if coco_json:
+    if coco_json or plots_dir:
         refuse_overwriting_inputs("detector map", {
             "image": paths, "valid list": valid_list_file(data, valid_default),
             "label file": [label_path(path, flavor) for path in paths],
-            "difficult list": data.resolve("difficult") if difficult else None}, {"-coco_out": coco_json})
+            "difficult list": data.resolve("difficult") if difficult else None}, {"-coco_out": coco_json},
+            _plot_files(plots_dir))
     acc = MapAccumulator(classes, thresh, iou_thresh, points)
     start = time.time()
     with at_cfg_size(network):
@@ -227,3 +228,11 @@ def validate_detector_map(network, data_config: DataConfig | str, thresh: float 
         from .map_plots import write_plots
         write_plots(plots_dir, acc, result)
     return result
+
+
+def _plot_files(plots_dir) -> dict:
+    """`--plots DIR`'s files, for the rule that no output is an input."""
+    if not plots_dir:
+        return {}
+    from .map_plots import PLOT_FILES
+    return {"--plots file": (plots_dir, PLOT_FILES)}

@@ -17,7 +17,6 @@ optional `[plots]` extra).
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..atomic_write import write_atomically
 from ..errors import UsageError
+from ..json_text import json_dumps
 from .average_precision import Records, precision_recall, ranked_true_positives
 from .boxes import box_iou_matrix
 
@@ -109,6 +109,9 @@ def _add_image(matrix, records: Records, truth: np.ndarray, offset: int, classes
         matrix[truth_classes[t], classes] += 1
 
 
+PLOT_FILES = ("pr_curve.png", "f1_curve.png", "confusion_matrix.png", "pr_curves.json")
+
+
 def write_plots(directory: str | Path, accumulator, result) -> list[Path]:
     """The three PNGs and pr_curves.json in ``directory`` (created); returns the files written."""
     import matplotlib
@@ -120,13 +123,13 @@ def write_plots(directory: str | Path, accumulator, result) -> list[Path]:
     curves = class_curves(Records.concat(accumulator.records), accumulator.gt_counts(), names)
     matrix = confusion_matrix(accumulator.records, accumulator.truths, len(names), result.thresh,
                               result.iou_thresh)
-    written = [_save(directory / "pr_curve.png", _pr_figure(curves, result)),
-               _save(directory / "f1_curve.png", _f1_figure(curves)),
-               _save(directory / "confusion_matrix.png", _confusion_figure(matrix, names, result))]
+    pr, f1, confusion, table = (directory / name for name in PLOT_FILES)
+    written = [_save(pr, _pr_figure(curves, result)), _save(f1, _f1_figure(curves)),
+               _save(confusion, _confusion_figure(matrix, names, result))]
     data = {c.name: {"recall": c.recall.round(7).tolist(), "precision": c.precision.round(7).tolist()}
             for c in curves}
-    write_atomically(directory / "pr_curves.json", json.dumps(data).encode())
-    return written + [directory / "pr_curves.json"]
+    write_atomically(table, json_dumps(data).encode())
+    return written + [table]
 
 
 def _save(path: Path, figure) -> Path:

@@ -321,6 +321,29 @@ def test_map_coco_out_over_an_input_is_refused(valid_set, photos, victim):
             f"detector map: -coco_out '{target}' is the input {victim}")
 
 
+@pytest.mark.parametrize("victim", ["image", "names file", "cfg file"])
+def test_map_plots_over_an_input_is_refused(valid_set, photos, victim):
+    """`detector map --plots DIR` writes pr_curve.png, f1_curve.png, confusion_matrix.png and pr_curves.json
+    into DIR: an input at one of those paths is refused before any work."""
+    pytest.importorskip("matplotlib")
+    weights = Path(shutil.copy(DETECTOR[2], "w.weights")).resolve()
+    cfg = "tiny3.cfg"
+    if victim == "image":
+        target = photos / "pr_curve.png"
+        shutil.copy(photos / "a.jpg", target)
+        valid_set.write_text(valid_set.read_text() + f"{target}\n")
+    elif victim == "names file":
+        target = photos / "pr_curves.json"
+        shutil.copy("obj.names", target)
+        Path("obj.data").write_text(Path("obj.data").read_text().replace("names=obj.names", f"names={target}"))
+    else:
+        target = photos / "f1_curve.png"
+        shutil.copy(cfg, target)
+        cfg = str(target)
+    refused(["detector", "map", "obj.data", cfg, weights, "--plots", photos, "--workers", "0"], target,
+            f"detector map: --plots file '{target}' is the input {victim}")
+
+
 @pytest.mark.parametrize("output", ["anchors.txt", "counters_per_class.txt", "cloud.png"])
 def test_calc_anchors_outputs_over_inputs_are_refused(tmp_path, monkeypatch, output):
     """calc_anchors writes in the working directory: a train list named anchors.txt, an image cloud.png, or
