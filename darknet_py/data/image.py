@@ -43,12 +43,23 @@ def decode_image_file(path: str | Path, flag: int = cv2.IMREAD_COLOR) -> tuple[n
     return pixels, None
 
 
-def truncated_jpeg(path: str | Path) -> bool:
+def truncated_jpeg(path: str | Path, tail: int = 4096) -> bool:
     """A JPEG file with no end-of-image marker after its last start-of-scan: its image data was cut short
-    (what libjpeg's "Premature end of JPEG file" reports; a marker cannot occur inside scan data)."""
+    (what libjpeg's "Premature end of JPEG file" reports; a marker cannot occur inside scan data). Every
+    image of every command passes here right after OpenCV read it, so only the file's start and its last
+    ``tail`` bytes are read when they settle it (an end marker there with no scan marker after it); the
+    whole file only otherwise."""
     with open(path, "rb") as file:
+        if file.read(2) != JPEG_START:
+            return False
+        size = file.seek(0, 2)
+        file.seek(max(size - tail, 0))
+        end = file.read()
+        if end.rfind(JPEG_END) > end.rfind(JPEG_SCAN):
+            return False
+        file.seek(0)
         data = file.read()
-    return data.startswith(JPEG_START) and data.rfind(JPEG_END) < data.rfind(JPEG_SCAN)
+    return data.rfind(JPEG_END) < data.rfind(JPEG_SCAN)
 
 
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
