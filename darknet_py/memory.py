@@ -33,8 +33,9 @@ class MemoryEstimate:
         return self.parameters + self.activations
 
 
-def estimate_memory(network, training: bool) -> MemoryEstimate:
-    """The estimate for a :class:`~darknet_py.network.Network` (built on the meta device: no storage)."""
+def estimate_memory(network, training: bool, images: int = 1) -> MemoryEstimate:
+    """The estimate for a :class:`~darknet_py.network.Network` (built on the meta device: no storage);
+    ``images``: per inference forward pass (training takes the cfg's mini-batch)."""
     cfg = network.cfg
     parameters = sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
     net = cfg.net
@@ -44,8 +45,7 @@ def estimate_memory(network, training: bool) -> MemoryEstimate:
         images = net.mini_batch
         activations = images * (TRAINING_COPIES * sum(sizes) + image)
     else:
-        images = 1
-        activations = sum(sizes[:2]) + image
+        activations = images * (sum(sizes[:2]) + image)
     return MemoryEstimate(parameters * FLOAT, activations * FLOAT, images)
 
 

@@ -123,12 +123,19 @@ class Network(nn.Module):
         return "\n".join(lines)
 
 
-def check_memory(cfg: CfgModel, device: str, training: bool) -> MemoryEstimate:
-    """Refuse a cfg whose network cannot fit in ``device``'s free memory, before allocating it: the network
-    is built on the meta device (shapes, no storage) and estimated."""
+def meta_network(cfg: CfgModel) -> Network:
+    """The network built on the meta device: its shapes and parameter counts, no storage."""
     with torch.device("meta"):
-        network = Network(cfg)
-    return require_memory(estimate_memory(network, training), cfg, device, training)
+        return Network(cfg)
+
+
+def check_memory(cfg: CfgModel, device: str, training: bool, images: int = 1,
+                 network: Optional[Network] = None) -> MemoryEstimate:
+    """Refuse a cfg whose network cannot fit in ``device``'s free memory, before allocating it: the network
+    (``network``, else built from ``cfg`` by :func:`meta_network`) is estimated; ``images`` per inference
+    forward pass."""
+    network = network if network is not None else meta_network(cfg)
+    return require_memory(estimate_memory(network, training, images), cfg, device, training)
 
 
 def parse_cfg(path, flavor: Flavor | str = AB, batch: Optional[int] = None) -> CfgModel:

@@ -24,34 +24,22 @@ def at_size(cfg: CfgModel, width: Optional[int], height: Optional[int]) -> CfgMo
 def checked_size(cfg: CfgModel, width: Optional[int], height: Optional[int], batch: int) -> CfgModel:
     """The cfg at --width/--height, refused before anything is allocated when its layers cannot take that
     size (one message naming the flags and the rule, not the [route] that fails) or when the export's
-    forward pass (``batch`` images) cannot fit in memory (see darknet_py/memory.py)."""
-    from ..memory import estimate_memory, require_memory
+    forward pass (``batch`` images) cannot fit in memory (as training checks, darknet_py/memory.py)."""
+    from ..network import check_memory, meta_network
     sized = at_size(cfg, width, height)
-    if width or height:
-        try:
-            network = _meta_network(sized)
-        except CfgError:
-            own = _meta_network(cfg)         # at the cfg's own size: its errors are the cfg's
-            raise _size_error(cfg, sized, _downsampling(own)) from None
-    else:
-        network = _meta_network(cfg)
-    estimate = estimate_memory(network, training=False)
-    estimate = dataclasses.replace(estimate, activations=estimate.activations * batch, images=batch)
     try:
-        require_memory(estimate, sized, "cpu", training=False)
+        network = meta_network(sized)
+    except CfgError:
+        if not (width or height):
+            raise                                       # at the cfg's own size: its errors are the cfg's
+        raise _size_error(cfg, sized, _downsampling(meta_network(cfg))) from None
+    try:
+        check_memory(sized, "cpu", training=False, images=batch, network=network)
     except CfgError as error:
         if not (width or height or batch > 1):
             raise
         raise UsageError(error.message, hint="lower --width/--height or --batch") from None
     return sized
-
-
-def _meta_network(cfg: CfgModel):
-    """The network built on the meta device: shapes, no storage."""
-    import torch
-    from ..network import Network
-    with torch.device("meta"):
-        return Network(cfg)
 
 
 def _downsampling(network) -> tuple[int, int]:
