@@ -256,9 +256,9 @@ def parse_data_list(data: Path) -> str:
     return re.search(r"(?m)^valid\s*=\s*(.+)$", data.read_text()).group(1).strip()
 
 
-def cuda_syncs_per_step(cfg: Path, device: torch.device) -> Optional[int]:
-    """Host syncs of one training step as CUDA's own sync debug mode reports them (bench/host_syncs.py
-    counts the same on CPU by simulation)."""
+def cuda_syncs_per_step(cfg: Path, device: torch.device) -> Optional[list[str]]:
+    """Host syncs of one training step as CUDA's own sync debug mode reports them, as the Python lines that
+    asked for each (bench/host_syncs.py counts the same on CPU by simulation)."""
     if device.type != "cuda":
         return None
     import warnings
@@ -277,7 +277,7 @@ def cuda_syncs_per_step(cfg: Path, device: torch.device) -> Optional[int]:
             train_network_step(network, optimizer, images, truth, device=device)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+    return [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
 
 
 # -- report ---------------------------------------------------------------------------------------------------
@@ -371,9 +371,10 @@ def bench_cfg(cfg: Path, args, device: torch.device, peaks: Optional[dict], work
         valid = write_dataset(work / f"{cfg.stem}_valid", args.map_images, width, height, classes, seed=14)
         speed, how = map_speed(sized_cfg(cfg, folder, args.size, 1, 1, 1), valid, device, args.map_batch)
         notes.append(f"{cfg.name}: (d) detector map {speed:.1f} images/s ({how}; {args.map_images} images)")
-    count = cuda_syncs_per_step(sized_cfg(cfg, folder, args.size, args.batch, min(16, args.batch), 1), device)
-    if count is not None:
-        notes.append(f"{cfg.name}: {count} host syncs in one training step (CUDA sync debug mode)")
+    syncs = cuda_syncs_per_step(sized_cfg(cfg, folder, args.size, args.batch, min(16, args.batch), 1), device)
+    if syncs is not None:
+        notes.append(f"{cfg.name}: {len(syncs)} host syncs in one training step (CUDA sync debug mode): "
+                     + ", ".join(syncs))
     return rows, notes
 
 

@@ -1,49 +1,73 @@
 #!/usr/bin/env bash
-# Everything issue 13 needs from a GPU machine (about 6-8 minutes on an H100/H200-class GPU; GPU time is
-# scarce, so nothing here is exploratory). From the repository root, in two calls of under 10 minutes each:
+# Everything issue 13 needs from a GPU machine, in one call (294 s on one H200 on 2026-12-04; results in
+# bench/RESULTS.md). GPU time is scarce, so nothing here is exploratory. From the repository root:
 #
-#     bash bench/gpu_session.sh checks     # parts 1 and 2 (~3-4 min)
-#     bash bench/gpu_session.sh bench      # part 3 (~3-5 min)
-#     bash bench/gpu_session.sh all        # both, where one command may run longer
+#     bash bench/gpu_session.sh [checks|bench|all] [SECONDS]     # default: all, 500 s
 #
-# Logs go to $OUT (default /tmp/gpu13); the one-line results to $OUT/summary.txt.
+# SECONDS is the time the whole script may take: each part gets its own timeout inside it, and an optional part
+# (the cudnn.benchmark comparison) is skipped when too little is left. Work files go to $WORK (/tmp/gpu13work);
+# the few files worth reading go to $OUT (default /tmp/gpu13), at most eight, no sub-folders:
+#     summary.txt      one line per result
+#     cuda_tests.txt   pytest's output
+#     bench_*.md       bench/bench_gpu.py's report per cfg (the section to append to bench/RESULTS.md)
+#     logs.tgz         every log (training logs, map output, bench logs, nvidia-smi)
 #
 # 1. the CUDA tests (tests that skip without a GPU): test_train_step::test_device_argument and
 #    test_cuda_step (one abpatch-fixture step on CUDA, fp32, TF32 off, against AlexeyAB's numbers);
 # 2. the shapes demo trained on CUDA (fp32, then --amp) next to the same run on the CPU (started first, in
 #    parallel, on the machine's cores), each followed by `detector map`: the issue asks for CUDA within 3 mAP
 #    points of CPU;
-# 3. bench/bench_gpu.py with its defaults ((a)-(d) for yolov3/yolov4 at 416, batch 64, subdivisions 1 and
-#    16, fp32 and --amp; CUDA sync-debug count of one step), appended to bench/RESULTS.md.
-# Each part has its own timeout and the script goes on after a failure; the summary is $OUT/summary.txt.
+# 3. bench/bench_gpu.py ((a)-(d) at 416, batch 64, subdivisions 1 and 16, fp32 and --amp; CUDA sync-debug count
+#    of one step) for yolov3 and then yolov4, one report each; then, if time is left, yolov3's (b) alone with
+#    cudnn.benchmark on.
 set -u
 cd "$(dirname "$0")/.."
-export PYTHONPATH=$PWD
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu13}
+WORK=${WORK:-/tmp/gpu13work}
 PART=${1:-all}
-mkdir -p "$OUT"
+END=$((SECONDS + ${2:-500}))
+mkdir -p "$OUT" "$WORK"
 note() { echo "$*" | tee -a "$OUT/summary.txt"; }
+left() { echo $((END - SECONDS)); }
+# within PART SECONDS COMMAND...: run COMMAND with at most SECONDS, fewer when the script's end is nearer
+within() {
+  local part=$1 limit=$2; shift 2
+  [ "$(left)" -lt "$limit" ] && limit=$(left)
+  if [ "$limit" -lt 20 ]; then note "$part: skipped (too little time left)"; return 124; fi
+  timeout "$limit" "$@"
+}
 
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-note "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0), "x", torch.cuda.device_count())')"
+nvidia-smi > "$WORK/nvidia-smi.txt" 2>&1
+note "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0), "x", torch.cuda.device_count())' 2>&1 | tail -1)"
 
 demo() {   # demo NAME DEVICE [extra flags...]: train the shapes demo into its own backup folder, then map it
   local name=$1 device=$2; shift 2
-  mkdir -p "$OUT/$name"
-  sed "s#^backup *=.*#backup = $OUT/$name/#" data/shapes.data > "$OUT/$name/shapes.data"
-  timeout 900 python3 -m darknet_py detector train "$OUT/$name/shapes.data" cfg/shapes-tiny.cfg --device "$device" \
-    -dont_show --no-progress --log "$OUT/$name/train.jsonl" "$@" > "$OUT/$name/train.txt" 2>&1
-  timeout 300 python3 -m darknet_py detector map "$OUT/$name/shapes.data" cfg/shapes-tiny.cfg \
-    "$OUT/$name/shapes-tiny_final.weights" > "$OUT/$name/map.txt" 2>&1
-  note "demo $name: $(grep -h 'mAP@' "$OUT/$name/map.txt" || echo 'no mAP (see train.txt)')"
+  local dir=$WORK/$name
+  mkdir -p "$dir"
+  sed "s#^backup *=.*#backup = $dir/#" data/shapes.data > "$dir/shapes.data"
+  local started=$SECONDS
+  within "demo $name train" 240 python3 -m darknet_py detector train "$dir/shapes.data" cfg/shapes-tiny.cfg \
+    --device "$device" -dont_show --no-progress --log "$dir/train.jsonl" "$@" > "$dir/train.txt" 2>&1
+  local trained=$((SECONDS - started))
+  within "demo $name map" 90 python3 -m darknet_py detector map "$dir/shapes.data" cfg/shapes-tiny.cfg \
+    "$dir/shapes-tiny_final.weights" --device "$device" > "$dir/map.txt" 2>&1
+  note "demo $name: train ${trained} s; $(grep -h 'mAP@' "$dir/map.txt" || echo "no mAP: $(tail -n 2 "$dir/train.txt" "$dir/map.txt" | tr '\n' ' ')")"
 }
+bench() {  # bench NAME SECONDS [bench_gpu.py flags...]
+  local name=$1 limit=$2; shift 2
+  within "bench $name" "$limit" python3 bench/bench_gpu.py --results "$OUT/bench_$name.md" "$@" \
+    > "$WORK/bench_$name.txt" 2>&1
+  note "bench $name: exit $? ($(grep -c "^{'cfg'" "$WORK/bench_$name.txt") rows; report $OUT/bench_$name.md)"
+}
+
 if [ "$PART" = checks ] || [ "$PART" = all ]; then
   # 2, CPU side first: it trains on 6 of the CPU cores while the GPU parts run
   OMP_NUM_THREADS=6 demo cpu cpu --workers 3 &
   CPU_DEMO=$!
   # 1
-  timeout 300 python3 -m pytest -q -rs tests/train/test_cuda_step.py "tests/train/test_train_step.py::test_device_argument" \
-    > "$OUT/cuda_tests.txt" 2>&1
+  within "CUDA tests" 150 python3 -m pytest -q -rs -p no:cacheprovider tests/train/test_cuda_step.py \
+    "tests/train/test_train_step.py::test_device_argument" > "$OUT/cuda_tests.txt" 2>&1
   note "CUDA tests: $(tail -1 "$OUT/cuda_tests.txt")"
   # 2, CUDA side
   demo cuda_fp32 cuda:0 --workers 6
@@ -51,10 +75,13 @@ if [ "$PART" = checks ] || [ "$PART" = all ]; then
   wait "$CPU_DEMO"
 fi
 if [ "$PART" = bench ] || [ "$PART" = all ]; then
-  # 3
-  timeout 570 python3 bench/bench_gpu.py > "$OUT/bench_gpu.txt" 2>&1
-  note "bench_gpu: exit $? (report appended to bench/RESULTS.md; log $OUT/bench_gpu.txt)"
-  grep -A40 '^## `bench/bench_gpu.py`' "$OUT/bench_gpu.txt" >> "$OUT/summary.txt"
-  cp bench/RESULTS.md "$OUT/RESULTS.md"     # the device machine's copy of the repository is not kept
+  # 3: fewer iterations and images than the script's defaults, so that both cfgs fit in one call
+  SHORT=(--iterations 5 --warmup 2 --images 128 --map-images 128)
+  bench yolov3 150 --cfgs cfg/yolov3.cfg "${SHORT[@]}"
+  bench yolov4 170 --cfgs cfg/yolov4.cfg "${SHORT[@]}"
+  bench yolov3_cudnn_benchmark 60 --cfgs cfg/yolov3.cfg --skip loader,map --subdivisions 1 --cudnn-benchmark \
+    "${SHORT[@]}"
 fi
-note "done ($PART); logs in $OUT"
+note "done ($PART) with $(left) s of the script's time left"
+tar -czf "$OUT/logs.tgz" -C "$WORK" --exclude='*.weights' --exclude='*.pt' --exclude='*.jpg' --exclude='*.png' . \
+  2>/dev/null

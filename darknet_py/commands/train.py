@@ -52,6 +52,9 @@ COMMANDS: list = []
               help="Mixed precision: autocast to bfloat16 (float16 on GPUs without it); [yolo] layers stay "
                    "float32. Default: float32 like Darknet.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmul/convolutions on CUDA. Default: off for parity.")
+@click.option("--cudnn-benchmark", "cudnn_benchmark", is_flag=True,
+              help="Let cuDNN time its convolution algorithms for each input size (float32 still, other "
+                   "rounding; faster on some GPUs). Default: cuDNN's heuristics.")
 @click.option("--workers", type=int, default=None,
               help="Data loader worker processes (default: the CPU cores this process may use).")
 @click.option("--progress/--no-progress", default=None,
@@ -70,7 +73,8 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
           gpus: Optional[str], map_epochs: int, thresh: float, iou_thresh: float, gpu_index: Optional[int],
           chart_path: Optional[str], show_imgs: bool, global_batch: bool, collective_timeout: float,
           device: Optional[str],
-          seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool, workers: Optional[int],
+          seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool,
+          cudnn_benchmark: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool,
           allow_empty_labels: bool, mjpeg_port: Optional[int], bind: str, tensorboard_dir: Optional[str]) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
@@ -102,6 +106,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
+        cudnn_benchmark=cudnn_benchmark,
         workers=default_workers(device) if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
         show_imgs_dir="." if show_imgs else None, global_batch=global_batch, collective_timeout=collective_timeout,

@@ -1,15 +1,18 @@
 """The arithmetic a training run computes in: float32 like Darknet (spec §7.6) unless TF32 is allowed
 (`--tf32`) or mixed precision asked for (`--amp`: the convolutions in bfloat16 or float16, the [yolo] layers
-and their Darknet deltas in float32)."""
+and their Darknet deltas in float32); cuDNN's convolution algorithms by its heuristics unless timing them is
+asked for (`--cudnn-benchmark`: still float32, other rounding, 1.2x on an H200 in fp32, bench/RESULTS.md)."""
 from __future__ import annotations
 
 import torch
 
 
-def set_precision(tf32: bool) -> None:
-    """float32 like Darknet unless TF32 is asked for."""
+def set_precision(tf32: bool, cudnn_benchmark: bool = False) -> None:
+    """float32 like Darknet unless TF32 is asked for; cuDNN times its algorithms per input shape only when
+    ``cudnn_benchmark``."""
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:

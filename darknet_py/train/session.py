@@ -52,6 +52,7 @@ class TrainOptions:
     max_batches: Optional[int] = None      # overrides [net] max_batches
     amp: bool = False
     tf32: bool = False
+    cudnn_benchmark: bool = False
     workers: int = 0
     progress: Optional[bool] = None        # None: bar only when stderr is a terminal
     map_epochs: int = 4
@@ -141,7 +142,7 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     """Everything a run needs before its first iteration. ``cfg``: the cfg the command already parsed (the
     pre-training check's), else it is parsed here."""
     device = torch.device(opts.device)
-    set_precision(opts.tf32)
+    set_precision(opts.tf32, opts.cudnn_benchmark)
     ctx = init_distributed(device, opts.collective_timeout)
     data = parse_data(opts.data_file, flavor=opts.flavor)
     cfg = training_cfg(cfg if cfg is not None else parse_cfg(opts.cfg_file, flavor=opts.flavor), opts, ctx)

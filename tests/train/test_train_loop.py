@@ -194,6 +194,26 @@ def test_amp_trains_close_to_float32(dataset, tmp_path):
     assert np.allclose(losses[()], losses[("--amp",)], rtol=0.02)
 
 
+def test_cuda_arithmetic_flags_reach_torch(dataset, tmp_path):
+    """--tf32 and --cudnn-benchmark are opt-in: a run without them turns both off (set by an earlier run in
+    the same process or not), a run with them turns them on (they change nothing on the CPU)."""
+    import torch
+
+    data = write_tiny_data(tmp_path, dataset)
+    (tmp_path / "tiny.cfg").write_text(tiny_cfg(max_batches=1))
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        for flags, expected in (((), False), (("--tf32", "--cudnn-benchmark"), True), ((), False)):
+            for old in (tmp_path / "backup").glob("*"):
+                old.unlink()
+            done = run_train_here(tmp_path, data, "tiny.cfg", *flags)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert torch.backends.cudnn.benchmark is expected, flags
+            assert torch.backends.cudnn.allow_tf32 is expected and torch.backends.cuda.matmul.allow_tf32 is expected
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def test_map_inputs_checked_before_training(dataset, tmp_path):
     names = tmp_path / "three.names"
     names.write_text("a\nb\nc\n")

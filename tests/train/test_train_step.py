@@ -32,6 +32,12 @@ from darknet_py.train.update import make_optimizer
 FORKS = {"abpatch": ("ab", "ab_cpu", "truth_ab.f32", 6), "pj": ("pj", "pj_cpu", "truth_pj.f32", 5)}
 START_ITERATION = 49
 LOOSE_LAYERS = {"pj": {0: 5e-3, 2: 5e-3}}     # see the module docstring
+# abpatch on other arithmetic: one pre-activation of layer 4 (micro-batch 3, image 3, channel 6, y 15, x 11)
+# is -1.3e-5 in float32 on the CPU (Darknet's side of the leaky kink, slope 0.1) and +2.5e-6 in exact
+# (float64) arithmetic (slope 1). Arithmetic that lands on the exact side -- float64 on the CPU, fp32 cuDNN
+# on an H200 (bench/RESULTS.md, GPU session) -- moves the gradients of layers 4, 2 and 0 by up to 7.2e-3
+# relative; every other layer still agrees to 3e-5 (test_abpatch_gradient_in_exact_arithmetic).
+KINK_SIDE_LAYERS = {0: 1e-2, 2: 1e-2, 4: 5e-3}
 
 
 def _tiny3(fixtures_dir):
@@ -167,6 +173,43 @@ def test_parameters_after_each_update(run, iteration):
             start = r.init[index][name].numpy()
             bound = LOOSE_LAYERS.get(fork, {}).get(index, 1e-3)
             assert _rel(ours_after - start, ref_after - start) <= bound, (index, name)
+
+
+def abpatch_step(fixtures_dir, device="cpu", dtype=torch.float32):
+    """One abpatch step from the fixture's start on ``device`` in ``dtype``: (network, result, the parameters
+    before it, the gradient it applied as Darknet's accumulators, Darknet's accumulators)."""
+    folder = _tiny3(fixtures_dir)
+    flavor, bn_mode, truth_file, fields = FORKS["abpatch"]
+    network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
+    set_batchnorm_mode(network, bn_mode)   # AB CPU's batch norm, as the fixture (torch reductions elsewhere)
+    network.seen = START_ITERATION * network.net_options.images_per_update
+    start = {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
+    network.to(device=device, dtype=dtype)
+    optimizer = make_optimizer(network)
+    grads = {}
+    update = optimizer.step
+    B = network.net_options.images_per_update
+
+    def capture(*args, **kwargs):     # our grad is +G/B; Darknet's accumulator is -G
+        grads.update({i: {k: -B * t.grad.detach().cpu().double().numpy() for k, t in a.items()
+                          if t.grad is not None} for i, a in _conv_tensors(network).items()})
+        return update(*args, **kwargs)
+
+    optimizer.step = capture
+    images, truth = _batch(folder, truth_file, fields)
+    result = train_network_step(network, optimizer, images.to(dtype), truth, device=device, keep_deltas=True)
+    reference = _read_grads(folder / "abpatch_burnin" / "it0_grads_before_update.f32", network)
+    return network, result, start, grads, reference
+
+
+def test_abpatch_gradient_in_exact_arithmetic(fixtures_dir):
+    """The float64 step shows the kink behind KINK_SIDE_LAYERS: the layers behind layer 4 leave the 1e-3 bound
+    of float32 (so the bound is needed on other arithmetic) and stay within it; the others agree to 1e-4."""
+    _, _, _, grads, reference = abpatch_step(fixtures_dir, dtype=torch.float64)
+    for index, arrays in reference.items():
+        for name, ref in arrays.items():
+            assert _rel(grads[index][name], ref) <= KINK_SIDE_LAYERS.get(index, 1e-4), (index, name)
+    assert _rel(grads[0]["biases"], reference[0]["biases"]) > 1e-3
 
 
 # -- properties that need no oracle ---------------------------------------------------------------------
