@@ -16,7 +16,7 @@ Counts (:class:`SyncCount`): ``reads`` device->host, ``data_dependent`` output-s
 blocking host->device copies (an op mixing a host array with device tensors counts as one), and
 ``async_uploads`` (``non_blocking=True``: no sync when, as darknet_py does on CUDA, the source is pinned).
 
-    python bench/host_syncs.py [--cfg tests/fixtures/train/tiny3/tiny3.cfg] [--flavor ab]
+    python bench/host_syncs.py [--cfg tests/fixtures/train/tiny3/tiny3.cfg] [--flavor ab] [--crowded] [--uint8]
 """
 from __future__ import annotations
 
@@ -145,9 +145,11 @@ def counting_syncs(*host_inputs: torch.Tensor) -> Iterator[SyncCount]:
         torch.from_numpy = from_numpy
 
 
-def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool = False) -> SyncCount:
+def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool = False,
+                     uint8: bool = False) -> SyncCount:
     """Syncs of one `train_network_step` of ``cfg`` at its own size on a synthetic batch of 2 boxes an
-    image (``crowded``: the same box twice with different classes, so pass B needs a second round)."""
+    image (``crowded``: the same box twice with different classes, so pass B needs a second round;
+    ``uint8``: the images as the 8-bit pipelines hand them over, divided by 255 on the device)."""
     from darknet_py.network import parse_cfg
     from darknet_py.network import Network
     from darknet_py.train.step import train_network_step
@@ -158,6 +160,8 @@ def count_step_syncs(cfg: Path, flavor: str = "ab", seed: int = 0, crowded: bool
     net = network.net_options
     batch = net.mini_batch * net.subdivisions
     images = torch.rand(batch, net.channels, net.height, net.width)
+    if uint8:
+        images = (images * 255).to(torch.uint8)
     rng = np.random.default_rng(seed)
     boxes = np.concatenate([rng.uniform(0.2, 0.8, (batch, 2, 2)), rng.uniform(0.05, 0.4, (batch, 2, 2)),
                             np.stack([np.zeros(batch), np.ones(batch)], axis=1)[..., None]], axis=2)
@@ -177,8 +181,9 @@ def main() -> None:
     parser.add_argument("--cfg", type=Path, default=ROOT / "tests" / "fixtures" / "train" / "tiny3" / "tiny3.cfg")
     parser.add_argument("--flavor", default="ab", choices=("ab", "pj"))
     parser.add_argument("--crowded", action="store_true", help="two truths in one anchor slot per image")
+    parser.add_argument("--uint8", action="store_true", help="an 8-bit image batch (AlexeyAB with OpenCV)")
     args = parser.parse_args()
-    count = count_step_syncs(args.cfg, args.flavor, crowded=args.crowded)
+    count = count_step_syncs(args.cfg, args.flavor, crowded=args.crowded, uint8=args.uint8)
     print(f"{args.cfg.name} --flavor {args.flavor}: {count.syncs} syncs per training step "
           f"(reads {count.reads}, data-dependent {count.data_dependent}, blocking uploads {count.uploads}), "
           f"{count.async_uploads} non-blocking uploads")

@@ -91,8 +91,10 @@ def network_input(images: torch.Tensor, device: Union[str, torch.device], dtype:
     """The network's float input on ``device``: 8-bit batches travel as uint8 and are divided by 255 there.
     The divisor is a tensor on the device, not a Python number: CUDA turns division by a host scalar into a
     multiplication by its reciprocal, which is not always the correctly rounded quotient the pipeline (and
-    Darknet) computes; true float32 division gives exactly :func:`~darknet_py.data.image.unit_float`'s values."""
+    Darknet) computes; true float32 division gives exactly :func:`~darknet_py.data.image.unit_float`'s values.
+    It is filled there (`torch.full`), not copied from the host (`torch.tensor`): a blocking upload would make
+    the host wait for the GPU at every step (bench/host_syncs.py)."""
     if images.dtype != torch.uint8:
         return images.to(device, dtype, non_blocking=True)
     pixels = images.to(device, non_blocking=True).to(torch.float32)
-    return pixels.div_(torch.tensor(255.0, dtype=torch.float32, device=pixels.device)).to(dtype)
+    return pixels.div_(torch.full((), 255.0, dtype=torch.float32, device=pixels.device)).to(dtype)

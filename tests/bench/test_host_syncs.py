@@ -43,9 +43,11 @@ def test_the_counter_sees_reads_uploads_and_data_dependent_sizes():
     assert count.syncs == 4
 
 
-@pytest.mark.parametrize("flavor", ["ab", "pj"])
-def test_a_training_step_waits_for_the_device_once(flavor, tmp_path):
-    count = count_step_syncs(_tiny3(tmp_path), flavor)
+@pytest.mark.parametrize("flavor, uint8", [("ab", False), ("pj", False), ("ab", True)])
+def test_a_training_step_waits_for_the_device_once(flavor, uint8, tmp_path):
+    """uint8: the 8-bit batch is divided by 255 on the device, by a divisor made there (a `torch.tensor`
+    copied from the host was a second wait in every step of an 8-bit pipeline)."""
+    count = count_step_syncs(_tiny3(tmp_path), flavor, uint8=uint8)
     assert count.syncs == 1, count.where
     assert count.where["reads"] == {"tolist": 1}
     # the batch itself and one packed truth-side copy per [yolo] layer and micro-batch (4 x 2)
