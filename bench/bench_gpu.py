@@ -103,6 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--map-batch", type=int, default=32)
     p.add_argument("--map-images", type=int, default=256)
     p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
+    p.add_argument("--channels-last", action="store_true", help="train in NHWC (detector train --channels-last)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: loader, premade, map")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     p.add_argument("--no-append", action="store_true")
@@ -170,12 +171,14 @@ def _peak_mib(device: torch.device) -> float:
 
 
 def train_with_loader(cfg: Path, data: Path, device: torch.device, precision: str, warmup: int, iterations: int,
-                      workers: int, work: Path) -> Measured:
-    """(a): `train_network` for warmup + iterations; throughput from the log's iteration times."""
+                      workers: int, work: Path, args) -> Measured:
+    """(a): `train_network` for warmup + iterations; throughput from the log's iteration times. ``args``:
+    --cudnn-benchmark and --channels-last, passed as `detector train`'s flags."""
     log = work / f"{cfg.stem}_{precision}.jsonl"
     _reset_peak(device)
     train_network(TrainOptions(data_file=str(data), cfg_file=str(cfg), device=str(device),
                                amp=precision == "amp", tf32=precision == "tf32", workers=workers,
+                               cudnn_benchmark=args.cudnn_benchmark, channels_last=args.channels_last,
                                progress=False, log_file=str(log), chart_dir=str(work)))
     times = [e["time"] for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "iteration"]
     batch = parse_cfg(cfg).net.images_per_update
@@ -193,17 +196,18 @@ def synthetic_truth(batch: int, classes: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(truth)
 
 
-def _network(cfg: Path, device: torch.device, precision: str) -> Network:
+def _network(cfg: Path, device: torch.device, precision: str, channels_last: bool = False) -> Network:
     torch.manual_seed(0)
     network = Network(parse_cfg(cfg)).to(device)
     if precision == "amp":
         yolo_in_float32(network)
-    return network
+    return network.channels_last_() if channels_last else network
 
 
-def train_premade(cfg: Path, device: torch.device, precision: str, warmup: int, iterations: int) -> Measured:
+def train_premade(cfg: Path, device: torch.device, precision: str, warmup: int, iterations: int,
+                  channels_last: bool = False) -> Measured:
     """(b): the step alone on a batch already on the device (the step ends with its one host read)."""
-    network = _network(cfg, device, precision)
+    network = _network(cfg, device, precision, channels_last)
     optimizer = make_optimizer(network)
     net = network.net_options
     images = torch.rand(net.images_per_update, net.channels, net.height, net.width, device=device)
@@ -298,7 +302,8 @@ def markdown(device_name: str, args, rows: list[dict], notes: list[str]) -> str:
     lines = [f"\n## `bench/bench_gpu.py` — {device_name}, {stamp}\n",
              f"torch {torch.__version__}; {args.size}x{args.size}, batch {args.batch}; synthetic set: "
              f"{args.images} JPEGs of {args.image_size}; loader workers {args.workers}; {args.warmup} warm-up + "
-             f"{args.iterations} timed iterations per case; cudnn.benchmark {args.cudnn_benchmark}.\n",
+             f"{args.iterations} timed iterations per case; cudnn.benchmark {args.cudnn_benchmark}; "
+             f"channels_last {args.channels_last}.\n",
              "| cfg | subdiv | precision | (a) loader img/s | (b) premade img/s | (a)/(b) | peak MiB (a) / (b) "
              "| (c) TFLOP/s (b) | of peak |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -358,10 +363,10 @@ def bench_cfg(cfg: Path, args, device: torch.device, peaks: Optional[dict], work
             row = {"cfg": cfg.name, "subdivisions": subdivisions, "precision": precision}
             if "loader" not in skip:
                 row["loader"] = _unless_out_of_memory(train_with_loader, sized, data, device, precision,
-                                                      args.warmup, args.iterations, args.workers, folder)
+                                                      args.warmup, args.iterations, args.workers, folder, args)
             if "premade" not in skip:
                 row["premade"] = _unless_out_of_memory(train_premade, sized, device, precision, args.warmup,
-                                                       args.iterations)
+                                                       args.iterations, args.channels_last)
                 row["tflops"] = tflops(flops, row["premade"].images_per_s)
                 row["peak"] = percent_of_peak(row["tflops"], peaks, precision)
             rows.append(row)

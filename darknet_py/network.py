@@ -45,6 +45,7 @@ class Network(nn.Module):
             self._release.setdefault(last, []).append(j)
         self.fused = False            # see fuse_
         self.memory_format = torch.contiguous_format     # of the input on the CPU (fuse_: channels_last)
+        self.channels_last_everywhere = False            # channels_last_: on every device
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -82,7 +83,7 @@ class Network(nn.Module):
         wanted = set(self.detection_indices if keep is None else keep)
         outputs: list[Optional[torch.Tensor]] = [None] * len(self.layers)
         release = self._release
-        if x.dim() == 4 and x.device.type == "cpu":
+        if x.dim() == 4 and (x.device.type == "cpu" or self.channels_last_everywhere):
             x = x.contiguous(memory_format=self.memory_format)
         for i, layer in enumerate(self.layers):
             if layer.kind in DETECTION_KINDS:
@@ -113,6 +114,16 @@ class Network(nn.Module):
         # measurable: 28.7 ms either way for yolov3-tiny, bench/RESULTS.md)
         self.memory_format = torch.channels_last
         self.fused = True
+        return self
+
+    def channels_last_(self) -> "Network":
+        """Keep weights and activations in (N, H, W, C) order on every device (`detector train
+        --channels-last`): the layout of GPU tensor-core convolutions, which otherwise transpose at each call.
+        The same arithmetic in another order: float64 gives the same gradients to 1e-12, float32 differs by
+        rounding (tests/train/test_train_channels_last.py)."""
+        self.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        self.channels_last_everywhere = True
         return self
 
     def summary(self) -> str:

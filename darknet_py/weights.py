@@ -200,9 +200,13 @@ def _fillable_in_place(tensor: torch.Tensor) -> bool:
 
 
 def _read_into(f, array: np.ndarray, path: str) -> None:
-    target = memoryview(array).cast("B")
+    """Darknet's order is the array's logical (C) order, whatever its memory layout (a channels_last network)."""
+    contiguous = array if array.flags.c_contiguous else np.empty(array.shape, array.dtype)
+    target = memoryview(contiguous).cast("B")
     if f.readinto(target) != len(target):
         raise WeightsError("the file ended early (was it changed while being read?)", file=path)
+    if contiguous is not array:
+        array[...] = contiguous
 
 
 def weights_payload(network, cutoff: Optional[int] = None,

@@ -55,6 +55,9 @@ COMMANDS: list = []
 @click.option("--cudnn-benchmark", "cudnn_benchmark", is_flag=True,
               help="Let cuDNN time its convolution algorithms for each input size (float32 still, other "
                    "rounding; faster on some GPUs). Default: cuDNN's heuristics.")
+@click.option("--channels-last", "channels_last", is_flag=True,
+              help="Keep weights and activations in NHWC order, the layout of GPU tensor cores (with --amp); "
+                   "float32 results differ by rounding. Default: NCHW, as Darknet.")
 @click.option("--workers", type=int, default=None,
               help="Data loader worker processes (default: the CPU cores this process may use).")
 @click.option("--progress/--no-progress", default=None,
@@ -74,7 +77,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
           chart_path: Optional[str], show_imgs: bool, global_batch: bool, collective_timeout: float,
           device: Optional[str],
           seed: int, flavor: str, max_batches: Optional[int], amp: bool, tf32: bool,
-          cudnn_benchmark: bool, workers: Optional[int],
+          cudnn_benchmark: bool, channels_last: bool, workers: Optional[int],
           progress: Optional[bool], log_file: Optional[str], no_check: bool,
           allow_empty_labels: bool, mjpeg_port: Optional[int], bind: str, tensorboard_dir: Optional[str]) -> None:
     """Train CFG on the images listed by DATA, optionally starting from WEIGHTS (full or partial)."""
@@ -106,7 +109,7 @@ def train(data: str, cfg: str, weights: Optional[str], clear: bool, calc_map: bo
     options = TrainOptions(
         data_file=data, cfg_file=cfg, weights=weights, clear=clear, calc_map=calc_map, device=device,
         seed=seed, flavor=flavor, max_batches=max_batches, amp=amp, tf32=tf32,
-        cudnn_benchmark=cudnn_benchmark,
+        cudnn_benchmark=cudnn_benchmark, channels_last=channels_last,
         workers=default_workers(device) if workers is None else workers, progress=progress,
         map_epochs=map_epochs, thresh=thresh, iou_thresh=iou_thresh, log_file=log_file, chart_background=chart_path,
         show_imgs_dir="." if show_imgs else None, global_batch=global_batch, collective_timeout=collective_timeout,

@@ -53,6 +53,7 @@ class TrainOptions:
     amp: bool = False
     tf32: bool = False
     cudnn_benchmark: bool = False
+    channels_last: bool = False
     workers: int = 0
     progress: Optional[bool] = None        # None: bar only when stderr is a terminal
     map_epochs: int = 4
@@ -161,6 +162,8 @@ def open_session(opts: TrainOptions, cfg: Optional[CfgModel] = None) -> Session:
     record = train_state.run_record(cfg, flavor_of(opts.flavor))
     with resumed_after_restart(opts, ctx, rule, record, say) as opts:   # torchrun --max-restarts: from our _last
         saved = load_start_weights(network, opts, record, say=say)
+    if opts.channels_last:
+        network.channels_last_()
     ema = make_ema(network, net.ema_alpha, net.max_batches)
     optimizer = make_optimizer(network)                # with the global B (Adam's scale)
     darknet_gpus = _darknet_gpus(opts, ctx)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from helpers.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -10,13 +12,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_gpu  # noqa: E402
 
 
-def test_cpu_run_at_tiny_sizes_appends_its_report(tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--channels-last", "--cudnn-benchmark"]])
+def test_cpu_run_at_tiny_sizes_appends_its_report(tmp_path, flags):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n")
     bench_gpu.main(["--device", "cpu", "--cfgs", str(ROOT / "tests/fixtures/train/tiny3/tiny3.cfg"),
                     "--size", "64", "--batch", "2", "--subdivisions", "2", "--precisions", "fp32",
                     "--iterations", "1", "--warmup", "1", "--images", "4", "--image-size", "96x72",
-                    "--map-images", "2", "--map-batch", "2", "--workers", "0", "--results", str(results)])
+                    "--map-images", "2", "--map-batch", "2", "--workers", "0", "--results", str(results), *flags])
     text = results.read_text()
     assert text.startswith("# Benchmark results\n")
     assert "## `bench/bench_gpu.py` — CPU" in text
@@ -25,6 +28,7 @@ def test_cpu_run_at_tiny_sizes_appends_its_report(tmp_path):
     assert float(cells[3]) > 0 and float(cells[4]) > 0 and cells[8] == "unknown peak"
     assert "tiny3.cfg: (d) detector map" in text and "images/s" in text
     assert "GFLOP an image at 64x64" in text
+    assert f"channels_last {bool(flags)}" in text
 
 
 def test_peak_table_names_the_device_or_says_unknown():
