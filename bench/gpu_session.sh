@@ -80,7 +80,7 @@ if [ "$PART" = bench ] || [ "$PART" = all ]; then
   SHORT=(--iterations 5 --warmup 2 --images 128 --map-images 128)
   bench yolov3 150 --cfgs cfg/yolov3.cfg "${SHORT[@]}"
   bench yolov4 170 --cfgs cfg/yolov4.cfg "${SHORT[@]}"
-  bench yolov3_channels_last 100 --cfgs cfg/yolov3.cfg --skip map --subdivisions 1 --channels-last "${SHORT[@]}"
+  bench yolov3_channels_last 120 --cfgs cfg/yolov3.cfg --skip map --subdivisions 1 --channels-last "${SHORT[@]}"
   bench yolov3_cudnn_benchmark 75 --cfgs cfg/yolov3.cfg --skip loader,map --subdivisions 1 --cudnn-benchmark \
     "${SHORT[@]}"
 fi
