@@ -80,33 +80,48 @@ def _read_grads(path, network):
     return out
 
 
+def _snapshot(network):
+    return {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
+
+
+def _fixture_start(folder, fork):
+    """tiny3 as the fork's oracle run starts it (init.weights, its batch norm, START_ITERATION) and its arrays."""
+    flavor, bn_mode, _, _ = FORKS[fork]
+    network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
+    set_batchnorm_mode(network, bn_mode)
+    network.seen = START_ITERATION * network.net_options.images_per_update
+    return network, _snapshot(network)
+
+
+def _first_gradient(network, optimizer, convert) -> dict:
+    """Filled at the optimizer's first update with ``convert`` of every conv array's gradient."""
+    grads = {}
+    update = optimizer.step
+
+    def capture(*args, **kwargs):
+        if not grads:
+            grads.update({i: {k: convert(t.grad) for k, t in a.items() if t.grad is not None}
+                          for i, a in _conv_tensors(network).items()})
+        return update(*args, **kwargs)
+
+    optimizer.step = capture
+    return grads
+
+
 class Run:
     """One 2-iteration run of our engine with everything the comparisons need."""
 
     def __init__(self, folder, fork):
-        flavor, bn_mode, truth_file, fields = FORKS[fork]
+        flavor, _, truth_file, fields = FORKS[fork]
         self.info = json.loads((folder / f"{fork}_burnin" / "train.json").read_text())
-        network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
-        set_batchnorm_mode(network, bn_mode)
-        network.seen = START_ITERATION * network.net_options.images_per_update
-        self.init = {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
+        network, self.init = _fixture_start(folder, fork)
         optimizer = make_optimizer(network)
-        self.grads = {}
-        update = optimizer.step
-
-        def step_and_capture(*args, **kwargs):
-            if not self.grads:
-                for index, arrays in _conv_tensors(network).items():
-                    self.grads[index] = {k: t.grad.clone() for k, t in arrays.items() if t.grad is not None}
-            return update(*args, **kwargs)
-
-        optimizer.step = step_and_capture
+        self.grads = _first_gradient(network, optimizer, lambda g: g.clone())
         images, truth = _batch(folder, truth_file, fields)
         self.results, self.after = [], []
         for _ in range(2):
             self.results.append(train_network_step(network, optimizer, images, truth, keep_deltas=True))
-            self.after.append({i: {k: t.detach().clone() for k, t in a.items()}
-                               for i, a in _conv_tensors(network).items()})
+            self.after.append(_snapshot(network))
         self.network = network
         self.folder = folder / f"{fork}_burnin"
         self.flavor = flavor
@@ -179,23 +194,12 @@ def abpatch_step(fixtures_dir, device="cpu", dtype=torch.float32):
     """One abpatch step from the fixture's start on ``device`` in ``dtype``: (network, result, the parameters
     before it, the gradient it applied as Darknet's accumulators, Darknet's accumulators)."""
     folder = _tiny3(fixtures_dir)
-    flavor, bn_mode, truth_file, fields = FORKS["abpatch"]
-    network = load_network(folder / "tiny3.cfg", folder / "init.weights", flavor=flavor)
-    set_batchnorm_mode(network, bn_mode)   # AB CPU's batch norm, as the fixture (torch reductions elsewhere)
-    network.seen = START_ITERATION * network.net_options.images_per_update
-    start = {i: {k: t.detach().clone() for k, t in a.items()} for i, a in _conv_tensors(network).items()}
+    _, _, truth_file, fields = FORKS["abpatch"]
+    network, start = _fixture_start(folder, "abpatch")   # AB CPU's batch norm (torch reductions elsewhere)
     network.to(device=device, dtype=dtype)
     optimizer = make_optimizer(network)
-    grads = {}
-    update = optimizer.step
-    B = network.net_options.images_per_update
-
-    def capture(*args, **kwargs):     # our grad is +G/B; Darknet's accumulator is -G
-        grads.update({i: {k: -B * t.grad.detach().cpu().double().numpy() for k, t in a.items()
-                          if t.grad is not None} for i, a in _conv_tensors(network).items()})
-        return update(*args, **kwargs)
-
-    optimizer.step = capture
+    B = network.net_options.images_per_update            # our grad is +G/B; Darknet's accumulator is -G
+    grads = _first_gradient(network, optimizer, lambda g: -B * g.detach().cpu().double().numpy())
     images, truth = _batch(folder, truth_file, fields)
     result = train_network_step(network, optimizer, images.to(dtype), truth, device=device, keep_deltas=True)
     reference = _read_grads(folder / "abpatch_burnin" / "it0_grads_before_update.f32", network)
