@@ -277,6 +277,7 @@ def cuda_syncs_per_step(cfg: Path, device: torch.device) -> Optional[list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
+        caught.clear()          # switching the mode on warns once itself (seen on torch 2.11): not the step's
         try:
             train_network_step(network, optimizer, images, truth, device=device)
         finally:
