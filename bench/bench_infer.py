@@ -15,13 +15,15 @@
    Goal: darknet_py <= ONNX Runtime and <= OpenCV at one thread.
 2. Whole process `detector test` on one photo: `python -m darknet_py detector test` against Debian's
    `darknet detector test` (yolov3-tiny, the official weights, pjreddie flavour for both), alternated, median
-   wall and CPU time. Goal: <= 1.5x.
+   wall and CPU time, and the same command run without `darknet_py/process.py` (how it ended before: torch
+   loaded with the garbage collector running, the interpreter's tear-down at the end). Goal: <= 1.5x.
 3. `darknet_py --help`: median wall time. Goal: < 0.5 s.
 4. `detector map` on ``--photos`` photo-sized JPEGs (made as bench_map.py makes them), yolov3-tiny 416:
    the default loader setting against `--workers 0` and `--workers 1` (the default on 2 cores before issue 22),
    alternated, with every core this process may use and pinned to one core (taskset). Goal: default <= workers 0.
 
-    python bench/bench_infer.py [--rounds N] [--process-rounds N] [--photos N] [--map-rounds N] [--skip-map]
+    python bench/bench_infer.py [--rounds N] [--process-rounds N] [--photos N] [--map-rounds N]
+                                [--skip-forward] [--skip-process] [--skip-map]
 """
 from __future__ import annotations
 
@@ -208,13 +210,18 @@ def bench_process(root: Path, rounds: int) -> None:
     cfg, weights, photo = DEBIAN / "cfg" / "yolov3-tiny.cfg", coco_weights(), DEBIAN / "data" / "dog.jpg"
     (root / "coco.data").write_text(f"classes=80\nnames={DEBIAN / 'data' / 'coco.names'}\n")
     one_thread = dict(os.environ, OMP_NUM_THREADS="1")
-    test = darknet_py_command("detector", "test", "coco.data", str(cfg), str(weights), str(photo), "--flavor", "pj")
+    arguments = ("detector", "test", "coco.data", str(cfg), str(weights), str(photo), "--flavor", "pj")
+    test = darknet_py_command(*arguments)
+    # the same command without darknet_py/process.py (torch loaded with the collector running, the interpreter's
+    # tear-down at the end): how `darknet_py` ended before
+    usual_end = [sys.executable, "-c", "import sys\nfrom darknet_py.cli import main\nmain(sys.argv[1:])", *arguments]
     commands = {
         # -out: save the picture without opening a window (Debian's build has OpenCV/Qt; no display here)
         "Debian darknet detector test": ([darknet, "detector", "test", "coco.data", str(cfg), str(weights),
                                           str(photo), "-out", "predictions"], None),
         "darknet_py detector test (default threads)": (test, None),
         "darknet_py detector test (OMP_NUM_THREADS=1)": (test, one_thread),
+        "the same, without process.py (as before)": (usual_end, None),
         "darknet_py --help": (darknet_py_command("--help"), None),
         "python -c 'import torch' (for scale)": ([sys.executable, "-c", "import torch"], None),
     }
@@ -248,6 +255,7 @@ def main(argv=None) -> None:
     parser.add_argument("--photos", type=int, default=100, help="photo-sized JPEGs of the detector map runs")
     parser.add_argument("--map-rounds", type=int, default=3, help="alternated detector map runs")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="cfg names in cfg/ for section 1")
+    parser.add_argument("--skip-forward", action="store_true", help="leave out section 1")
     parser.add_argument("--skip-process", action="store_true", help="leave out sections 2 and 3")
     parser.add_argument("--skip-map", action="store_true", help="leave out section 4 (minutes)")
     args = parser.parse_args(argv)
@@ -257,7 +265,8 @@ def main(argv=None) -> None:
           f"load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bench_forward(root, args.models, args.rounds)
+        if not args.skip_forward:
+            bench_forward(root, args.models, args.rounds)
         if not args.skip_process:
             bench_process(root, args.process_rounds)
         if not args.skip_map:

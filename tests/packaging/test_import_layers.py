@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "darknet_py"
 
 # lowest first; a module may import from its own layer or any layer below it
 LAYERS = (
-    ("(root)", "errors", "faults", "stopping", "flavor", "device", "atomic_write", "outputs", "json_text", "http_stream"),
+    ("(root)", "errors", "faults", "stopping", "process", "flavor", "device", "atomic_write", "outputs", "json_text", "http_stream"),
     ("config",),
     ("weights", "weights_check"),
     ("layers",),
