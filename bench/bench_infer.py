@@ -135,15 +135,26 @@ def forward_runners(cfg: Path, weights: Path, onnx_path: Path, threads: int, blo
             "OpenCV DNN (readNetFromDarknet)": opencv_run}
 
 
+def rotated_rounds(names: list, rounds: int):
+    """The order of each of ``rounds`` rounds: every name once, the round's first name moving on by one each
+    round, so that no side always runs after the same other side (each leaves the caches in another state).
+    Use a multiple of the number of sides for an even rotation."""
+    for r in range(rounds):
+        k = r % len(names)
+        yield names[k:] + names[:k]
+
+
 def alternate(runners: dict, rounds: int) -> dict:
-    """Median (CPU seconds, wall seconds) of each runner over ``rounds`` rounds that run each once in turn."""
+    """Median (CPU seconds, wall seconds) of each runner over ``rounds`` rounds that run each once in turn
+    (:func:`rotated_rounds`)."""
     for run in runners.values():             # warm-up: oneDNN/ORT/OpenCV build their kernels on the first call
         run()
         run()
     cpu = {name: [] for name in runners}
     wall = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
+    for order in rotated_rounds(list(runners), rounds):
+        for name in order:
+            run = runners[name]
             c, w = time.process_time(), time.perf_counter()
             run()
             wall[name].append(time.perf_counter() - w)
@@ -183,8 +194,9 @@ def run_alternated(commands: dict, cwd: Path, rounds: int) -> dict:
     shared machine distorts least."""
     wall = {name: [] for name in commands}
     cpu = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, (command, env) in commands.items():
+    for order in rotated_rounds(list(commands), rounds):
+        for name in order:
+            command, env = commands[name]
             before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
             subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
@@ -250,8 +262,8 @@ def bench_workers(root: Path, photos: int, rounds: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=20, help="alternated rounds of the forward comparison")
-    parser.add_argument("--process-rounds", type=int, default=7, help="alternated whole-process runs")
+    parser.add_argument("--rounds", type=int, default=24, help="alternated rounds of the forward comparison (6 sides)")
+    parser.add_argument("--process-rounds", type=int, default=12, help="alternated whole-process runs (6 commands)")
     parser.add_argument("--photos", type=int, default=100, help="photo-sized JPEGs of the detector map runs")
     parser.add_argument("--map-rounds", type=int, default=3, help="alternated detector map runs")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="cfg names in cfg/ for section 1")
