@@ -71,7 +71,7 @@ def end_successful_process() -> None:
         return
     atexit._run_exitfuncs()             # and unregisters them: a return below does not run them twice
     try:
-        for stream in (sys.stdout, sys.stderr):
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             if stream is not None:
                 stream.flush()
     except (OSError, ValueError):
