@@ -20,7 +20,8 @@
 3. `darknet_py --help`: median wall time. Goal: < 0.5 s.
 4. `detector map` on ``--photos`` photo-sized JPEGs (made as bench_map.py makes them), yolov3-tiny 416:
    the default loader setting against `--workers 0` and `--workers 1` (the default on 2 cores before issue 22),
-   alternated, with every core this process may use and pinned to one core (taskset). Goal: default <= workers 0.
+   alternated, with every core this process may use and pinned to one core (taskset; `--map-cores 1,2,4`:
+   pinned to 1, 2 and 4 cores). Goal: default <= workers 0.
 
     python bench/bench_infer.py [--rounds N] [--process-rounds N] [--photos N] [--map-rounds N]
                                 [--skip-forward] [--skip-process] [--skip-map]
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.metadata
+import importlib.util
 import os
 import platform
 import resource
@@ -46,7 +49,6 @@ passive_waiting_threads()       # what the darknet_py command line sets before t
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
 from bench_map import coco_weights, make_photos  # noqa: E402  (bench/ is the script's folder)
@@ -107,6 +109,7 @@ def forward_runners(cfg: Path, weights: Path, onnx_path: Path, threads: int, blo
     unfused = load_network(cfg, weights, batch=1).eval()
     x = torch.from_numpy(blob)
     script = frozen(plain_kernels(fused), x)
+    import onnxruntime           # here: sections 2-4 run where it is not installed (a bare GPU machine)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -242,8 +245,9 @@ def bench_process(root: Path, rounds: int) -> None:
                   "Darknet")
 
 
-def bench_workers(root: Path, photos: int, rounds: int) -> None:
-    """`detector map` default loader setting against --workers 0 / 1, all cores and one core."""
+def bench_workers(root: Path, photos: int, rounds: int, core_counts: list) -> None:
+    """`detector map` default loader setting against --workers 0 / 1, pinned (taskset) to the first N of the
+    cores this process may use for each N in ``core_counts`` ("all": not pinned)."""
     paths = make_photos(root / "photos", photos)
     for path in paths:                       # no objects: map's work is decoding + the network, not the truth
         Path(path).with_suffix(".txt").write_text("")
@@ -253,9 +257,13 @@ def bench_workers(root: Path, photos: int, rounds: int) -> None:
     cfg, weights = str(DEBIAN / "cfg" / "yolov3-tiny.cfg"), str(coco_weights())
     base = darknet_py_command("detector", "map", "photos.data", cfg, weights)
     cores = sorted(os.sched_getaffinity(0))
-    for label, pin in ((f"{len(cores)} cores", []), ("1 core (taskset)", ["taskset", "-c", str(cores[0])])):
-        runs = {"default": (pin + base, None), "--workers 0": (pin + base + ["--workers", "0"], None),
-                "--workers 1": (pin + base + ["--workers", "1"], None)}
+    for count in core_counts:
+        if count == "all":
+            label, pin = f"{len(cores)} cores", []
+        else:
+            label, pin = f"{count} core(s) (taskset)", ["taskset", "-c", ",".join(map(str, cores[:int(count)]))]
+        runs = {"default": (pin + base, None)}
+        runs.update({f"--workers {n}": (pin + base + ["--workers", str(n)], None) for n in (0, 1, 2)})
         print_medians(f"detector map, {photos} photo-sized JPEGs, yolov3-tiny 416, {label}; medians of {rounds} "
                       "alternated runs:", run_alternated(runs, root, rounds), "--workers 0", "--workers 0")
 
@@ -270,10 +278,13 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-forward", action="store_true", help="leave out section 1")
     parser.add_argument("--skip-process", action="store_true", help="leave out sections 2 and 3")
     parser.add_argument("--skip-map", action="store_true", help="leave out section 4 (minutes)")
+    parser.add_argument("--map-cores", default="all,1",
+                        help="section 4: comma-separated core counts to pin to, 'all' for no pinning")
     args = parser.parse_args(argv)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ort = importlib.util.find_spec("onnxruntime") and importlib.metadata.version("onnxruntime")
     print(f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
-          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, OpenCV {cv2.__version__}; "
+          f"torch {torch.__version__}, onnxruntime {ort or 'not installed'}, OpenCV {cv2.__version__}; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -282,7 +293,7 @@ def main(argv=None) -> None:
         if not args.skip_process:
             bench_process(root, args.process_rounds)
         if not args.skip_map:
-            bench_workers(root, args.photos, args.map_rounds)
+            bench_workers(root, args.photos, args.map_rounds, args.map_cores.split(","))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

