@@ -19,7 +19,7 @@
    loaded with the garbage collector running, the interpreter's tear-down at the end). Goal: <= 1.5x.
 3. `darknet_py --help`: median wall time. Goal: < 0.5 s.
 4. `detector map` on ``--photos`` photo-sized JPEGs (made as bench_map.py makes them), yolov3-tiny 416:
-   the default loader setting against `--workers 0` and `--workers 1` (the default on 2 cores before issue 22),
+   the default loader setting against `--workers 0`, `1` (the default on 2 cores before issue 22) and `2`,
    alternated, with every core this process may use and pinned to one core (taskset; `--map-cores 1,2,4`:
    pinned to 1, 2 and 4 cores). Goal: default <= workers 0.
 

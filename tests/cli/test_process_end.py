@@ -41,11 +41,12 @@ def test_torch_loads_with_the_collector_paused_and_is_frozen():
 # the darknet_py entry point, with an atexit handler; what follows run() is reached only when the process was
 # left to end the usual way
 ENTRY_POINT = """
-import atexit, sys, threading, time
+import atexit, sys, threading
 
 atexit.register(lambda: sys.stdout.write("atexit handler ran\\n"))
-if sys.argv[1] == "thread":         # a thread still working when the command returns
-    threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
+if sys.argv[1] == "thread":         # a thread still working when the command returns: it ends only once the
+    # main thread has (Python marks it done when its shutdown starts), so no clock decides the order
+    threading.Thread(target=lambda: (threading.main_thread().join(), print("thread finished"))).start()
 sys.argv = ["darknet_py", *sys.argv[2:]]
 from darknet_py.__main__ import run
 run()
