@@ -4,8 +4,9 @@
    far from the identity (speed does not depend on the values), input: Debian's dog.jpg resized as
    `detector test` does (stretched, AlexeyAB). Runs alternate between
    * darknet_py: the inference network (`load_network(..., fuse=True)`: batch norm folded, oneDNN with
-     prepacked weights and the activation fused, channels_last) under `torch.inference_mode`, and the
-     variants measured to choose it: fused on PyTorch's own convolution in NCHW, unfused (before issue 22),
+     prepacked weights and the activation fused, channels_last; on one thread Winograd's F(2x2, 3x3) for the
+     deep 3x3 layers) under `torch.inference_mode`, and the variants measured to choose it: fused with oneDNN's
+     direct kernel only (no Winograd), fused on PyTorch's own convolution in NCHW, unfused (before issue 22),
      fused and frozen by TorchScript (`torch.jit.freeze` + `optimize_for_inference`);
    * ONNX Runtime on `darknet_py export` of the same network (all graph optimisations on);
    * OpenCV DNN: `cv2.dnn.readNetFromDarknet` of the same cfg and `.weights`;
@@ -32,6 +33,7 @@ import argparse
 import copy
 import importlib.metadata
 import importlib.util
+import math
 import os
 import platform
 import resource
@@ -54,6 +56,7 @@ import torch  # noqa: E402
 from bench_map import coco_weights, make_photos  # noqa: E402  (bench/ is the script's folder)
 from darknet_py.data.image import load_image, resize_image  # noqa: E402
 from darknet_py.export.onnx import export_onnx  # noqa: E402
+from darknet_py.layers import winograd  # noqa: E402
 from darknet_py.network import Network, load_network, parse_cfg  # noqa: E402
 from darknet_py.weights import save_weights  # noqa: E402
 
@@ -103,6 +106,19 @@ def plain_kernels(network):
     return plain
 
 
+def without_winograd(run):
+    """``run`` with every convolution on oneDNN's direct kernel (the inference network before Winograd's was
+    added for deep 3x3 layers on one thread)."""
+    def direct_only():
+        floor = winograd.MIN_MULTIPLY_ADDS
+        winograd.MIN_MULTIPLY_ADDS = math.inf
+        try:
+            run()
+        finally:
+            winograd.MIN_MULTIPLY_ADDS = floor
+    return direct_only
+
+
 def forward_runners(cfg: Path, weights: Path, onnx_path: Path, threads: int, blob: np.ndarray) -> dict:
     """name -> a function running one forward pass of ``blob`` (1, 3, 416, 416)."""
     fused = load_network(cfg, weights, batch=1, fuse=True)
@@ -131,7 +147,8 @@ def forward_runners(cfg: Path, weights: Path, onnx_path: Path, threads: int, blo
         opencv.setInput(blob)
         opencv.forward(out_names)
 
-    return {DEFAULT: ours(fused), "darknet_py fused, PyTorch conv, NCHW": ours(plain_kernels(fused)),
+    return {DEFAULT: ours(fused), "darknet_py fused, no Winograd": without_winograd(ours(copy.deepcopy(fused))),
+            "darknet_py fused, PyTorch conv, NCHW": ours(plain_kernels(fused)),
             "darknet_py unfused (before issue 22)": ours(unfused),
             "darknet_py fused, TorchScript frozen": script_run,
             "ONNX Runtime (darknet_py export)": lambda: session.run(None, {"images": blob}),
@@ -270,7 +287,7 @@ def bench_workers(root: Path, photos: int, rounds: int, core_counts: list) -> No
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=24, help="alternated rounds of the forward comparison (6 sides)")
+    parser.add_argument("--rounds", type=int, default=28, help="alternated rounds of the forward comparison (7 sides)")
     parser.add_argument("--process-rounds", type=int, default=12, help="alternated whole-process runs (6 commands)")
     parser.add_argument("--photos", type=int, default=100, help="photo-sized JPEGs of the detector map runs")
     parser.add_argument("--map-rounds", type=int, default=3, help="alternated detector map runs")

@@ -23,7 +23,7 @@ def test_forward_comparison_runs_every_side(capsys, debian_share):
         torch.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
     out = capsys.readouterr().out
-    for side in ("darknet_py (load_network(fuse=True))", "darknet_py unfused", "TorchScript frozen",
+    for side in ("darknet_py (load_network(fuse=True))", "no Winograd", "darknet_py unfused", "TorchScript frozen",
                  "ONNX Runtime (darknet_py export)", "OpenCV DNN (readNetFromDarknet)"):
         assert out.count(side) == 2, side          # at 1 and 2 threads
     assert "shapes-tiny 128x128, 1 thread(s)" in out

@@ -71,7 +71,8 @@ def test_max_batches_counts_the_training_images_and_missing_keys_are_added(tmp_p
     assert re.search(rf"{re.escape(str(out))}:\d+ \(added\) -> max_batches=6000", result.out)
 
 
-def test_anchors_from_data_run_calc_anchors_per_layer(tmp_path):
+def test_anchors_from_data_run_calc_anchors_per_layer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)             # calc_anchors writes anchors.txt and counters_per_class.txt here
     data = make_dataset(tmp_path / "set", count=12)
     out = tmp_path / "out.cfg"
     result = run_cli("cfg", "custom", SHAPES, out, "--classes", 2, "--anchors-from", data, "--width", 64,

@@ -6,40 +6,19 @@ sign, a missed scale) shows."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
 
 from darknet_py.errors import WeightsError
 from darknet_py.layers import fused_conv
-from darknet_py.network import Network, load_network, parse_cfg
+from darknet_py.network import load_network
 from darknet_py.weights import save_weights
+from helpers.networks import SIZE, random_network, relative_difference
 from helpers.paths import ROOT
 
 CFGS = sorted(p.name for p in (ROOT / "cfg").glob("*.cfg"))
 PJ_CFGS = ("yolov3-tiny.cfg", "yolov3.cfg")     # pjreddie's own cfgs: its batch-norm formula (eps outside sqrt)
-SIZE = 128          # folding is per channel, so a small input checks every layer at a fraction of the cost
-
-
-def random_network(cfg_name: str, flavor: str) -> Network:
-    cfg = parse_cfg(ROOT / "cfg" / cfg_name, flavor=flavor, batch=1)
-    cfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, width=SIZE, height=SIZE))
-    torch.manual_seed(0)
-    network = Network(cfg).eval()
-    with torch.no_grad():
-        for layer in network.layers:
-            bn = getattr(layer, "bn", None)
-            if bn is not None:
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.2, 0.2)
-                bn.running_mean.uniform_(-0.5, 0.5)
-                bn.running_var.uniform_(0.05, 2.0)
-    return network
-
-
-def relative_difference(reference: torch.Tensor, other: torch.Tensor) -> float:
-    return float((reference - other).abs().max() / reference.abs().max().clamp_min(1e-30))
 
 
 @pytest.mark.parametrize("cfg_name, flavor", [(name, "ab") for name in CFGS] + [(name, "pj") for name in PJ_CFGS])
@@ -109,16 +88,17 @@ def test_cpu_kernel_prepacks_once_follows_weight_changes_and_copies():
     convs = [layer for layer in network.layers if layer.kind == "convolutional"]
     with torch.no_grad():
         first = network(x)
-        packed = [layer.prepacked.packed for layer in convs]
-        assert all(p is not None for p in packed)
+        packed = [dict(layer.prepacked.packed) for layer in convs]
+        assert all(packed)
         network(x)
-        assert all(layer.prepacked.packed is p for layer, p in zip(convs, packed))
+        assert all(layer.prepacked.packed[kernel][1] is weights for layer, p in zip(convs, packed)
+                   for kernel, (_, weights) in p.items())
         copied = copy.deepcopy(network)
-        assert all(layer.prepacked.packed is None for layer in copied.layers if layer.kind == "convolutional")
+        assert all(not layer.prepacked.packed for layer in copied.layers if layer.kind == "convolutional")
         assert all(torch.equal(first[i], out) for i, out in copied(x).items())
         convs[-1].conv.weight.mul_(2.0)
         changed = network(x)
-    assert convs[-1].prepacked.packed is not packed[-1]
+    assert convs[-1].prepacked.packed["direct"][1] is not packed[-1]["direct"][1]
     last = network.detection_indices[-1]
     assert not torch.equal(first[last], changed[last])
 
