@@ -36,6 +36,7 @@ import importlib.util
 import math
 import os
 import platform
+import random
 import resource
 import shutil
 import statistics
@@ -155,24 +156,27 @@ def forward_runners(cfg: Path, weights: Path, onnx_path: Path, threads: int, blo
             "OpenCV DNN (readNetFromDarknet)": opencv_run}
 
 
-def rotated_rounds(names: list, rounds: int):
-    """The order of each of ``rounds`` rounds: every name once, the round's first name moving on by one each
-    round, so that no side always runs after the same other side (each leaves the caches in another state).
-    Use a multiple of the number of sides for an even rotation."""
-    for r in range(rounds):
-        k = r % len(names)
-        yield names[k:] + names[:k]
+def shuffled_rounds(names: list, rounds: int):
+    """The order of each of ``rounds`` rounds: every name once, in a fresh (seeded) order each round, so that
+    each side runs after each other side about equally often. What runs before a side changes its time: the
+    caches it leaves, and at 2 threads ONNX Runtime's and OpenCV's pool threads, which spin on for a while
+    after their run. A rotation of one fixed order (before 2026-12-04 16:00) kept every side after the same
+    predecessor in most rounds: at 2 threads darknet_py's default always followed OpenCV and measured 6-15 %
+    slower than the identical network that followed it."""
+    shuffle = random.Random(0)
+    for _ in range(rounds):
+        yield shuffle.sample(names, len(names))
 
 
 def alternate(runners: dict, rounds: int) -> dict:
     """Median (CPU seconds, wall seconds) of each runner over ``rounds`` rounds that run each once in turn
-    (:func:`rotated_rounds`)."""
+    (:func:`shuffled_rounds`)."""
     for run in runners.values():             # warm-up: oneDNN/ORT/OpenCV build their kernels on the first call
         run()
         run()
     cpu = {name: [] for name in runners}
     wall = {name: [] for name in runners}
-    for order in rotated_rounds(list(runners), rounds):
+    for order in shuffled_rounds(list(runners), rounds):
         for name in order:
             run = runners[name]
             c, w = time.process_time(), time.perf_counter()
@@ -214,7 +218,7 @@ def run_alternated(commands: dict, cwd: Path, rounds: int) -> dict:
     shared machine distorts least."""
     wall = {name: [] for name in commands}
     cpu = {name: [] for name in commands}
-    for order in rotated_rounds(list(commands), rounds):
+    for order in shuffled_rounds(list(commands), rounds):
         for name in order:
             command, env = commands[name]
             before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
