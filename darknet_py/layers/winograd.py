@@ -37,7 +37,10 @@ def suits(conv: nn.Conv2d, stride: tuple[int, int], x: torch.Tensor) -> bool:
             or conv.groups != 1 or torch.get_num_threads() != 1):
         return False
     h, w = x.shape[-2:]
-    pixels = (h + 2 * conv.padding[0] - 2) * (w + 2 * conv.padding[1] - 2)
+    out_h, out_w = h + 2 * conv.padding[0] - 2, w + 2 * conv.padding[1] - 2
+    if out_h <= 0 or out_w <= 0:
+        return False
+    pixels = out_h * out_w
     channels = min(conv.in_channels, conv.out_channels)
     deep_enough = channels >= 2 * MIN_CHANNELS or (channels >= MIN_CHANNELS and pixels <= MAX_SHALLOW_PIXELS)
     return deep_enough and pixels * conv.in_channels * conv.out_channels * 9 >= MIN_MULTIPLY_ADDS
@@ -79,7 +82,7 @@ def _blocks(out_h: int, out_w: int) -> tuple[int, int]:
 def convolve(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor, padding: tuple[int, int],
              filters: int) -> torch.Tensor:
     """The convolution of ``x`` (N, C, H, W), bias included and no activation, channels_last, from the
-    prepacked :func:`transformed_weights`."""
+    weights and bias of :func:`pack`."""
     n, c, h, w = x.shape
     out_h, out_w = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
     blocks = _input_blocks(x, padding, *_blocks(out_h, out_w))

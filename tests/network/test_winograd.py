@@ -88,6 +88,8 @@ def test_which_convolutions_take_winograd(one_thread):
     assert not winograd.suits(random_conv(64, 64, 1), (1, 1), torch.rand(1, 64, 104, 104))   # too shallow
     assert not winograd.suits(random_conv(128, 128, 1), (1, 1), torch.rand(1, 128, 52, 52))  # 128 on a big map
     assert not winograd.suits(nn.Conv2d(256, 256, 1), (1, 1), x)            # 1x1
+    huge = nn.Conv2d(4096, 4096, 3, device="meta")                             # no output pixel at all
+    assert not winograd.suits(huge, (1, 1), torch.empty(1, 4096, 1, 1, device="meta"))
     assert not winograd.suits(nn.Conv2d(256, 256, 3, padding=2, dilation=2), (1, 1), x)
     assert not winograd.suits(nn.Conv2d(256, 256, 3, padding=1, groups=2), (1, 1), x)
     torch.set_num_threads(2)
