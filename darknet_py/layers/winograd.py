@@ -36,8 +36,7 @@ def suits(conv: nn.Conv2d, stride: tuple[int, int], x: torch.Tensor) -> bool:
     if (tuple(conv.kernel_size) != (3, 3) or tuple(stride) != (1, 1) or tuple(conv.dilation) != (1, 1)
             or conv.groups != 1 or torch.get_num_threads() != 1):
         return False
-    h, w = x.shape[-2:]
-    out_h, out_w = h + 2 * conv.padding[0] - 2, w + 2 * conv.padding[1] - 2
+    out_h, out_w = output_size(x, conv.padding)
     if out_h <= 0 or out_w <= 0:
         return False
     pixels = out_h * out_w
@@ -70,12 +69,19 @@ def transformed_weights(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 def blocks_shape(conv: nn.Conv2d, x: torch.Tensor) -> list[int]:
     """The shape of the grouped convolution's input for ``x``: (1, 16 x channels, 1, blocks)."""
-    n, c, h, w = x.shape
-    blocks_y, blocks_x = _blocks(h + 2 * conv.padding[0] - 2, w + 2 * conv.padding[1] - 2)
+    n, c = x.shape[:2]
+    blocks_y, blocks_x = _blocks(*output_size(x, conv.padding))
     return [1, 16 * c, 1, n * blocks_y * blocks_x]
 
 
+def output_size(x: torch.Tensor, padding: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a 3x3, stride-1 convolution's output for ``x`` and ``padding``."""
+    h, w = x.shape[-2:]
+    return h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
+
+
 def _blocks(out_h: int, out_w: int) -> tuple[int, int]:
+    """2x2 output blocks down and across (an odd size: the last block half outside)."""
     return (out_h + 1) // 2, (out_w + 1) // 2
 
 
@@ -83,8 +89,8 @@ def convolve(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor, padding:
              filters: int) -> torch.Tensor:
     """The convolution of ``x`` (N, C, H, W), bias included and no activation, channels_last, from the
     weights and bias of :func:`pack`."""
-    n, c, h, w = x.shape
-    out_h, out_w = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
+    n, c = x.shape[:2]
+    out_h, out_w = output_size(x, padding)
     blocks = _input_blocks(x, padding, *_blocks(out_h, out_w))
     by, bx = blocks.shape[1:3]
     products = torch.ops.mkldnn._convolution_pointwise(

@@ -27,6 +27,13 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def yolov4_tiny_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("winograd") / "yolov4-tiny.weights"
+    save_weights(random_network("yolov4-tiny.cfg", "ab"), path)
+    return path
+
+
 def random_conv(channels: int, filters: int, padding: int, bias: bool = True) -> nn.Conv2d:
     torch.manual_seed(channels + filters + padding)
     conv = nn.Conv2d(channels, filters, 3, padding=padding, bias=bias)
@@ -96,14 +103,12 @@ def test_which_convolutions_take_winograd(one_thread):
     assert not winograd.suits(deep, (1, 1), x)                              # two threads: oneDNN's direct kernel
 
 
-def test_yolov4_tiny_at_416_on_one_thread_matches_unfused(one_thread, tmp_path):
+def test_yolov4_tiny_at_416_on_one_thread_matches_unfused(one_thread, yolov4_tiny_weights):
     """The inference network at the size the cfg runs at, where its 26x26 and 13x13 layers take Winograd's
     kernel, gives the unfused network's outputs (batch norm as its own pass, PyTorch's own convolution)."""
-    path = tmp_path / "yolov4-tiny.weights"
-    save_weights(random_network("yolov4-tiny.cfg", "ab"), path)
     cfg = ROOT / "cfg" / "yolov4-tiny.cfg"
-    reference = load_network(cfg, path, batch=1).eval()
-    fused = load_network(cfg, path, batch=1, fuse=True)
+    reference = load_network(cfg, yolov4_tiny_weights, batch=1).eval()
+    fused = load_network(cfg, yolov4_tiny_weights, batch=1, fuse=True)
     x = torch.rand(1, 3, 416, 416)
     with torch.inference_mode():
         expected, got = reference(x), fused(x)
@@ -138,12 +143,10 @@ def test_winograd_weights_follow_weight_and_bias_changes(one_thread):
     assert not copy.deepcopy(weights).packed
 
 
-def test_an_image_gets_the_same_numbers_in_any_batch(one_thread, tmp_path):
+def test_an_image_gets_the_same_numbers_in_any_batch(one_thread, yolov4_tiny_weights):
     """The kernel is chosen per image, so an image alone and the same image in a batch of 3 give identical
     outputs (what `Detector.predict` of one image and of a list promise)."""
-    path = tmp_path / "yolov4-tiny.weights"
-    save_weights(random_network("yolov4-tiny.cfg", "ab"), path)
-    fused = load_network(ROOT / "cfg" / "yolov4-tiny.cfg", path, batch=1, fuse=True)
+    fused = load_network(ROOT / "cfg" / "yolov4-tiny.cfg", yolov4_tiny_weights, batch=1, fuse=True)
     batch = torch.rand(3, 3, 416, 416)
     with torch.inference_mode():
         together, alone = fused(batch), fused(batch[1:2])
